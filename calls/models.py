@@ -1,0 +1,287 @@
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from campaigns.models import Campaign, Question
+from contacts.models import Contact
+
+
+def new_call_id() -> str:
+    """Our id for a call, put in every callback URL: unguessable, so URLs cannot be forged
+    from a neighbour's id (the signature is the real guard)."""
+    return secrets.token_urlsafe(16)
+
+
+class CallAttemptStatus(models.TextChoices):
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class CallAttemptAnsweredBy(models.TextChoices):
+    UNKNOWN = "unknown"
+    HUMAN = "human"
+    MACHINE = "machine"
+
+
+class CallAttempt(models.Model):
+    Status = CallAttemptStatus
+    AnsweredBy = CallAttemptAnsweredBy
+
+    LIVE_STATUSES = (Status.QUEUED, Status.INITIATED, Status.RINGING, Status.IN_PROGRESS)
+    FINAL_STATUSES = (
+        Status.COMPLETED,
+        Status.BUSY,
+        Status.NO_ANSWER,
+        Status.FAILED,
+        Status.CANCELED,
+    )
+    # Stage order: a callback may move an attempt forward, never back.
+    STAGE = {
+        Status.QUEUED: 0,
+        Status.INITIATED: 1,
+        Status.RINGING: 2,
+        Status.IN_PROGRESS: 3,
+        Status.COMPLETED: 4,
+        Status.BUSY: 4,
+        Status.NO_ANSWER: 4,
+        Status.FAILED: 4,
+        Status.CANCELED: 4,
+    }
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    call_id = models.CharField(max_length=32, unique=True, default=new_call_id, editable=False)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="attempts")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="attempts")
+    scheduled_call = models.ForeignKey(
+        "calls.ScheduledCall",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="attempts",
+    )
+    attempt_number = models.PositiveSmallIntegerField()
+    provider = models.CharField(max_length=16, blank=True)
+    provider_call_sid = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    answered_by = models.CharField(
+        max_length=16, choices=AnsweredBy.choices, default=AnsweredBy.UNKNOWN
+    )
+    # The campaign's call settings at the moment this attempt dials: a retry uses the settings
+    # in force when it dials, and the record shows what was used.
+    caller_id = models.CharField(max_length=20, blank=True)
+    machine_detection = models.BooleanField(default=False)
+    # The survey's progress on this call.
+    survey_finished = models.BooleanField(default=False)
+    opted_out = models.BooleanField(default=False)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    last_sequence_number = models.IntegerField(
+        null=True, blank=True, help_text="Highest Twilio SequenceNumber seen."
+    )
+    created_at = models.DateTimeField()
+    dialled_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds of talk time.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "attempt_number"], name="attempt_number_unique_per_contact"
+            ),
+            models.CheckConstraint(
+                condition=Q(attempt_number__gte=1), name="attempt_number_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in CallAttemptStatus]),
+                name="attempt_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(answered_by__in=[a.value for a in CallAttemptAnsweredBy]),
+                name="attempt_answered_by_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(duration__isnull=True) | Q(duration__gte=0),
+                name="attempt_duration_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "initiated", "ringing", "in_progress"])
+                | Q(ended_at__isnull=False),
+                name="attempt_final_has_end",
+            ),
+        ]
+        indexes = [
+            # Recovery's scan for attempts still live past their lease, and the live-call count
+            # per campaign used by the claim's capacity: partial, so they stay small.
+            models.Index(
+                fields=["campaign", "created_at"],
+                condition=Q(status__in=["queued", "initiated", "ringing", "in_progress"]),
+                name="attempt_live_idx",
+            ),
+            # Dashboard: attempts per hour per campaign.
+            models.Index(fields=["campaign", "created_at"], name="attempt_campaign_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.attempt_number} of contact {self.contact_id} ({self.status})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in self.LIVE_STATUSES
+
+
+class CallEvent(models.Model):
+    """Append-only log of what happened to an attempt or a scheduled call."""
+
+    attempt = models.ForeignKey(
+        CallAttempt, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    scheduled_call = models.ForeignKey(
+        "calls.ScheduledCall",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="events",
+    )
+    kind = models.CharField(
+        max_length=40, help_text="e.g. status, webhook, provider_error, claimed, paused"
+    )
+    message = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True, help_text="Phone numbers masked.")
+    actor = models.CharField(
+        max_length=150, blank=True, help_text="Who did it: a username, 'dialler', 'provider'."
+    )
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(attempt__isnull=False) | Q(scheduled_call__isnull=False),
+                name="event_belongs_to_something",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}"
+
+
+class Answer(models.Model):
+    attempt = models.ForeignKey(CallAttempt, on_delete=models.CASCADE, related_name="answers")
+    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="answers")
+    raw_input = models.TextField(blank=True)
+    value = models.CharField(
+        max_length=500, help_text="Normalised answer: digits, 'yes'/'no', a scale number or text."
+    )
+    confidence = models.FloatField(
+        null=True, blank=True, help_text="Speech recognition confidence, 0 to 1."
+    )
+    answered_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["attempt", "question__position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["attempt", "question"], name="answer_once_per_question_per_call"
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True) | Q(confidence__gte=0, confidence__lte=1),
+                name="answer_confidence_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.question_id}: {self.value}"
+
+
+class ScheduledCallStatus(models.TextChoices):
+    SCHEDULED = "scheduled"
+    PAUSED = "paused"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+
+
+class ScheduledCall(models.Model):
+    """A call to one contact at a set time, once or on an RFC 5545 rule."""
+
+    Status = ScheduledCallStatus
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="scheduled_calls")
+    run_at = models.DateTimeField(help_text="First occurrence, stored in UTC.")
+    timezone = models.CharField(
+        max_length=64,
+        default="UTC",
+        help_text="The zone run_at was given in; recurrences are computed in it.",
+    )
+    rrule = models.TextField(
+        blank=True, help_text="RFC 5545 rule, e.g. FREQ=WEEKLY;BYDAY=MO,WE;COUNT=5."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    next_run_at = models.DateTimeField(
+        null=True, blank=True, help_text="The occurrence the dialler will place next (UTC)."
+    )
+    misfire_grace_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: the project's setting."
+    )
+    retries_done = models.PositiveSmallIntegerField(default=0)
+    max_retries = models.PositiveSmallIntegerField(default=2)
+    retry_delay_minutes = models.PositiveIntegerField(default=5)
+    skipped_occurrences = models.JSONField(
+        default=list, blank=True, help_text="Occurrences (UTC ISO) cancelled one by one."
+    )
+    note = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["next_run_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in ScheduledCallStatus]),
+                name="scheduled_call_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="scheduled") | Q(next_run_at__isnull=False),
+                name="scheduled_call_scheduled_has_next_run",
+            ),
+        ]
+        indexes = [
+            # The tick's claim of due scheduled calls.
+            models.Index(
+                fields=["next_run_at"],
+                condition=Q(status="scheduled"),
+                name="scheduled_call_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Call to {self.contact_id} at {self.next_run_at or self.run_at:%Y-%m-%d %H:%M} UTC"
+
+
+class DiallerHeartbeat(models.Model):
+    """One row (pk=1): when the last tick finished and what it did, for /healthz and the
+    dashboard. Every tick on every machine overwrites it."""
+
+    last_tick_at = models.DateTimeField()
+    worker = models.CharField(max_length=200, blank=True)
+    report = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"Last tick {self.last_tick_at:%Y-%m-%d %H:%M:%S} by {self.worker}"

@@ -1,0 +1,144 @@
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+
+from campaigns.models import Campaign, IllegalTransition, Question
+
+
+class QuestionInline(admin.StackedInline):
+    model = Question
+    extra = 0
+    fields = [
+        ("position", "kind"),
+        "prompt",
+        ("min_value", "max_value", "max_digits"),
+        "valid_answers",
+        ("reprompt_message", "max_reprompts"),
+    ]
+
+
+def run_transition(modeladmin, request, queryset, action: str) -> None:
+    """Apply one status-machine action to each selected campaign and report each outcome."""
+    done = []
+    for campaign in queryset:
+        try:
+            campaign.transition(action)
+        except IllegalTransition as exc:
+            modeladmin.message_user(request, str(exc), messages.ERROR)
+        else:
+            done.append(f"{campaign.name} (now {campaign.status})")
+    if done:
+        modeladmin.message_user(
+            request,
+            f"{action.capitalize()}: {', '.join(done)} — now {campaign.status}.",
+            messages.SUCCESS,
+        )
+
+
+def _action(name: str, label: str):
+    def action(modeladmin, request, queryset):
+        run_transition(modeladmin, request, queryset, name)
+
+    action.__name__ = f"{name}_campaigns"
+    action.short_description = label
+    action.allowed_permissions = ("change",)
+    return action
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ["name", "status", "progress", "answer_rate", "window", "start_at", "end_at"]
+    list_filter = ["status", "window_policy"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["status", "created_by", "created_at", "updated_at"]
+    inlines = [QuestionInline]
+    actions = [
+        _action("start", "Start selected campaigns"),
+        _action("pause", "Pause selected campaigns"),
+        _action("resume", "Resume selected campaigns"),
+        _action("cancel", "Cancel selected campaigns"),
+        _action("schedule", "Schedule selected campaigns (start at their start time)"),
+    ]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "status", ("start_at", "end_at")]}),
+        (
+            "Calling window",
+            {"fields": ["timezone", "window_policy", ("window_start", "window_end"), "weekdays"]},
+        ),
+        (
+            "Dialling rules",
+            {
+                "fields": [
+                    ("max_attempts", "max_concurrent_calls"),
+                    ("retry_busy_minutes", "retry_no_answer_minutes"),
+                    ("retry_failed_minutes", "retry_machine_minutes"),
+                    ("completion_max_attempts", "completion_retry_minutes"),
+                    "caller_id",
+                    ("machine_detection", "machine_policy"),
+                    "voicemail_message",
+                ]
+            },
+        ),
+        (
+            "Survey",
+            {
+                "fields": [
+                    "intro_message",
+                    "closing_message",
+                    ("voice", "language"),
+                    ("opt_out_key", "callback_key", "callback_delay_minutes"),
+                ]
+            },
+        ),
+        ("Record", {"fields": ["created_by", "created_at", "updated_at"]}),
+    ]
+
+    def get_queryset(self, request):
+        # Progress counts aggregated in SQL, one query for the whole page.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                contacts_total=Count("contacts"),
+                contacts_done=Count(
+                    "contacts",
+                    filter=Q(
+                        contacts__state__in=[
+                            "completed",
+                            "refused",
+                            "excluded",
+                            "exhausted",
+                            "invalid",
+                        ]
+                    ),
+                ),
+                contacts_completed=Count("contacts", filter=Q(contacts__state="completed")),
+            )
+        )
+
+    @admin.display(description="Done / total")
+    def progress(self, obj):
+        return f"{getattr(obj, 'contacts_done', 0)} / {getattr(obj, 'contacts_total', 0)}"
+
+    @admin.display(description="Completed")
+    def answer_rate(self, obj):
+        total = getattr(obj, "contacts_total", 0)
+        if not total:
+            return "–"
+        return f"{100 * obj.contacts_completed / total:.0f}%"
+
+    @admin.display(description="Window")
+    def window(self, obj):
+        return f"{obj.window_start:%H:%M}–{obj.window_end:%H:%M} ({obj.window_policy})"
+
+    def save_model(self, request, obj, form, change):
+        if not change and obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Question)
+class QuestionAdmin(admin.ModelAdmin):
+    list_display = ["campaign", "position", "kind", "prompt"]
+    list_filter = ["kind", "campaign"]
+    search_fields = ["prompt", "campaign__name"]
+    list_select_related = ["campaign"]

@@ -1,0 +1,193 @@
+import datetime as dt
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from campaigns.models import Campaign
+from campaigns.windows import is_valid_zone
+from contacts.phones import normalise_phone, timezones_for
+
+
+def zone_key(zones: list[str]) -> str:
+    """The canonical text of a set of zones, stored so the tick can filter by it in SQL."""
+    return " ".join(sorted(set(zones)))
+
+
+class ContactState(models.TextChoices):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    NOT_REACHED = "not_reached", "Not reached (will retry)"
+    COMPLETED = "completed"
+    REFUSED = "refused", "Refused (opted out)"
+    EXCLUDED = "excluded", "Excluded (do-not-call)"
+    EXHAUSTED = "exhausted", "Exhausted (max attempts)"
+    INVALID = "invalid", "Invalid number"
+
+
+class Contact(models.Model):
+    State = ContactState
+
+    CALLABLE_STATES = (State.PENDING, State.NOT_REACHED)
+    FINAL_STATES = (State.COMPLETED, State.REFUSED, State.EXCLUDED, State.EXHAUSTED, State.INVALID)
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="contacts")
+    phone = models.CharField(max_length=20, help_text="E.164")
+    name = models.CharField(max_length=200, blank=True)
+    external_id = models.CharField(max_length=100, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    timezones = models.JSONField(
+        default=list, blank=True, help_text="IANA zones of the callee; empty: the campaign's zone."
+    )
+    # Space-joined `timezones` (or the campaign's zone): the tick works out which zone sets are
+    # inside the calling window once per tick and filters on this column in SQL.
+    timezone_key = models.CharField(max_length=1000, editable=False)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts_count = models.PositiveSmallIntegerField(
+        default=0, help_text="Attempts that reached the provider."
+    )
+    # Number of CallAttempt rows ever made for this contact, provider outages included; the
+    # next attempt gets last_attempt_number + 1, and callbacks of older attempts are fenced
+    # off by comparing with it.
+    last_attempt_number = models.PositiveSmallIntegerField(default=0)
+    completion_attempts_count = models.PositiveSmallIntegerField(
+        default=0, help_text="Calls spent on finishing a started survey."
+    )
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(
+        default=timezone.now, help_text="Earliest time the contact may be dialled again."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["campaign", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "phone"], name="contact_phone_unique_per_campaign"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=[s.value for s in ContactState]), name="contact_state_valid"
+            ),
+            models.CheckConstraint(condition=Q(phone__startswith="+"), name="contact_phone_e164"),
+            models.CheckConstraint(
+                condition=Q(attempts_count__lte=models.F("last_attempt_number")),
+                name="contact_attempts_within_rows",
+            ),
+            models.CheckConstraint(condition=~Q(timezone_key=""), name="contact_has_timezone"),
+        ]
+        indexes = [
+            # The dialler's eligibility query: "callable contacts of campaign C due by now",
+            # ordered by next_attempt_at. Partial on the callable states, so the index holds
+            # only the rows the tick may claim and its cost follows the batch, not the table.
+            models.Index(
+                fields=["campaign", "next_attempt_at"],
+                condition=Q(state__in=["pending", "not_reached"]),
+                name="contact_dialable_idx",
+            ),
+            # Progress counts per campaign and state (dashboard, stats, lifecycle).
+            models.Index(fields=["campaign", "state"], name="contact_campaign_state_idx"),
+            models.Index(fields=["phone"], name="contact_phone_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.phone} ({self.campaign_id})"
+
+    def save(self, *args, **kwargs):
+        self.fill_derived()
+        super().save(*args, **kwargs)
+
+    def fill_derived(self) -> None:
+        """Normalise the phone and derive the time zones when they are not set."""
+        if self.phone and not self.phone.startswith("+"):
+            self.phone = normalise_phone(self.phone)
+        if not self.timezones and self.phone:
+            self.timezones = timezones_for(self.phone)
+        zones = [z for z in self.timezones if is_valid_zone(z)] or [self.campaign.timezone]
+        self.timezone_key = zone_key(zones)
+
+    @property
+    def zones(self) -> list[str]:
+        return self.timezone_key.split()
+
+    def is_callable(self, now: dt.datetime) -> bool:
+        """The row-level rules (the do-not-call list and the window are the dialler's)."""
+        return (
+            self.state in self.CALLABLE_STATES
+            and self.attempts_count < self.campaign.max_attempts
+            and self.next_attempt_at <= now
+        )
+
+
+class ExclusionSource(models.TextChoices):
+    MANUAL = "manual"
+    IMPORT = "import"
+    API = "api"
+    OPT_OUT = "opt_out", "Opted out on a call"
+    COMPLAINT = "complaint"
+
+
+class Exclusion(models.Model):
+    """The do-not-call list. No campaign means every campaign."""
+
+    Source = ExclusionSource
+
+    phone = models.CharField(max_length=20, help_text="E.164")
+    campaign = models.ForeignKey(
+        Campaign,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="exclusions",
+        help_text="Empty: every campaign.",
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One row per phone and scope; NULL campaign (global) needs its own partial
+            # constraint because NULLs never collide in a plain unique constraint.
+            models.UniqueConstraint(
+                fields=["phone", "campaign"], name="exclusion_unique_per_campaign"
+            ),
+            models.UniqueConstraint(
+                fields=["phone"], condition=Q(campaign__isnull=True), name="exclusion_unique_global"
+            ),
+            models.CheckConstraint(condition=Q(phone__startswith="+"), name="exclusion_phone_e164"),
+            models.CheckConstraint(
+                condition=Q(source__in=[s.value for s in ExclusionSource]),
+                name="exclusion_source_valid",
+            ),
+        ]
+        # The dial-time check looks exclusions up by phone (unique constraints above index it).
+
+    def __str__(self) -> str:
+        return f"{self.phone} ({'all campaigns' if self.campaign_id is None else self.campaign})"
+
+    def save(self, *args, **kwargs):
+        if self.phone and not self.phone.startswith("+"):
+            self.phone = normalise_phone(self.phone)
+        super().save(*args, **kwargs)
+
+
+def active_exclusions(now: dt.datetime, campaign_id: int | None = None):
+    """Exclusions in force at `now`: global ones, plus the campaign's own when given."""
+    scope = Q(campaign__isnull=True)
+    if campaign_id is not None:
+        scope |= Q(campaign_id=campaign_id)
+    return Exclusion.objects.filter(scope).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+
+
+def is_excluded(phone: str, *, campaign_id: int | None, now: dt.datetime) -> bool:
+    return active_exclusions(now, campaign_id).filter(phone=phone).exists()

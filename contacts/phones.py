@@ -1,0 +1,48 @@
+"""Phone numbers: normalise to E.164 and derive the callee's time zones (libphonenumber)."""
+
+import phonenumbers
+from django.conf import settings
+from phonenumbers import timezone as phone_timezone
+
+
+class InvalidPhone(ValueError):
+    """The text is not a valid, callable phone number."""
+
+
+def normalise_phone(raw: str, default_region: str | None = None) -> str:
+    """Return the number in E.164 (+14155550123).
+
+    National formats ("(415) 555-0123") are read in `default_region` (settings.DEFAULT_REGION
+    when not given). Garbage, and numbers that parse but cannot exist, raise InvalidPhone."""
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidPhone("The phone number is empty.")
+    region = (default_region or settings.DEFAULT_REGION or "").upper() or None
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhone(f"{mask_phone(text)} is not a phone number ({exc._msg}).") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone(f"{mask_phone(text)} is not a valid phone number.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def timezones_for(e164: str) -> list[str]:
+    """The IANA zones libphonenumber gives for a number, sorted; empty when it knows none.
+
+    One number may map to several zones (a US toll-free number maps to every US zone); the
+    dialler calls such a number only when the window is open in all of them."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return []
+    zones = phone_timezone.time_zones_for_number(number)
+    return sorted(z for z in zones if z != phone_timezone.UNKNOWN_TIMEZONE)
+
+
+def mask_phone(phone: str) -> str:
+    """+33612345678 -> +336*****678: enough for an operator to recognise, not to dial."""
+    text = str(phone or "")
+    if len(text) <= 6:
+        return "*" * len(text)
+    return text[:4] + "*" * (len(text) - 7) + text[-3:]

@@ -1,0 +1,192 @@
+"""Settings, read from the environment only (django-environ); see .env.example for every knob."""
+
+import secrets
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")  # optional; real environment variables win
+
+
+def _local_secret_key() -> str:
+    """A random key kept in var/ (git-ignored) so sessions survive restarts on a laptop."""
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_q",
+    "campaigns",
+    "contacts",
+    "calls",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "voicesurvey.urls"
+WSGI_APPLICATION = "voicesurvey.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# SQLite is the embedded default. WAL lets the web server, the scheduler and the cluster read
+# while one writes; IMMEDIATE transactions take the write lock up front, so two writers queue on
+# the busy timeout instead of failing with "database is locked" half-way through a transaction.
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(exist_ok=True)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.int("SQLITE_BUSY_TIMEOUT", default=20),
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Telephony ------------------------------------------------------------------------------
+# The public base URL Twilio reaches us at; signatures are checked against it (behind a proxy
+# the request's own host is not the one Twilio signed).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+# "twilio" or "simulated"; empty picks twilio when credentials are set, else simulated.
+TELEPHONY_PROVIDER = env.str("TELEPHONY_PROVIDER", default="") or (
+    "twilio" if TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN else "simulated"
+)
+# Simulated provider: outcome mix as weights, and its delay range (seconds) before answering.
+SIMULATED_OUTCOMES = env.dict(
+    "SIMULATED_OUTCOMES",
+    cast={"value": int},
+    default={"completed": 60, "busy": 10, "no_answer": 15, "machine": 8, "hangup": 5, "failed": 2},
+)
+SIMULATED_DELAY = env.tuple("SIMULATED_DELAY", cast=float, default=(0.5, 3.0))
+
+# --- Dialler --------------------------------------------------------------------------------
+DEFAULT_REGION = env.str("DEFAULT_REGION", default="US")  # for numbers written without +country
+DEFAULT_CAMPAIGN_TIMEZONE = env.str("DEFAULT_CAMPAIGN_TIMEZONE", default="America/New_York")
+# Project-wide legal calling window in the callee's local time (US TCPA: 08:00-21:00).
+LEGAL_WINDOW_START = env.str("LEGAL_WINDOW_START", default="08:00")
+LEGAL_WINDOW_END = env.str("LEGAL_WINDOW_END", default="21:00")
+DIALLER_TICK_INTERVAL = env.float("DIALLER_TICK_INTERVAL", default=5.0)
+DIALLER_GLOBAL_MAX_CONCURRENT_CALLS = env.int("DIALLER_GLOBAL_MAX_CONCURRENT_CALLS", default=100)
+DIALLER_BATCH_SIZE = env.int("DIALLER_BATCH_SIZE", default=50)
+DIALLER_CALLS_PER_SECOND = env.float("DIALLER_CALLS_PER_SECOND", default=1.0)
+DIALLER_DIAL_THREADS = env.int("DIALLER_DIAL_THREADS", default=16)
+# An attempt with no provider answer after this long is presumed lost (the dialler crashed).
+DIALLER_DIAL_LEASE_SECONDS = env.int("DIALLER_DIAL_LEASE_SECONDS", default=120)
+# Longest a live call may last before recovery closes it (Twilio's own cap is 4 hours).
+DIALLER_MAX_CALL_SECONDS = env.int("DIALLER_MAX_CALL_SECONDS", default=4 * 3600)
+SCHEDULED_CALL_MISFIRE_GRACE_SECONDS = env.int("SCHEDULED_CALL_MISFIRE_GRACE_SECONDS", default=300)
+
+# --- API ------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.DjangoModelPermissions"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "voicesurvey API",
+    "DESCRIPTION": "Outbound voice-survey dialler: campaigns, contacts, do-not-call list, calls.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
+IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=200 * 1024 * 1024)
+
+# --- django-q2 ------------------------------------------------------------------------------
+# ORM broker by default (nothing else to run); Q_REDIS_URL switches the broker to Redis.
+Q_CLUSTER = {
+    "name": "voicesurvey",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": 90,  # a tick task runs for just under a minute (see calls/schedules.py)
+    "retry": 120,  # must exceed timeout, or a slow task is handed out twice
+    "catch_up": False,
+    "orm": "default",
+    "save_limit": 250,
+}
+if env.str("Q_REDIS_URL", default=""):
+    Q_CLUSTER.pop("orm")
+    Q_CLUSTER["redis"] = env.str("Q_REDIS_URL")
