@@ -83,6 +83,9 @@ class CallAttempt(models.Model):
     # The survey's progress on this call.
     survey_finished = models.BooleanField(default=False)
     opted_out = models.BooleanField(default=False)
+    callback_requested_for = models.DateTimeField(
+        null=True, blank=True, help_text="The callee asked to be called back at this time."
+    )
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
     last_sequence_number = models.IntegerField(
@@ -139,6 +142,31 @@ class CallAttempt(models.Model):
     @property
     def is_live(self) -> bool:
         return self.status in self.LIVE_STATUSES
+
+    @property
+    def reached_provider(self) -> bool:
+        """Whether the provider accepted this call; only such attempts use up the contact's
+        attempts (an outage, or a crash before dialling, is not a call to the person)."""
+        return self.dialled_at is not None
+
+    @property
+    def outcome(self) -> str:
+        """The outcome the retry rules look at: completed, incomplete, machine, busy,
+        no_answer, failed, rejected, provider_unavailable, lost, refused, callback."""
+        if self.opted_out:
+            return "refused"
+        if self.error_code in ("number_rejected", "provider_unavailable", "lost"):
+            return {"number_rejected": "rejected"}.get(self.error_code, self.error_code)
+        if self.callback_requested_for is not None:
+            return "callback"
+        if self.status == CallAttemptStatus.COMPLETED:
+            if self.answered_by == CallAttemptAnsweredBy.MACHINE:
+                return "machine"
+            return "completed" if self.survey_finished else "incomplete"
+        return {
+            CallAttemptStatus.BUSY: "busy",
+            CallAttemptStatus.NO_ANSWER: "no_answer",
+        }.get(self.status, "failed")
 
 
 class CallEvent(models.Model):

@@ -116,9 +116,14 @@ class Contact(models.Model):
         """The row-level rules (the do-not-call list and the window are the dialler's)."""
         return (
             self.state in self.CALLABLE_STATES
-            and self.attempts_count < self.campaign.max_attempts
+            and self.attempts_count < self.attempt_budget()
             and self.next_attempt_at <= now
         )
+
+    def attempt_budget(self) -> int:
+        """Calls this contact may receive: the campaign's max_attempts, plus one for each call
+        granted by the completion rule (answered, hung up before the end)."""
+        return self.campaign.max_attempts + self.completion_attempts_count
 
 
 class ExclusionSource(models.TextChoices):

@@ -1,0 +1,74 @@
+"""What an attempt's end means for its contact: the retry rules, in one place.
+
+The webhooks call `settle_contact` when a callback makes an attempt final; the tick's recovery
+calls it after closing a lost attempt; the dial step calls it after an outage or a rejected
+number. Each caller first moves the attempt to its final status with its own guarded UPDATE;
+this module only moves the contact."""
+
+import datetime as dt
+
+from django.db import transaction
+from django.db.models import F
+
+from calls.models import CallAttempt
+from contacts.models import Contact
+
+# Outages and crashes before dialling are not calls to the person: the contact goes back to
+# where it was after this short pause (the provider gets a moment to recover).
+NOT_A_CALL_RETRY = dt.timedelta(minutes=1)
+RETRY_OUTCOMES = ("busy", "no_answer", "failed", "machine")
+
+
+def settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
+    """Move the attempt's contact to the state its (final) outcome calls for.
+
+    Fenced by attempt: the contact moves only while it is still `in_progress` on this very
+    attempt (`last_attempt_number`), so a late callback of an old, rescued attempt never moves
+    a contact that has gone on to a newer one. Returns the contact's new state, or None when
+    the fence held it back."""
+    campaign = attempt.campaign
+    outcome = attempt.outcome
+    changes: dict = {}
+    with transaction.atomic():
+        contact = (
+            Contact.objects.select_for_update()
+            .filter(
+                pk=attempt.contact_id,
+                state=Contact.State.IN_PROGRESS,
+                last_attempt_number=attempt.attempt_number,
+            )
+            .first()
+        )
+        if contact is None:
+            return None
+        budget = contact.attempt_budget()
+        if outcome == "refused":
+            changes["state"] = Contact.State.REFUSED
+        elif outcome == "completed":
+            changes["state"] = Contact.State.COMPLETED
+        elif outcome == "rejected":
+            changes["state"] = Contact.State.INVALID
+        elif outcome in ("provider_unavailable", "lost") and not attempt.reached_provider:
+            changes["state"] = (
+                Contact.State.PENDING if contact.attempts_count == 0 else Contact.State.NOT_REACHED
+            )
+            changes["next_attempt_at"] = now + NOT_A_CALL_RETRY
+        elif outcome == "callback":
+            # The person asked for a later call: it is theirs, not one of our retries.
+            changes["state"] = Contact.State.NOT_REACHED
+            changes["next_attempt_at"] = attempt.callback_requested_for
+            if contact.attempts_count >= budget:
+                changes["completion_attempts_count"] = F("completion_attempts_count") + 1
+        elif outcome == "incomplete" and (
+            contact.completion_attempts_count < campaign.completion_max_attempts
+        ):
+            changes["state"] = Contact.State.NOT_REACHED
+            changes["next_attempt_at"] = now + campaign.retry_delay("incomplete")
+            changes["completion_attempts_count"] = F("completion_attempts_count") + 1
+        elif contact.attempts_count < budget:
+            changes["state"] = Contact.State.NOT_REACHED
+            changes["next_attempt_at"] = now + campaign.retry_delay(outcome)
+        else:
+            changes["state"] = Contact.State.EXHAUSTED
+        Contact.objects.filter(pk=contact.pk).update(updated_at=now, **changes)
+    return changes["state"]
