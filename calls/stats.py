@@ -1,0 +1,129 @@
+"""Campaign figures for the API and the dashboard, aggregated in SQL (three queries).
+
+Definitions (the same everywhere the figures are shown):
+- contacts `pending`: still to be done (pending, in_progress, not_reached); `completed`: finished
+  the survey; `failed`: finished without a survey (refused, exhausted, invalid); `excluded`: on
+  the do-not-call list when imported.
+- attempts `reached_provider`: the provider accepted the call (`dialled_at` set; outages and
+  lost calls before dialling are not calls); `answered`: a person picked up (the call reached
+  `completed`, or has an `answered_at`, and no answering machine took it).
+- `answer_rate` = answered / reached_provider.
+- `completion_rate` = completed contacts / contacts the campaign may call (all contacts but
+  the excluded ones): the share of the list that is done.
+- talk time: `total_seconds` is the sum of `duration` over attempts, `average_seconds` its mean
+  over the attempts that have a duration (the answered ones).
+Rates are fractions between 0 and 1, or null when their denominator is zero."""
+
+from django.db.models import Avg, Case, CharField, Count, Q, Sum, Value, When
+
+from calls.models import CallAttempt
+from contacts.models import Contact
+
+PENDING_STATES = (Contact.State.PENDING, Contact.State.IN_PROGRESS, Contact.State.NOT_REACHED)
+FAILED_STATES = (Contact.State.REFUSED, Contact.State.EXHAUSTED, Contact.State.INVALID)
+OUTCOMES = (
+    "completed",
+    "incomplete",
+    "machine",
+    "busy",
+    "no_answer",
+    "failed",
+    "rejected",
+    "provider_unavailable",
+    "lost",
+    "refused",
+    "callback",
+    "in_progress",
+)
+
+
+def outcome_expression() -> Case:
+    """`CallAttempt.outcome` as SQL, so outcomes can be counted without loading rows; an
+    attempt still live has the outcome `in_progress`."""
+    S = CallAttempt.Status
+    return Case(
+        When(status__in=CallAttempt.LIVE_STATUSES, then=Value("in_progress")),
+        When(opted_out=True, then=Value("refused")),
+        When(error_code="number_rejected", then=Value("rejected")),
+        When(error_code="provider_unavailable", then=Value("provider_unavailable")),
+        When(error_code="lost", then=Value("lost")),
+        When(callback_requested_for__isnull=False, then=Value("callback")),
+        When(status=S.COMPLETED, answered_by=CallAttempt.AnsweredBy.MACHINE, then=Value("machine")),
+        When(status=S.COMPLETED, survey_finished=True, then=Value("completed")),
+        When(status=S.COMPLETED, then=Value("incomplete")),
+        When(status=S.BUSY, then=Value("busy")),
+        When(status=S.NO_ANSWER, then=Value("no_answer")),
+        default=Value("failed"),
+        output_field=CharField(),
+    )
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def campaign_stats(campaign_id: int | None = None) -> dict:
+    """Totals by contact state and attempt status/outcome, rates and talk time, for one
+    campaign or (campaign_id None) for all of them. See the module docstring."""
+    contacts = Contact.objects.all()
+    attempts = CallAttempt.objects.all()
+    if campaign_id is not None:
+        contacts = contacts.filter(campaign_id=campaign_id)
+        attempts = attempts.filter(campaign_id=campaign_id)
+
+    by_state = {state: 0 for state in Contact.State.values}
+    for row in contacts.order_by().values("state").annotate(n=Count("id")):
+        by_state[row["state"]] = row["n"]
+
+    by_status = {status: 0 for status in CallAttempt.Status.values}
+    by_outcome = {outcome: 0 for outcome in OUTCOMES}
+    grouped = (
+        attempts.order_by()
+        .annotate(outcome_value=outcome_expression())
+        .values("status", "outcome_value")
+        .annotate(n=Count("id"))
+    )
+    for row in grouped:
+        by_status[row["status"]] = by_status.get(row["status"], 0) + row["n"]
+        by_outcome[row["outcome_value"]] = by_outcome.get(row["outcome_value"], 0) + row["n"]
+
+    answered = (Q(status=CallAttempt.Status.COMPLETED) | Q(answered_at__isnull=False)) & ~Q(
+        answered_by=CallAttempt.AnsweredBy.MACHINE
+    )
+    totals = attempts.order_by().aggregate(
+        total=Count("id"),
+        reached_provider=Count("id", filter=Q(dialled_at__isnull=False)),
+        answered=Count("id", filter=answered),
+        talk_total=Sum("duration"),
+        talk_average=Avg("duration"),
+    )
+
+    total_contacts = sum(by_state.values())
+    completed = by_state[Contact.State.COMPLETED]
+    callable_contacts = total_contacts - by_state[Contact.State.EXCLUDED]
+    return {
+        "campaign_id": campaign_id,
+        "contacts": {
+            "total": total_contacts,
+            "pending": sum(by_state[s] for s in PENDING_STATES),
+            "completed": completed,
+            "failed": sum(by_state[s] for s in FAILED_STATES),
+            "excluded": by_state[Contact.State.EXCLUDED],
+            "by_state": by_state,
+        },
+        "attempts": {
+            "total": totals["total"],
+            "reached_provider": totals["reached_provider"],
+            "answered": totals["answered"],
+            "by_status": by_status,
+            "by_outcome": by_outcome,
+        },
+        "answer_rate": _rate(totals["answered"], totals["reached_provider"]),
+        "completion_rate": _rate(completed, callable_contacts),
+        "talk_time": {
+            "total_seconds": totals["talk_total"] or 0,
+            "average_seconds": (
+                round(totals["talk_average"], 1) if totals["talk_average"] is not None else None
+            ),
+        },
+    }

@@ -1,0 +1,493 @@
+"""CSV import of contacts and of the do-not-call list.
+
+One door for the admin and the API: both hand a binary file-like object (an UploadedFile works)
+to `import_contacts` / `import_exclusions` and present the `ImportReport` they return.
+
+The file is read incrementally and processed in batches of BATCH_SIZE rows. Each batch is one
+transaction: the phones already in the campaign (and the exclusions in force) are looked up in
+one query each, the new rows are written with one `bulk_create`. Memory therefore depends on the
+batch, not on the file, and a crash mid-file leaves whole batches behind, never half a row or
+half a batch. Rows with bad data are rejected (line number and reason) without stopping the
+rest; problems with the whole file (empty, no header, no phone column, binary, not UTF-8) raise
+`ImportFileError` before anything is written.
+
+CSV format: a header row; `phone` is required; `name`, `external_id`, `language` and `timezone`
+(one IANA zone, or several separated by spaces or `|`) are recognised; any other column is kept
+in the contact's `attributes` (placeholders in the survey text can use it). Column names are
+matched case- and space-insensitively. UTF-8 with or without a BOM; `,`, `;` or tab as the
+delimiter (sniffed from the header line)."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+import phonenumbers
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from phonenumbers import timezone as phone_timezone
+
+from campaigns.models import Campaign
+from campaigns.windows import is_valid_zone
+from contacts.models import Contact, Exclusion, active_exclusions, zone_key
+from contacts.phones import mask_phone
+
+BATCH_SIZE = 2000
+MAX_REJECTIONS_LISTED = 100
+READ_CHUNK_BYTES = 64 * 1024
+
+# Column name (normalised) -> the Contact field it fills. Anything else goes to attributes.
+CONTACT_COLUMNS = {
+    "phone": "phone",
+    "phone_number": "phone",
+    "telephone": "phone",
+    "name": "name",
+    "full_name": "name",
+    "external_id": "external_id",
+    "language": "language",
+    "timezone": "timezone",
+    "timezones": "timezone",
+    "time_zone": "timezone",
+}
+EXCLUSION_COLUMNS = {
+    "phone": "phone",
+    "phone_number": "phone",
+    "telephone": "phone",
+    "reason": "reason",
+    "expires_at": "expires_at",
+}
+FIELD_MAX_LENGTH = {"name": 200, "external_id": 100, "language": 16, "reason": 500}
+ZONE_SEPARATORS = re.compile(r"[\s|,]+")
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be imported (nothing was written)."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    line: int
+    reason: str
+    value: str = ""
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    created: int = 0
+    duplicates: int = 0
+    excluded: int = 0
+    rejected: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def reject(self, line: int, reason: str, value: str = "") -> None:
+        self.rejected += 1
+        if len(self.rejections) < MAX_REJECTIONS_LISTED:
+            self.rejections.append(Rejection(line=line, reason=reason, value=value[:100]))
+
+    @property
+    def rejections_truncated(self) -> bool:
+        return self.rejected > len(self.rejections)
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["rejections_truncated"] = self.rejections_truncated
+        return data
+
+
+# --- reading the file -----------------------------------------------------------------------
+
+
+def _normalise_column(name: str) -> str:
+    return "_".join(name.strip().lower().replace("-", " ").split())
+
+
+def _lines(stream) -> Iterator[tuple[str, bool]]:
+    """The file's physical lines as text (newline kept), each with whether it decoded as UTF-8.
+
+    Bytes are split on b"\\n" before decoding (UTF-8 never uses that byte inside a character),
+    so one undecodable line rejects that row only. The first chunk is checked strictly: a file
+    that starts with NUL bytes or non-UTF-8 text is not a CSV file."""
+    pending = b""
+    first = True
+    while True:
+        chunk = stream.read(READ_CHUNK_BYTES)
+        if isinstance(chunk, str):  # a text stream: accept it as it is
+            chunk = chunk.encode("utf-8")
+        if first:
+            first = False
+            if chunk.startswith(codecs.BOM_UTF8):
+                chunk = chunk[len(codecs.BOM_UTF8) :]
+            if b"\x00" in chunk:
+                raise ImportFileError("This is a binary file, not a CSV text file.")
+            head = chunk[: chunk.rfind(b"\n") + 1] or chunk
+            try:
+                head.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ImportFileError(
+                    "The file is not UTF-8 text; save it as CSV UTF-8 and try again."
+                ) from exc
+        if not chunk:
+            break
+        pending += chunk
+        parts = pending.split(b"\n")
+        pending = parts.pop()
+        for part in parts:
+            yield _decode(part + b"\n")
+    if pending:
+        yield _decode(pending)
+
+
+def _decode(raw: bytes) -> tuple[str, bool]:
+    try:
+        return raw.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace"), False
+
+
+def _sniff_delimiter(header: str) -> str:
+    counts = {d: header.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+class _CsvFile:
+    """Rows of a CSV file as (line number, {column: value}), the header already understood."""
+
+    def __init__(self, stream, known_columns: dict[str, str]):
+        self._lines = _lines(stream)
+        self._bad_lines: set[int] = set()
+        self._line_no = 0
+        header_line = self._first_non_blank()
+        if header_line is None:
+            raise ImportFileError("The file is empty.")
+        delimiter = _sniff_delimiter(header_line)
+        try:
+            header = next(csv.reader([header_line], delimiter=delimiter))
+        except csv.Error as exc:
+            raise ImportFileError(f"The header row is not valid CSV ({exc}).") from exc
+        self.columns: list[str | None] = []  # per position: field name, attribute, or None
+        self.attribute_columns: set[str] = set()
+        seen: set[str] = set()
+        for raw in header:
+            name = _normalise_column(raw)
+            if not name:
+                self.columns.append(None)
+                continue
+            key = known_columns.get(name, name)
+            if key in seen:
+                raise ImportFileError(f"The column {raw.strip()!r} appears twice in the header.")
+            seen.add(key)
+            self.columns.append(key)
+            if name not in known_columns:
+                self.attribute_columns.add(key)
+        if "phone" not in seen:
+            found = ", ".join(repr(h.strip()) for h in header[:10]) or "none"
+            raise ImportFileError(
+                f"The header has no phone column (columns found: {found}; "
+                f"the delimiter read was {delimiter!r})."
+            )
+        self._reader = csv.reader(self._counted(), delimiter=delimiter)
+
+    def _first_non_blank(self) -> str | None:
+        for text, ok in self._lines:
+            self._line_no += 1
+            if not ok:
+                raise ImportFileError("The header row is not UTF-8 text.")
+            if text.strip():
+                return text
+        return None
+
+    def _counted(self) -> Iterator[str]:
+        for text, ok in self._lines:
+            self._line_no += 1
+            if not ok:
+                self._bad_lines.add(self._line_no)
+            yield text
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, str] | str]]:
+        """Yield (line, values) for each data row, or (line, reason) for a row that cannot be
+        read at all."""
+        width = len(self.columns)
+        while True:
+            start = self._line_no + 1
+            try:
+                row = next(self._reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield start, f"Not valid CSV: {exc}."
+                continue
+            if not row or not any(v.strip() for v in row):
+                continue  # blank lines are not rows
+            if self._bad_lines:
+                bad = any(start <= n <= self._line_no for n in self._bad_lines)
+                self._bad_lines = {n for n in self._bad_lines if n > self._line_no}
+                if bad:
+                    yield start, "The row is not UTF-8 text."
+                    continue
+            if len(row) > width and any(v.strip() for v in row[width:]):
+                yield start, f"The row has {len(row)} fields; the header has {width}."
+                continue
+            values = {}
+            for key, value in zip(self.columns, row, strict=False):
+                if key is not None:
+                    values[key] = value.strip()
+            yield start, values
+
+
+def _batches(rows, size: int = BATCH_SIZE):
+    batch = []
+    for item in rows:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# --- phones ---------------------------------------------------------------------------------
+
+
+def _parse_phone(raw: str, region: str | None) -> tuple[str, list[str]]:
+    """(E.164, libphonenumber's zones) for a raw number, or raise ValueError with the reason.
+
+    The same rules as contacts.phones.normalise_phone + timezones_for, parsing the number once:
+    the import's speed is mostly this function."""
+    if not raw:
+        raise ValueError("The phone number is empty.")
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"{mask_phone(raw)} is not a phone number ({exc._msg}).") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{mask_phone(raw)} is not a valid phone number.")
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    zones = phone_timezone.time_zones_for_number(number)
+    return e164, sorted(z for z in zones if z != phone_timezone.UNKNOWN_TIMEZONE)
+
+
+def _region(default_region: str | None) -> str | None:
+    region = (default_region or settings.DEFAULT_REGION or "").strip().upper()
+    if region and region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ImportFileError(f"Unknown default region {region!r} (use a code such as US or FR).")
+    return region or None
+
+
+def _too_long(values: dict[str, str]) -> str | None:
+    for name, limit in FIELD_MAX_LENGTH.items():
+        if len(values.get(name, "")) > limit:
+            return f"The {name} is longer than {limit} characters."
+    return None
+
+
+# --- contacts -------------------------------------------------------------------------------
+
+
+def import_contacts(
+    *,
+    campaign: Campaign,
+    stream,
+    default_region: str | None = None,
+    now: dt.datetime | None = None,
+    created_by=None,
+) -> ImportReport:
+    """Import the contacts of a CSV file into `campaign`; see the module docstring.
+
+    Duplicates (inside the file or already in the campaign) are skipped and counted; numbers on
+    the do-not-call list (global or this campaign's, in force at `now`) are imported with state
+    `excluded`. `created_by` is accepted for symmetry with the exclusion import (contacts do
+    not record who imported them)."""
+    now = now or timezone.now()
+    region = _region(default_region)
+    csv_file = _CsvFile(stream, CONTACT_COLUMNS)
+    report = ImportReport()
+    for batch in _batches(csv_file):
+        _import_contact_batch(campaign, batch, region, now, csv_file.attribute_columns, report)
+    return report
+
+
+def _import_contact_batch(campaign, batch, region, now, attribute_columns, report) -> None:
+    report.rows += len(batch)
+    parsed: dict[str, tuple[int, dict, list[str]]] = {}  # phone -> (line, values, zones)
+    for line, values in batch:
+        if isinstance(values, str):
+            report.reject(line, values)
+            continue
+        raw_phone = values.get("phone", "")
+        try:
+            phone, zones = _parse_phone(raw_phone, region)
+        except ValueError as exc:
+            report.reject(line, str(exc), mask_phone(raw_phone))
+            continue
+        if phone in parsed:
+            report.duplicates += 1
+            continue
+        zone_text = values.get("timezone", "")
+        if zone_text:
+            given = [z for z in ZONE_SEPARATORS.split(zone_text) if z]
+            unknown = [z for z in given if not is_valid_zone(z)]
+            if unknown:
+                report.reject(line, f"Unknown time zone {unknown[0]!r}.", zone_text)
+                continue
+            zones = sorted(set(given))
+        problem = _too_long(values)
+        if problem:
+            report.reject(line, problem)
+            continue
+        parsed[phone] = (line, values, zones)
+    if not parsed:
+        return
+    for retry in range(3):
+        try:
+            with transaction.atomic():
+                # Serialises imports into one campaign, so two of them never race on a phone.
+                Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
+                existing = set(
+                    Contact.objects.filter(campaign=campaign, phone__in=parsed).values_list(
+                        "phone", flat=True
+                    )
+                )
+                excluded = set(
+                    active_exclusions(now, campaign.pk)
+                    .filter(phone__in=parsed)
+                    .values_list("phone", flat=True)
+                )
+                contacts = []
+                for phone, (_line, values, zones) in parsed.items():
+                    if phone in existing:
+                        continue
+                    contacts.append(
+                        Contact(
+                            campaign=campaign,
+                            phone=phone,
+                            name=values.get("name", ""),
+                            external_id=values.get("external_id", ""),
+                            language=values.get("language", ""),
+                            attributes={
+                                k: values[k] for k in attribute_columns if values.get(k, "")
+                            },
+                            timezones=zones,
+                            timezone_key=zone_key(zones or [campaign.timezone]),
+                            state=(
+                                Contact.State.EXCLUDED
+                                if phone in excluded
+                                else Contact.State.PENDING
+                            ),
+                            next_attempt_at=now,
+                        )
+                    )
+                Contact.objects.bulk_create(contacts, batch_size=BATCH_SIZE)
+            break
+        except IntegrityError:
+            # Someone added one of these phones between our lookup and the insert (a contact
+            # saved by hand): look again.
+            if retry == 2:
+                raise
+    report.duplicates += len(existing)
+    report.created += len(contacts)
+    report.excluded += sum(1 for c in contacts if c.state == Contact.State.EXCLUDED)
+
+
+# --- the do-not-call list -------------------------------------------------------------------
+
+
+def import_exclusions(
+    *,
+    stream,
+    campaign: Campaign | None = None,
+    source: str = Exclusion.Source.IMPORT,
+    default_region: str | None = None,
+    created_by=None,
+) -> ImportReport:
+    """Add the numbers of a CSV file to the do-not-call list: every campaign's when `campaign`
+    is None, else that campaign's. Columns: `phone` (required), `reason`, `expires_at` (ISO
+    date or date-time; empty: never). Numbers already listed in that scope are duplicates
+    (their existing entry is left as it is)."""
+    if source not in Exclusion.Source.values:
+        raise ValueError(f"Unknown exclusion source {source!r}.")
+    region = _region(default_region)
+    csv_file = _CsvFile(stream, EXCLUSION_COLUMNS)
+    report = ImportReport()
+    for batch in _batches(csv_file):
+        _import_exclusion_batch(campaign, batch, region, source, created_by, report)
+    return report
+
+
+def _parse_expiry(text: str) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        value = parse_datetime(text)
+        if value is None:
+            day = parse_date(text)
+            if day is None:
+                raise ValueError
+            value = dt.datetime.combine(day, dt.time.min)
+    except ValueError:
+        raise ValueError(f"{text[:40]!r} is not a date (use YYYY-MM-DD or ISO 8601).") from None
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, dt.UTC)
+    return value
+
+
+def _import_exclusion_batch(campaign, batch, region, source, created_by, report) -> None:
+    report.rows += len(batch)
+    parsed: dict[str, tuple[str, dt.datetime | None]] = {}
+    for line, values in batch:
+        if isinstance(values, str):
+            report.reject(line, values)
+            continue
+        raw_phone = values.get("phone", "")
+        try:
+            phone, _zones = _parse_phone(raw_phone, region)
+            expires_at = _parse_expiry(values.get("expires_at", ""))
+        except ValueError as exc:
+            report.reject(line, str(exc), mask_phone(raw_phone))
+            continue
+        if phone in parsed:
+            report.duplicates += 1
+            continue
+        problem = _too_long(values)
+        if problem:
+            report.reject(line, problem)
+            continue
+        parsed[phone] = (values.get("reason", ""), expires_at)
+    if not parsed:
+        return
+    for retry in range(3):
+        try:
+            with transaction.atomic():
+                scope = Exclusion.objects.filter(phone__in=parsed)
+                scope = (
+                    scope.filter(campaign__isnull=True)
+                    if campaign is None
+                    else scope.filter(campaign=campaign)
+                )
+                existing = set(scope.values_list("phone", flat=True))
+                rows = [
+                    Exclusion(
+                        phone=phone,
+                        campaign=campaign,
+                        reason=reason,
+                        source=source,
+                        created_by=created_by,
+                        expires_at=expires_at,
+                    )
+                    for phone, (reason, expires_at) in parsed.items()
+                    if phone not in existing
+                ]
+                Exclusion.objects.bulk_create(rows, batch_size=BATCH_SIZE)
+            break
+        except IntegrityError:
+            if retry == 2:
+                raise
+    report.duplicates += len(existing)
+    report.created += len(rows)
