@@ -1,6 +1,34 @@
-from django.contrib import admin
+"""Admin for calls, and the back office's pages that need the calls app: the dashboard, a
+campaign's results, its survey preview and its results CSV.
 
+Those campaign pages are added here, on a subclass of the campaign admin, because `calls` may
+import `campaigns` but never the reverse (STYLE.md)."""
+
+import datetime as dt
+import json
+
+from django.conf import settings
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+
+from calls import charts
+from calls.dashboard import (
+    OUTCOME_LABELS,
+    OUTCOMES,
+    STATE_COLOURS,
+    TOP_ANSWERS,
+    build_dashboard,
+    question_results,
+)
 from calls.models import Answer, CallAttempt, CallEvent, DiallerHeartbeat, ScheduledCall
+from calls.stats import outcome_expression
+from campaigns.admin import CampaignAdmin
+from campaigns.models import Campaign
+from contacts.models import Contact
 
 
 class ReadOnlyAdminMixin:
@@ -30,6 +58,21 @@ class AnswerInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
 
 
+class OutcomeFilter(admin.SimpleListFilter):
+    """Filter by the outcome the retry rules see (computed in SQL, as on the dashboard)."""
+
+    title = "outcome"
+    parameter_name = "outcome"
+
+    def lookups(self, request, model_admin):
+        return [("in_progress", "Live (not finished)")] + [(k, label) for k, label, _ in OUTCOMES]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.alias(outcome_sql=outcome_expression()).filter(outcome_sql=self.value())
+        return queryset
+
+
 @admin.register(CallAttempt)
 class CallAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
@@ -39,15 +82,28 @@ class CallAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "attempt_number",
         "status",
         "answered_by",
+        "outcome_label",
         "duration",
         "error_code",
     ]
-    list_filter = ["status", "answered_by", "campaign", ("created_at", admin.DateFieldListFilter)]
+    list_filter = [
+        "status",
+        OutcomeFilter,
+        "answered_by",
+        "campaign",
+        ("created_at", admin.DateFieldListFilter),
+    ]
     search_fields = ["contact__phone", "contact__name", "call_id", "provider_call_sid"]
     list_select_related = ["campaign", "contact"]
     date_hierarchy = "created_at"
     inlines = [AnswerInline, CallEventInline]
     show_full_result_count = False
+
+    @admin.display(description="Outcome")
+    def outcome_label(self, obj):
+        if obj.is_live:
+            return "live"
+        return OUTCOME_LABELS.get(obj.outcome, obj.outcome)
 
 
 @admin.register(CallEvent)
@@ -81,3 +137,101 @@ class ScheduledCallAdmin(admin.ModelAdmin):
 @admin.register(DiallerHeartbeat)
 class DiallerHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["last_tick_at", "worker", "report"]
+
+
+def heartbeat_is_stale(beat: DiallerHeartbeat | None, now: dt.datetime) -> bool:
+    """The same limit as /healthz: no tick for six intervals (at least a minute)."""
+    limit = dt.timedelta(seconds=max(60, 6 * settings.DIALLER_TICK_INTERVAL))
+    return beat is None or now - beat.last_tick_at > limit
+
+
+def report_rows(report) -> list[tuple[str, str]]:
+    """The tick's report dict as (key, text) rows; nested values shown as compact JSON."""
+    if not isinstance(report, dict):
+        return [("report", json.dumps(report, default=str))]
+    return [
+        (str(key), value if isinstance(value, str) else json.dumps(value, default=str))
+        for key, value in report.items()
+    ]
+
+
+def panel_charts(panel) -> dict:
+    """The SVG charts of one campaign's dashboard panel."""
+    name = panel.campaign.name
+    states = charts.stacked_bar(
+        [
+            (label, panel.states.get(value, 0), STATE_COLOURS[value])
+            for value, label in Contact.State.choices
+        ],
+        title=f"{name}: contacts by state",
+        empty_text="No contacts yet",
+    )
+    hourly = charts.column_chart(
+        [(f"{hour:%H}:00", n) for hour, n in panel.hourly],
+        title=f"{name}: attempts per hour, last 24 hours (UTC)",
+        empty_text="No calls in the last 24 hours",
+        max_labels=8,
+    )
+    outcomes = charts.stacked_bar(
+        [(label, panel.outcomes.get(key, 0), colour) for key, label, colour in OUTCOMES],
+        title=f"{name}: outcomes of the last 24 hours",
+        empty_text="No finished calls in the last 24 hours",
+    )
+    return {"states": states, "hourly": hourly, "outcomes": outcomes}
+
+
+class CampaignBackOfficeAdmin(CampaignAdmin):
+    """The campaign admin with the pages that read calls: dashboard and results."""
+
+    def get_urls(self):
+        view = self.admin_site.admin_view  # staff only; anyone else goes to the login page
+        return [
+            path("dashboard/", view(self.dashboard_view), name="dashboard"),
+            path(
+                "<int:object_id>/results/",
+                view(self.results_view),
+                name="campaigns_campaign_results",
+            ),
+        ] + super().get_urls()
+
+    def dashboard_view(self, request):
+        now = timezone.now()
+        board = build_dashboard(now=now)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Dashboard",
+            "board": board,
+            "panels": [(panel, panel_charts(panel)) for panel in board.panels],
+            "heartbeat_stale": heartbeat_is_stale(board.heartbeat, now),
+            "heartbeat_rows": report_rows(board.heartbeat.report) if board.heartbeat else [],
+            "refresh_seconds": 30,
+        }
+        return TemplateResponse(request, "admin/voicesurvey/dashboard.html", context)
+
+    def results_view(self, request, object_id):
+        campaign = get_object_or_404(Campaign, pk=object_id)
+        if not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        results = [
+            (
+                item,
+                charts.bar_list_chart(
+                    item.answers, title=f"Question {item.question.position}: answers"
+                ),
+            )
+            for item in question_results(campaign)
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Results: {campaign.name}",
+            "opts": self.opts,
+            "original": campaign,
+            "campaign": campaign,
+            "results": results,
+            "top_answers": TOP_ANSWERS,
+        }
+        return TemplateResponse(request, "admin/voicesurvey/campaign_results.html", context)
+
+
+admin.site.unregister(Campaign)
+admin.site.register(Campaign, CampaignBackOfficeAdmin)

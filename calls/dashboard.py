@@ -1,0 +1,251 @@
+"""The figures behind the operator's dashboard and the per-campaign results page.
+
+Everything is aggregated in SQL (`values().annotate()`, `TruncHour`, conditional counts), and the
+number of queries is fixed: one per kind of figure for all the campaigns shown at once, never
+one per campaign or per row. The dashboard's cost follows the contacts and attempts of the
+campaigns on screen, each query served by an index (see `bench/bench_dashboard.py`).
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db.models import Count, F, Q, Window
+from django.db.models.functions import RowNumber, TruncHour
+
+from calls.models import Answer, CallAttempt, DiallerHeartbeat
+from calls.stats import outcome_expression
+from campaigns.models import Campaign, Question
+from contacts.models import Contact
+
+ON_SCREEN_STATUSES = (Campaign.Status.RUNNING, Campaign.Status.PAUSED)
+HOURS = 24
+TOP_ANSWERS = 10  # free-text (speech) and keypad questions show their most frequent answers
+
+# The outcomes of `calls.stats` (finished attempts) in the order the dashboard lists them.
+OUTCOMES = [
+    ("completed", "Completed survey", "#2e7d32"),
+    ("incomplete", "Answered, not finished", "#9ccc65"),
+    ("callback", "Asked for a call back", "#26a69a"),
+    ("refused", "Opted out", "#c62828"),
+    ("machine", "Answering machine", "#8d6e63"),
+    ("busy", "Busy", "#ffb300"),
+    ("no_answer", "No answer", "#fb8c00"),
+    ("failed", "Failed", "#757575"),
+    ("rejected", "Number rejected", "#6a1b9a"),
+    ("provider_unavailable", "Provider unavailable", "#455a64"),
+    ("lost", "Lost (recovered)", "#37474f"),
+]
+OUTCOME_LABELS = {key: label for key, label, _ in OUTCOMES} | {"in_progress": "Live"}
+# `calls.stats`' definition of a call a person picked up, so the rates agree with the API's.
+ANSWERED = (Q(status=CallAttempt.Status.COMPLETED) | Q(answered_at__isnull=False)) & ~Q(
+    answered_by=CallAttempt.AnsweredBy.MACHINE
+)
+
+STATE_COLOURS = {
+    Contact.State.PENDING: "#90a4ae",
+    Contact.State.IN_PROGRESS: "#42a5f5",
+    Contact.State.NOT_REACHED: "#ffb300",
+    Contact.State.COMPLETED: "#2e7d32",
+    Contact.State.REFUSED: "#c62828",
+    Contact.State.EXCLUDED: "#424242",
+    Contact.State.EXHAUSTED: "#8d6e63",
+    Contact.State.INVALID: "#6a1b9a",
+}
+
+
+def rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+@dataclass
+class CampaignPanel:
+    """One campaign's figures on the dashboard. Contact figures cover the whole campaign;
+    attempt figures the last 24 hours (all-time attempt figures would cost a scan of every
+    attempt the campaign ever made on each refresh; the results page has them)."""
+
+    campaign: Campaign
+    states: dict[str, int] = field(default_factory=dict)  # contacts by state
+    hourly: list[tuple[dt.datetime, int]] = field(default_factory=list)  # attempts per hour
+    outcomes: dict[str, int] = field(default_factory=dict)  # finished attempts by outcome
+    reached_provider_24h: int = 0
+    answered_24h: int = 0
+    live_calls: int = 0
+
+    @property
+    def contacts_total(self) -> int:
+        return sum(self.states.values())
+
+    @property
+    def contacts_done(self) -> int:
+        return sum(self.states.get(s, 0) for s in Contact.FINAL_STATES)
+
+    @property
+    def contacts_completed(self) -> int:
+        return self.states.get(Contact.State.COMPLETED, 0)
+
+    @property
+    def attempts_24h(self) -> int:
+        return sum(n for _, n in self.hourly)
+
+    @property
+    def answer_rate(self) -> float | None:
+        """Answered by a person / calls the provider accepted, last 24 h (`calls.stats`)."""
+        return rate(self.answered_24h, self.reached_provider_24h)
+
+    @property
+    def completion_rate(self) -> float | None:
+        """Completed contacts / contacts the campaign may call (`calls.stats`)."""
+        return rate(
+            self.contacts_completed,
+            self.contacts_total - self.states.get(Contact.State.EXCLUDED, 0),
+        )
+
+    @property
+    def progress(self) -> float | None:
+        """Contacts the campaign is done with / all its contacts."""
+        return rate(self.contacts_done, self.contacts_total)
+
+
+@dataclass
+class Dashboard:
+    now: dt.datetime
+    since: dt.datetime
+    panels: list[CampaignPanel]
+    heartbeat: DiallerHeartbeat | None
+
+    @property
+    def live_calls(self) -> int:
+        return sum(p.live_calls for p in self.panels)
+
+
+def hour_slots(now: dt.datetime) -> list[dt.datetime]:
+    """The starts of the last 24 hours (UTC), the current one last."""
+    current = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    return [current - dt.timedelta(hours=h) for h in range(HOURS - 1, -1, -1)]
+
+
+def build_dashboard(*, now: dt.datetime) -> Dashboard:
+    """The dashboard's figures for every running or paused campaign, in five queries whatever
+    the number of campaigns, contacts and attempts."""
+    slots = hour_slots(now)
+    since = slots[0]
+    campaigns = Campaign.objects.filter(status__in=ON_SCREEN_STATUSES).order_by(
+        "status", "name", "pk"
+    )
+    panels = {c.pk: CampaignPanel(campaign=c) for c in campaigns}
+    ids = list(panels)
+    hourly = {pk: dict.fromkeys(slots, 0) for pk in ids}
+
+    # 1. Contacts by state: a GROUP BY served by contact_campaign_state_idx.
+    for row in (
+        Contact.objects.filter(campaign_id__in=ids)
+        .values("campaign_id", "state")
+        .annotate(n=Count("*"))
+        .order_by()
+    ):
+        panels[row["campaign_id"]].states[row["state"]] = row["n"]
+
+    # 2. Attempts of the last 24 h by hour and outcome: attempt_campaign_created_idx.
+    for row in (
+        CallAttempt.objects.filter(campaign_id__in=ids, created_at__gte=since)
+        .annotate(hour=TruncHour("created_at", tzinfo=dt.UTC), outcome_sql=outcome_expression())
+        .values("campaign_id", "hour", "outcome_sql")
+        .annotate(
+            n=Count("*"),
+            reached=Count("pk", filter=Q(dialled_at__isnull=False)),
+            answered=Count("pk", filter=ANSWERED),
+        )
+        .order_by()
+    ):
+        pk = row["campaign_id"]
+        panel = panels[pk]
+        if row["hour"] in hourly[pk]:  # an attempt stamped in the future stays off the chart
+            hourly[pk][row["hour"]] += row["n"]
+        panel.reached_provider_24h += row["reached"]
+        panel.answered_24h += row["answered"]
+        if row["outcome_sql"] != "in_progress":
+            panel.outcomes[row["outcome_sql"]] = (
+                panel.outcomes.get(row["outcome_sql"], 0) + row["n"]
+            )
+    for pk, counts in hourly.items():
+        panels[pk].hourly = list(counts.items())
+
+    # 3. Live calls now, whatever their age: the partial attempt_live_idx.
+    for row in (
+        CallAttempt.objects.filter(campaign_id__in=ids, status__in=CallAttempt.LIVE_STATUSES)
+        .values("campaign_id")
+        .annotate(n=Count("*"))
+        .order_by()
+    ):
+        panels[row["campaign_id"]].live_calls = row["n"]
+
+    # 4. The last tick (the campaigns themselves were query 0).
+    heartbeat = DiallerHeartbeat.objects.filter(pk=1).first()
+    return Dashboard(now=now, since=since, panels=list(panels.values()), heartbeat=heartbeat)
+
+
+@dataclass
+class QuestionResults:
+    question: Question
+    answers: list[tuple[str, int]]  # (value, count), most frequent first (scales: in order)
+    total: int  # every answer to the question, also those past the top shown
+    truncated: bool  # more distinct values than shown
+
+
+def question_results(campaign: Campaign) -> list[QuestionResults]:
+    """The answer distribution of each question of `campaign`, in three queries: per question
+    and value the count, keeping the TOP_ANSWERS most frequent values in SQL (a window
+    function), so free-text answers never flood the page."""
+    questions = list(campaign.questions.order_by("position"))
+    ranked = (
+        Answer.objects.filter(question__campaign=campaign)
+        .values("question_id", "value")
+        .annotate(
+            n=Count("*"),
+            rank=Window(
+                RowNumber(), partition_by=[F("question_id")], order_by=[F("n").desc(), "value"]
+            ),
+        )
+        .order_by()
+    )
+    limit = max([TOP_ANSWERS] + [_scale_size(q) for q in questions])
+    counts: dict[int, list[tuple[str, int]]] = {q.pk: [] for q in questions}
+    for row in ranked.filter(rank__lte=limit).order_by("question_id", "rank"):
+        counts[row["question_id"]].append((row["value"], row["n"]))
+    totals = dict(
+        Answer.objects.filter(question__campaign=campaign)
+        .values_list("question_id")
+        .annotate(n=Count("*"))
+        .order_by()
+    )
+    results = []
+    for q in questions:
+        answers = counts[q.pk]
+        if q.kind == Question.Kind.SCALE and _scale_size(q):
+            found = dict(answers)
+            answers = [(str(v), found.pop(str(v), 0)) for v in range(q.min_value, q.max_value + 1)]
+            answers += sorted(found.items(), key=lambda kv: -kv[1])  # off-scale stragglers
+        elif q.kind == Question.Kind.YES_NO:
+            found = dict(answers)
+            answers = [("yes", found.pop("yes", 0)), ("no", found.pop("no", 0))]
+            answers += sorted(found.items(), key=lambda kv: -kv[1])
+        else:
+            answers = answers[:TOP_ANSWERS]
+        total = totals.get(q.pk, 0)
+        results.append(
+            QuestionResults(
+                question=q,
+                answers=answers,
+                total=total,
+                truncated=sum(n for _, n in answers) < total,
+            )
+        )
+    return results
+
+
+def _scale_size(question: Question) -> int:
+    """How many values a scale question has, when few enough to chart each (else 0)."""
+    if question.kind != Question.Kind.SCALE or question.min_value is None:
+        return 0
+    size = question.max_value - question.min_value + 1
+    return size if size <= 30 else 0

@@ -1,0 +1,155 @@
+import datetime as dt
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from calls.dashboard import build_dashboard, hour_slots
+from calls.models import CallAttempt, DiallerHeartbeat
+from campaigns.models import Campaign
+from tests.factories import CallAttemptFactory, CampaignFactory, ContactFactory
+
+DASHBOARD = "admin:dashboard"
+
+
+def finished(contact, *, at, status="completed", **fields):
+    """An attempt of `contact` that ended at `at` (a final status needs an end)."""
+    return CallAttemptFactory(
+        contact=contact,
+        created_at=at,
+        dialled_at=at,
+        ended_at=at + dt.timedelta(minutes=1),
+        status=status,
+        **fields,
+    )
+
+
+@pytest.fixture
+def busy_campaign(now):
+    """A running campaign with a bit of everything: 5 contacts, calls over the last day."""
+    campaign = CampaignFactory(name="Fleet survey", status=Campaign.Status.RUNNING)
+    done = ContactFactory(campaign=campaign, state="completed")
+    ContactFactory(campaign=campaign, state="refused")
+    ContactFactory(campaign=campaign, state="exhausted")
+    waiting = ContactFactory(campaign=campaign, state="not_reached")
+    calling = ContactFactory(campaign=campaign, state="in_progress")
+    hour_ago = now - dt.timedelta(hours=1)
+    finished(done, at=hour_ago, answered_by="human", answered_at=hour_ago, survey_finished=True)
+    finished(waiting, at=hour_ago, status="busy")
+    finished(waiting, at=now + dt.timedelta(minutes=10), status="no_answer")
+    finished(waiting, at=now - dt.timedelta(hours=30), status="busy")  # older than the day
+    at = now + dt.timedelta(minutes=20)
+    CallAttemptFactory(contact=calling, created_at=at, status="ringing", dialled_at=at)
+    return campaign
+
+
+@pytest.mark.django_db
+def test_dashboard_with_no_data_says_what_to_do(admin_client):
+    response = admin_client.get(reverse(DASHBOARD))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "No campaign is running or paused" in body
+    assert "The dialler has never ticked" in body
+
+
+@pytest.mark.django_db
+def test_dashboard_is_linked_from_the_admin_index(admin_client):
+    body = admin_client.get(reverse("admin:index")).content.decode()
+    assert f'href="{reverse(DASHBOARD)}"' in body
+
+
+@pytest.mark.django_db
+def test_dashboard_is_for_staff_only(client, django_user_model):
+    url = reverse(DASHBOARD)
+    assert client.get(url)["Location"].startswith(reverse("admin:login"))
+    user = django_user_model.objects.create_user("caller", password="pw-for-tests-1")
+    client.force_login(user)
+    response = client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_hour_slots_end_with_the_current_hour(now):
+    slots = hour_slots(now + dt.timedelta(minutes=42))
+    assert len(slots) == 24
+    assert slots[-1] == now and slots[0] == now - dt.timedelta(hours=23)
+
+
+@pytest.mark.django_db
+def test_figures_of_a_running_campaign(busy_campaign, now):
+    board = build_dashboard(now=now + dt.timedelta(minutes=30))
+    (panel,) = board.panels
+    assert panel.campaign == busy_campaign
+    assert (panel.contacts_done, panel.contacts_total, panel.contacts_completed) == (3, 5, 1)
+    assert dict(panel.hourly)[now - dt.timedelta(hours=1)] == 2
+    assert dict(panel.hourly)[now] == 2  # the no-answer and the live call
+    assert panel.attempts_24h == 4  # the call of 30 hours ago is not in the last day
+    assert panel.outcomes == {"completed": 1, "busy": 1, "no_answer": 1}
+    assert panel.live_calls == 1
+    assert panel.answer_rate == pytest.approx(1 / 4)  # 1 answered of 4 dialled in the day
+    assert panel.completion_rate == pytest.approx(1 / 5)
+
+
+@pytest.mark.django_db
+def test_only_running_and_paused_campaigns_are_shown(now):
+    running = CampaignFactory(status=Campaign.Status.RUNNING)
+    paused = CampaignFactory(status=Campaign.Status.PAUSED)
+    for status in ("draft", "scheduled", "completed", "cancelled"):
+        CampaignFactory(status=status)
+    assert {p.campaign for p in build_dashboard(now=now).panels} == {running, paused}
+
+
+@pytest.mark.django_db
+def test_dashboard_page_shows_charts_rates_and_the_last_tick(admin_client, busy_campaign):
+    now = dt.datetime.now(dt.UTC)  # the page reads the clock: put the data around it
+    CallAttempt.objects.update(created_at=now)  # all five in the current hour
+    DiallerHeartbeat.objects.create(
+        pk=1, last_tick_at=now, worker="host-1:42", report={"claimed": 7, "recovered": 0}
+    )
+    body = admin_client.get(reverse(DASHBOARD)).content.decode()
+    assert "Fleet survey" in body
+    assert "3 / 5" in body
+    assert re.search(r'class="vs-value live-calls">1<', body)
+    assert "20.0%" in body  # answer rate: 1 answered of 5 dialled
+    assert "claimed" in body and "host-1:42" in body
+    assert "has not ticked recently" not in body
+    panel = body[body.index(f'id="campaign-{busy_campaign.pk}"') :]
+    assert panel.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 3
+    assert 'class="bar segment"' in panel  # contacts by state
+    assert re.search(r'class="bar" [^>]*data-value="5"', panel)  # this hour's bar
+
+
+@pytest.mark.django_db
+def test_a_stale_tick_is_flagged(admin_client):
+    DiallerHeartbeat.objects.create(
+        pk=1, last_tick_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2), report={}
+    )
+    body = admin_client.get(reverse(DASHBOARD)).content.decode()
+    assert "has not ticked recently" in body
+
+
+def populate(campaigns: int, now) -> None:
+    for _ in range(campaigns):
+        campaign = CampaignFactory(status=Campaign.Status.RUNNING)
+        for state in ("pending", "completed", "not_reached"):
+            contact = ContactFactory(campaign=campaign, state=state)
+            finished(contact, at=now - dt.timedelta(hours=2), status="no_answer")
+        CallAttemptFactory(contact=contact, created_at=now, status="initiated")
+
+
+@pytest.mark.django_db
+def test_query_count_does_not_grow_with_campaigns(admin_client, django_assert_max_num_queries):
+    now = dt.datetime.now(dt.UTC)
+    DiallerHeartbeat.objects.create(pk=1, last_tick_at=now, report={"claimed": 1})
+    url = reverse(DASHBOARD)
+    populate(1, now)
+    admin_client.get(url)  # warm the session and permission caches alike for both runs
+    with CaptureQueriesContext(connection) as one:
+        assert admin_client.get(url).status_code == 200
+    populate(4, now)
+    with django_assert_max_num_queries(len(one)):
+        body = admin_client.get(url).content.decode()
+    assert body.count('class="module vs-panel"') == 5
+    assert len(one) <= 7, [q["sql"] for q in one]  # session, user, the five of the dashboard
