@@ -6,10 +6,13 @@ import `campaigns` but never the reverse (STYLE.md)."""
 
 import datetime as dt
 import json
+from xml.dom import minidom
+from xml.etree import ElementTree
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -25,10 +28,13 @@ from calls.dashboard import (
     question_results,
 )
 from calls.models import Answer, CallAttempt, CallEvent, DiallerHeartbeat, ScheduledCall
-from calls.stats import outcome_expression
+from calls.results import iter_results_csv
+from calls.stats import campaign_stats, outcome_expression
+from calls.survey import preview_survey
 from campaigns.admin import CampaignAdmin
 from campaigns.models import Campaign
 from contacts.models import Contact
+from contacts.phones import InvalidPhone, normalise_phone
 
 
 class ReadOnlyAdminMixin:
@@ -192,7 +198,23 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
                 view(self.results_view),
                 name="campaigns_campaign_results",
             ),
+            path(
+                "<int:object_id>/results.csv",
+                view(self.results_csv_view),
+                name="campaigns_campaign_results_csv",
+            ),
+            path(
+                "<int:object_id>/preview/",
+                view(self.preview_view),
+                name="campaigns_campaign_preview",
+            ),
         ] + super().get_urls()
+
+    def viewable_campaign(self, request, object_id) -> Campaign:
+        campaign = get_object_or_404(Campaign, pk=object_id)
+        if not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        return campaign
 
     def dashboard_view(self, request):
         now = timezone.now()
@@ -209,9 +231,7 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
         return TemplateResponse(request, "admin/voicesurvey/dashboard.html", context)
 
     def results_view(self, request, object_id):
-        campaign = get_object_or_404(Campaign, pk=object_id)
-        if not self.has_view_permission(request, campaign):
-            raise PermissionDenied
+        campaign = self.viewable_campaign(request, object_id)
         results = [
             (
                 item,
@@ -229,8 +249,72 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
             "campaign": campaign,
             "results": results,
             "top_answers": TOP_ANSWERS,
+            "stats": campaign_stats(campaign.pk),
         }
         return TemplateResponse(request, "admin/voicesurvey/campaign_results.html", context)
+
+    def results_csv_view(self, request, object_id):
+        """The results as CSV, streamed row by row (`calls.results`): no size limit."""
+        campaign = self.viewable_campaign(request, object_id)
+        response = StreamingHttpResponse(
+            iter_results_csv(campaign), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = (
+            f'attachment; filename="campaign-{campaign.pk}-results.csv"'
+        )
+        return response
+
+    def preview_view(self, request, object_id):
+        """The survey as a contact would hear it: the first contact of the campaign, or the
+        one asked for by id or phone; with no contact, every placeholder's fallback."""
+        campaign = self.viewable_campaign(request, object_id)
+        wanted = request.GET.get("contact", "").strip()
+        contact = None
+        if wanted:
+            contact = find_contact(campaign, wanted)
+            if contact is None:
+                self.message_user(
+                    request,
+                    f"No contact {wanted!r} in this campaign: showing the fallbacks.",
+                    messages.WARNING,
+                )
+        else:
+            contact = campaign.contacts.order_by("pk").first()
+        twiml = preview_survey(campaign, contact)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Survey preview: {campaign.name}",
+            "opts": self.opts,
+            "original": campaign,
+            "campaign": campaign,
+            "contact": contact,
+            "wanted": wanted,
+            "spoken": spoken_lines(twiml),
+            "twiml": pretty_xml(twiml),
+        }
+        return TemplateResponse(request, "admin/voicesurvey/campaign_preview.html", context)
+
+
+def find_contact(campaign: Campaign, wanted: str) -> Contact | None:
+    """A contact of `campaign` by its id or its phone number (as typed, normalised)."""
+    contacts = campaign.contacts.all()
+    if wanted.isdigit() and (found := contacts.filter(pk=int(wanted)).first()):
+        return found
+    try:
+        phone = normalise_phone(wanted)
+    except InvalidPhone:
+        return None
+    return contacts.filter(phone=phone).first()
+
+
+def spoken_lines(twiml: str) -> list[str]:
+    """What the caller hears, in order: the text of every <Say>."""
+    root = ElementTree.fromstring(twiml)
+    return [" ".join("".join(say.itertext()).split()) for say in root.iter("Say")]
+
+
+def pretty_xml(twiml: str) -> str:
+    return minidom.parseString(twiml).toprettyxml(indent="  ")
 
 
 admin.site.unregister(Campaign)

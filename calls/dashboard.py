@@ -9,8 +9,9 @@ campaigns on screen, each query served by an index (see `bench/bench_dashboard.p
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F, Q, Window
-from django.db.models.functions import RowNumber, TruncHour
+from django.db import connection
+from django.db.models import Count, Q
+from django.db.models.functions import TruncHour
 
 from calls.models import Answer, CallAttempt, DiallerHeartbeat
 from calls.stats import outcome_expression
@@ -193,31 +194,35 @@ class QuestionResults:
 
 
 def question_results(campaign: Campaign) -> list[QuestionResults]:
-    """The answer distribution of each question of `campaign`, in three queries: per question
-    and value the count, keeping the TOP_ANSWERS most frequent values in SQL (a window
-    function), so free-text answers never flood the page."""
+    """The answer distribution of each question of `campaign`, in two queries: the questions,
+    then per question and value the count, ranked in SQL so that only the most frequent values
+    come back (free-text answers never flood the page), with each question's total beside."""
     questions = list(campaign.questions.order_by("position"))
-    ranked = (
-        Answer.objects.filter(question__campaign=campaign)
-        .values("question_id", "value")
-        .annotate(
-            n=Count("*"),
-            rank=Window(
-                RowNumber(), partition_by=[F("question_id")], order_by=[F("n").desc(), "value"]
-            ),
-        )
-        .order_by()
-    )
     limit = max([TOP_ANSWERS] + [_scale_size(q) for q in questions])
     counts: dict[int, list[tuple[str, int]]] = {q.pk: [] for q in questions}
-    for row in ranked.filter(rank__lte=limit).order_by("question_id", "rank"):
-        counts[row["question_id"]].append((row["value"], row["n"]))
-    totals = dict(
-        Answer.objects.filter(question__campaign=campaign)
-        .values_list("question_id")
-        .annotate(n=Count("*"))
-        .order_by()
-    )
+    totals: dict[int, int] = {}
+    # Raw SQL because the ORM puts a window over an aggregate into the GROUP BY (an error);
+    # ROW_NUMBER() over a grouped query runs on SQLite (3.25+) and PostgreSQL alike.
+    sql = f"""
+        SELECT question_id, value, n, total FROM (
+            SELECT a.question_id, a.value, COUNT(*) AS n,
+                   ROW_NUMBER() OVER (
+                       PARTITION BY a.question_id ORDER BY COUNT(*) DESC, a.value
+                   ) AS answer_rank,
+                   SUM(COUNT(*)) OVER (PARTITION BY a.question_id) AS total
+            FROM {Answer._meta.db_table} a
+            JOIN {Question._meta.db_table} q ON q.id = a.question_id
+            WHERE q.campaign_id = %s
+            GROUP BY a.question_id, a.value
+        ) ranked
+        WHERE answer_rank <= %s
+        ORDER BY question_id, answer_rank
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [campaign.pk, limit])
+        for question_id, value, n, total in cursor.fetchall():
+            counts[question_id].append((value, n))
+            totals[question_id] = int(total)
     results = []
     for q in questions:
         answers = counts[q.pk]
