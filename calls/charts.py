@@ -79,7 +79,8 @@ def column_chart(
     peak = max((v for _, v in columns), default=0)
     axis_top = nice_ceiling(peak)
     body = []
-    for fraction in (0, 0.5, 1):  # gridlines and y labels
+    # Gridlines and y labels; no half-way line where it would fall between whole numbers.
+    for fraction in (0, 0.5, 1) if axis_top % 2 == 0 else (0, 1):
         y = top + plot_h * (1 - fraction)
         body.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" '
