@@ -146,15 +146,17 @@ def build_dashboard(*, now: dt.datetime) -> Dashboard:
     ):
         panels[row["campaign_id"]].states[row["state"]] = row["n"]
 
-    # 2. Attempts of the last 24 h by hour and outcome: attempt_campaign_created_idx.
+    # 2. Attempts of the last 24 h by hour and outcome: attempt_dashboard_idx (covering).
     for row in (
         CallAttempt.objects.filter(campaign_id__in=ids, created_at__gte=since)
         .annotate(hour=TruncHour("created_at", tzinfo=dt.UTC), outcome_sql=outcome_expression())
         .values("campaign_id", "hour", "outcome_sql")
         .annotate(
             n=Count("*"),
-            reached=Count("pk", filter=Q(dialled_at__isnull=False)),
-            answered=Count("pk", filter=ANSWERED),
+            # Counted on created_at (never null) rather than the id, which the covering
+            # index does not hold: the whole aggregate stays an index-only scan.
+            reached=Count("created_at", filter=Q(dialled_at__isnull=False)),
+            answered=Count("created_at", filter=ANSWERED),
         )
         .order_by()
     ):

@@ -132,8 +132,23 @@ class CallAttempt(models.Model):
                 condition=Q(status__in=["queued", "initiated", "ringing", "in_progress"]),
                 name="attempt_live_idx",
             ),
-            # Dashboard: attempts per hour per campaign.
-            models.Index(fields=["campaign", "created_at"], name="attempt_campaign_created_idx"),
+            # Dashboard: attempts of the last 24 h per campaign by hour and outcome. Covering
+            # (PostgreSQL) so the aggregate is an index-only scan: without it, fetching the
+            # day's rows from the heap was most of the dashboard's time at 3M attempts.
+            models.Index(
+                fields=["campaign", "created_at"],
+                include=[
+                    "status",
+                    "answered_by",
+                    "survey_finished",
+                    "opted_out",
+                    "error_code",
+                    "callback_requested_for",
+                    "dialled_at",
+                    "answered_at",
+                ],
+                name="attempt_dashboard_idx",
+            ),
         ]
 
     def __str__(self) -> str:
