@@ -22,15 +22,18 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import phonenumbers
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneNumberType
 from phonenumbers import timezone as phone_timezone
 
 from campaigns.models import Campaign
@@ -256,22 +259,50 @@ def _batches(rows, size: int = BATCH_SIZE):
 # --- phones ---------------------------------------------------------------------------------
 
 
+E164_TEXT = re.compile(r"\+[1-9]\d{6,14}")
+
+
 def _parse_phone(raw: str, region: str | None) -> tuple[str, list[str]]:
     """(E.164, libphonenumber's zones) for a raw number, or raise ValueError with the reason.
 
-    The same rules as contacts.phones.normalise_phone + timezones_for, parsing the number once:
-    the import's speed is mostly this function."""
+    The same rules as contacts.phones.normalise_phone + timezones_for, with the number parsed
+    and typed once (the import's speed is mostly this function): the number's type says both
+    whether it is valid (`is_valid_number` is "type is not UNKNOWN") and whether its zones come
+    from its prefix or from its country. Text already in E.164 skips libphonenumber's parser."""
     if not raw:
         raise ValueError("The phone number is empty.")
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"{mask_phone(raw)} is not a phone number ({exc._msg}).") from exc
-    if not phonenumbers.is_valid_number(number):
+    number = _from_e164(raw) if E164_TEXT.fullmatch(raw) else None
+    kind = phonenumbers.number_type(number) if number is not None else PhoneNumberType.UNKNOWN
+    e164 = raw
+    if kind == PhoneNumberType.UNKNOWN:
+        # Not plain E.164, or invalid as it stands: the parser knows the lenient readings
+        # (a national trunk prefix after the country code, spaces, letters...).
+        try:
+            number = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException as exc:
+            raise ValueError(f"{mask_phone(raw)} is not a phone number ({exc._msg}).") from exc
+        kind = phonenumbers.number_type(number)
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if kind == PhoneNumberType.UNKNOWN:
         raise ValueError(f"{mask_phone(raw)} is not a valid phone number.")
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    zones = phone_timezone.time_zones_for_number(number)
+    if phonenumbers.is_number_type_geographical(kind, number.country_code):
+        zones = phone_timezone.time_zones_for_geographical_number(number)
+    else:
+        zones = phone_timezone.time_zones_for_number(number)
     return e164, sorted(z for z in zones if z != phone_timezone.UNKNOWN_TIMEZONE)
+
+
+def _from_e164(text: str) -> phonenumbers.PhoneNumber | None:
+    """The number of an E.164 string without the text parser (country codes are prefix-free);
+    None for anything unusual (a national number with a leading zero), left to the parser."""
+    for length in (1, 2, 3):
+        code = int(text[1 : 1 + length])
+        if code in COUNTRY_CODE_TO_REGION_CODE:
+            national = text[1 + length :]
+            if not national or national[0] == "0":
+                return None
+            return phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    return None
 
 
 def _region(default_region: str | None) -> str | None:
@@ -308,15 +339,16 @@ def import_contacts(
     now = now or timezone.now()
     region = _region(default_region)
     csv_file = _CsvFile(stream, CONTACT_COLUMNS)
+    writer = _ContactWriter(campaign, now)
     report = ImportReport()
     for batch in _batches(csv_file):
-        _import_contact_batch(campaign, batch, region, now, csv_file.attribute_columns, report)
+        _import_contact_batch(campaign, batch, region, now, writer, report)
     return report
 
 
-def _import_contact_batch(campaign, batch, region, now, attribute_columns, report) -> None:
+def _import_contact_batch(campaign, batch, region, now, writer, report) -> None:
     report.rows += len(batch)
-    parsed: dict[str, tuple[int, dict, list[str]]] = {}  # phone -> (line, values, zones)
+    parsed: dict[str, tuple[dict, list[str]]] = {}  # phone -> (values, zones)
     for line, values in batch:
         if isinstance(values, str):
             report.reject(line, values)
@@ -330,7 +362,7 @@ def _import_contact_batch(campaign, batch, region, now, attribute_columns, repor
         if phone in parsed:
             report.duplicates += 1
             continue
-        zone_text = values.get("timezone", "")
+        zone_text = values.get("timezone")
         if zone_text:
             given = [z for z in ZONE_SEPARATORS.split(zone_text) if z]
             unknown = [z for z in given if not is_valid_zone(z)]
@@ -342,7 +374,7 @@ def _import_contact_batch(campaign, batch, region, now, attribute_columns, repor
         if problem:
             report.reject(line, problem)
             continue
-        parsed[phone] = (line, values, zones)
+        parsed[phone] = (values, zones)
     if not parsed:
         return
     for retry in range(3):
@@ -350,41 +382,23 @@ def _import_contact_batch(campaign, batch, region, now, attribute_columns, repor
             with transaction.atomic():
                 # Serialises imports into one campaign, so two of them never race on a phone.
                 Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
+                phones = _phone_list(parsed)
                 existing = set(
-                    Contact.objects.filter(campaign=campaign, phone__in=parsed).values_list(
+                    Contact.objects.filter(campaign=campaign, phone__in=phones).values_list(
                         "phone", flat=True
                     )
                 )
                 excluded = set(
                     active_exclusions(now, campaign.pk)
-                    .filter(phone__in=parsed)
+                    .filter(phone__in=phones)
                     .values_list("phone", flat=True)
                 )
-                contacts = []
-                for phone, (_line, values, zones) in parsed.items():
-                    if phone in existing:
-                        continue
-                    contacts.append(
-                        Contact(
-                            campaign=campaign,
-                            phone=phone,
-                            name=values.get("name", ""),
-                            external_id=values.get("external_id", ""),
-                            language=values.get("language", ""),
-                            attributes={
-                                k: values[k] for k in attribute_columns if values.get(k, "")
-                            },
-                            timezones=zones,
-                            timezone_key=zone_key(zones or [campaign.timezone]),
-                            state=(
-                                Contact.State.EXCLUDED
-                                if phone in excluded
-                                else Contact.State.PENDING
-                            ),
-                            next_attempt_at=now,
-                        )
-                    )
-                Contact.objects.bulk_create(contacts, batch_size=BATCH_SIZE)
+                new = [
+                    (phone, values, zones, phone in excluded)
+                    for phone, (values, zones) in parsed.items()
+                    if phone not in existing
+                ]
+                writer.insert(new)
             break
         except IntegrityError:
             # Someone added one of these phones between our lookup and the insert (a contact
@@ -392,8 +406,124 @@ def _import_contact_batch(campaign, batch, region, now, attribute_columns, repor
             if retry == 2:
                 raise
     report.duplicates += len(existing)
-    report.created += len(contacts)
-    report.excluded += sum(1 for c in contacts if c.state == Contact.State.EXCLUDED)
+    report.created += len(new)
+    report.excluded += sum(1 for row in new if row[3])
+
+
+def _phone_list(phones):
+    """`phones` for a `phone__in` lookup. On PostgreSQL one array parameter rather than 2,000
+    placeholders: the lookup gets several times cheaper to build and to send."""
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT unnest(%s::text[])", [list(phones)])
+    return list(phones)
+
+
+class _ContactWriter:
+    """Writes new contacts of one campaign: PostgreSQL's COPY (several times faster than the
+    multi-row INSERT the ORM builds), or bulk_create elsewhere.
+
+    Fields are derived as Contact.fill_derived() would (bulk_create and COPY skip save());
+    fields the import does not set get their model default, as bulk_create would give them."""
+
+    FILLED = (
+        "campaign_id",
+        "phone",
+        "name",
+        "external_id",
+        "language",
+        "attributes",
+        "timezones",
+        "timezone_key",
+        "state",
+        "next_attempt_at",
+    )
+
+    def __init__(self, campaign: Campaign, now: dt.datetime):
+        self.campaign = campaign
+        self.now = now
+        self.fields = [f for f in Contact._meta.concrete_fields if not f.primary_key]
+        self.position = {f.attname: i for i, f in enumerate(self.fields)}
+        self._zone_texts: dict[tuple, tuple[str, str]] = {}  # zones -> (JSON, timezone_key)
+
+    def _zone_text(self, zones: list[str]) -> tuple[str, str]:
+        key = tuple(zones)
+        if key not in self._zone_texts:
+            valid = [z for z in zones if is_valid_zone(z)] or [self.campaign.timezone]
+            self._zone_texts[key] = (json.dumps(zones), zone_key(valid))
+        return self._zone_texts[key]
+
+    def insert(self, rows: list[tuple[str, dict, list[str], bool]]) -> None:
+        """Insert (phone, column values, zones, excluded) rows."""
+        if not rows:
+            return
+        if connection.vendor == "postgresql":
+            self._copy(rows)
+            return
+        contacts = []
+        for phone, values, zones, excluded in rows:
+            contacts.append(
+                Contact(
+                    campaign=self.campaign,
+                    phone=phone,
+                    name=values.get("name", ""),
+                    external_id=values.get("external_id", ""),
+                    language=values.get("language", ""),
+                    attributes={k: v for k, v in values.items() if k not in CONTACT_FIELDS and v},
+                    timezones=zones,
+                    timezone_key=self._zone_text(zones)[1],
+                    state=Contact.State.EXCLUDED if excluded else Contact.State.PENDING,
+                    next_attempt_at=self.now,
+                )
+            )
+        Contact.objects.bulk_create(contacts, batch_size=BATCH_SIZE)
+
+    def _copy(self, rows) -> None:
+        from psycopg import sql
+
+        stamp = timezone.now()
+        template: list = []
+        for f in self.fields:
+            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+                template.append(stamp)
+            elif isinstance(f, models.JSONField):
+                template.append(json.dumps(f.get_default()))
+            else:
+                template.append(f.get_default())
+        pos = self.position
+        template[pos["campaign_id"]] = self.campaign.pk
+        template[pos["next_attempt_at"]] = self.now
+        i_phone, i_name, i_ext, i_lang = (
+            pos["phone"],
+            pos["name"],
+            pos["external_id"],
+            pos["language"],
+        )
+        i_attrs, i_zones, i_key, i_state = (
+            pos["attributes"],
+            pos["timezones"],
+            pos["timezone_key"],
+            pos["state"],
+        )
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(Contact._meta.db_table),
+            sql.SQL(", ").join(sql.Identifier(f.column) for f in self.fields),
+        )
+        pending, excluded_state = Contact.State.PENDING.value, Contact.State.EXCLUDED.value
+        with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+            for phone, values, zones, excluded in rows:
+                row = template.copy()
+                row[i_phone] = phone
+                row[i_name] = values.get("name", "")
+                row[i_ext] = values.get("external_id", "")
+                row[i_lang] = values.get("language", "")
+                attributes = {k: v for k, v in values.items() if k not in CONTACT_FIELDS and v}
+                row[i_attrs] = json.dumps(attributes) if attributes else "{}"
+                row[i_zones], row[i_key] = self._zone_text(zones)
+                row[i_state] = excluded_state if excluded else pending
+                copy.write_row(row)
+
+
+CONTACT_FIELDS = frozenset(CONTACT_COLUMNS.values())
 
 
 # --- the do-not-call list -------------------------------------------------------------------
@@ -465,7 +595,7 @@ def _import_exclusion_batch(campaign, batch, region, source, created_by, report)
     for retry in range(3):
         try:
             with transaction.atomic():
-                scope = Exclusion.objects.filter(phone__in=parsed)
+                scope = Exclusion.objects.filter(phone__in=_phone_list(parsed))
                 scope = (
                     scope.filter(campaign__isnull=True)
                     if campaign is None

@@ -7,4 +7,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("webhooks/", include("calls.urls")),
+    path("api/", include("voicesurvey.api")),
 ]

@@ -1,0 +1,89 @@
+"""Saving a campaign together with its questions, validated by the models' own rules."""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from campaigns.models import Campaign, Question
+
+QUESTION_FIELDS = (
+    "position",
+    "prompt",
+    "kind",
+    "min_value",
+    "max_value",
+    "valid_answers",
+    "max_digits",
+    "reprompt_message",
+    "max_reprompts",
+)
+
+
+def validate_campaign(*, campaign: Campaign, fields: dict) -> None:
+    """Apply `fields` to the (unsaved) campaign and run Campaign.clean(); raises
+    ValidationError with the fields at fault. clean() may normalise values (caller_id)."""
+    for name, value in fields.items():
+        setattr(campaign, name, value)
+    campaign.clean()
+
+
+def validate_questions(questions: list[dict]) -> None:
+    """Each question's clean(), and positions unique within the campaign."""
+    errors: list[dict] = []
+    positions: set[int] = set()
+    for data in questions:
+        problem: dict = {}
+        question = Question(**{k: v for k, v in data.items() if k in QUESTION_FIELDS})
+        try:
+            question.clean()
+        except ValidationError as exc:
+            problem.update(exc.message_dict)
+        if data.get("position") in positions:
+            problem["position"] = [f"Position {data['position']} is used twice."]
+        positions.add(data.get("position"))
+        data["max_digits"] = question.max_digits  # clean() widens it for large scales
+        errors.append(problem)
+    if any(errors):
+        raise ValidationError({"questions": [ValidationError(e) for e in errors]})
+
+
+@transaction.atomic
+def save_campaign(
+    *,
+    campaign: Campaign,
+    fields: dict,
+    questions: list[dict] | None = None,
+    by=None,
+) -> Campaign:
+    """Create or update a campaign and, when `questions` is given, make its questions exactly
+    those (matched by position: existing ones are updated in place, so their answers stay).
+    A question that already has answers cannot be removed; questions not given are kept."""
+    validate_campaign(campaign=campaign, fields=fields)
+    if questions is not None:
+        validate_questions(questions)
+    if campaign.pk is None and by is not None and getattr(by, "is_authenticated", False):
+        campaign.created_by = by
+    campaign.save()
+    if questions is None:
+        return campaign
+
+    existing = {q.position: q for q in campaign.questions.select_for_update()}
+    wanted = {data["position"]: data for data in questions}
+    removed = [q for pos, q in existing.items() if pos not in wanted]
+    answered = [q.position for q in removed if q.answers.exists()]
+    if answered:
+        raise ValidationError(
+            {
+                "questions": (
+                    f"Question(s) at position {', '.join(map(str, answered))} already have "
+                    "answers and cannot be removed."
+                )
+            }
+        )
+    Question.objects.filter(pk__in=[q.pk for q in removed]).delete()
+    for position, data in wanted.items():
+        question = existing.get(position) or Question(campaign=campaign)
+        for name in QUESTION_FIELDS:
+            if name in data:
+                setattr(question, name, data[name])
+        question.save()
+    return campaign

@@ -1,0 +1,74 @@
+"""Adding and changing single contacts and do-not-call entries (the CSV import is importing.py)."""
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns.models import Campaign
+from contacts.models import Contact, Exclusion, active_exclusions, is_excluded
+
+
+@transaction.atomic
+def add_contact(*, campaign: Campaign, fields: dict, now: dt.datetime | None = None) -> Contact:
+    """A new contact of `campaign`; `excluded` straight away when its number is on the
+    do-not-call list (as the import does), else `pending` and due now."""
+    now = now or timezone.now()
+    contact = Contact(campaign=campaign, next_attempt_at=now, **fields)
+    contact.fill_derived()
+    if is_excluded(contact.phone, campaign_id=campaign.pk, now=now):
+        contact.state = Contact.State.EXCLUDED
+    contact.save()
+    return contact
+
+
+@transaction.atomic
+def update_contact(*, contact: Contact, fields: dict) -> Contact:
+    """Change a contact's details. A new phone number without zones gets its zones derived
+    again (the old number's zones would be wrong)."""
+    if "phone" in fields and fields["phone"] != contact.phone and "timezones" not in fields:
+        fields = {**fields, "timezones": []}
+    for name, value in fields.items():
+        setattr(contact, name, value)
+    contact.save()
+    return contact
+
+
+@transaction.atomic
+def add_exclusion(
+    *,
+    phone: str,
+    campaign: Campaign | None = None,
+    reason: str = "",
+    source: str = Exclusion.Source.MANUAL,
+    expires_at: dt.datetime | None = None,
+    created_by=None,
+) -> Exclusion:
+    """Put a number (E.164) on the do-not-call list, for every campaign or for one. A number
+    already listed in that scope is refused (ValidationError)."""
+    scope = Exclusion.objects.filter(phone=phone)
+    scope = (
+        scope.filter(campaign__isnull=True) if campaign is None else scope.filter(campaign=campaign)
+    )
+    if scope.exists():
+        where = "every campaign" if campaign is None else f"campaign {campaign.pk}"
+        raise ValidationError({"phone": f"This number is already excluded from {where}."})
+    return Exclusion.objects.create(
+        phone=phone,
+        campaign=campaign,
+        reason=reason,
+        source=source,
+        expires_at=expires_at,
+        created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
+    )
+
+
+def exclusions_for(phone: str, *, campaign_id: int | None, now: dt.datetime) -> list[Exclusion]:
+    """The entries in force at `now` for this number (E.164): with a campaign, the global ones
+    and that campaign's; without, every scope."""
+    if campaign_id is not None:
+        rows = active_exclusions(now, campaign_id)
+    else:
+        rows = Exclusion.objects.exclude(expires_at__lte=now)
+    return list(rows.filter(phone=phone).select_related("campaign", "created_by"))

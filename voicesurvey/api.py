@@ -1,0 +1,32 @@
+"""The /api/v1/ router. Campaign actions that belong to other apps (the contact import, stats,
+results) are mixed into the campaign viewset here, so campaigns never imports contacts or calls."""
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from calls.api import AnswerViewSet, CallAttemptViewSet, CampaignResultsActions, StatsViewSet
+from campaigns.api import CampaignViewSet as CampaignBaseViewSet
+from contacts.api import CampaignContactImportActions, ContactViewSet, ExclusionViewSet
+from voicesurvey.api_errors import api_not_found
+
+
+class CampaignViewSet(CampaignContactImportActions, CampaignResultsActions, CampaignBaseViewSet):
+    __doc__ = CampaignBaseViewSet.__doc__
+
+
+router = DefaultRouter()
+router.trailing_slash = "/?"  # both /campaigns/1 and /campaigns/1/ (and results.csv without one)
+router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register("contacts", ContactViewSet, basename="contact")
+router.register("exclusions", ExclusionViewSet, basename="exclusion")
+router.register("attempts", CallAttemptViewSet, basename="attempt")
+router.register("answers", AnswerViewSet, basename="answer")
+router.register("stats", StatsViewSet, basename="stats")
+
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    re_path(r"^.*$", api_not_found),
+]

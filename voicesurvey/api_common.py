@@ -1,0 +1,54 @@
+"""What every API view shares: permissions, pagination, upload checks.
+
+Named in REST_FRAMEWORK settings, so it imports nothing that imports rest_framework.views."""
+
+from django.conf import settings
+from rest_framework import pagination, permissions
+
+
+class ModelPermissions(permissions.DjangoModelPermissions):
+    """Django model permissions, reading included: GET needs `view_<model>`.
+
+    A view may name the permissions of its custom actions in `action_permissions`
+    ({"start": ["campaigns.change_campaign"]}); an action not named there falls back to the
+    HTTP method's permission on the view's model."""
+
+    perms_map = {
+        **permissions.DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+    def has_permission(self, request, view):
+        if not request.user or not request.user.is_authenticated:
+            return False
+        needed = action_permissions(type(view)).get(getattr(view, "action", None))
+        if needed is not None:
+            return request.user.has_perms(needed)
+        return super().has_permission(request, view)
+
+
+def action_permissions(view_class) -> dict[str, list[str]]:
+    """`action_permissions` of the view class and of its mixins, merged."""
+    merged: dict[str, list[str]] = {}
+    for klass in reversed(view_class.__mro__):
+        merged.update(klass.__dict__.get("action_permissions", {}))
+    return merged
+
+
+class Pagination(pagination.PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+def check_upload_size(request) -> None:
+    """Refuse an upload above IMPORT_MAX_UPLOAD_BYTES before its body is read (413)."""
+    limit = settings.IMPORT_MAX_UPLOAD_BYTES
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        from voicesurvey.api_errors import PayloadTooLarge
+
+        raise PayloadTooLarge(f"The upload is larger than the limit of {limit} bytes.")
