@@ -64,8 +64,10 @@ def render_text(text: str, contact: Contact | None) -> str:
         value = values.get(match.group(1).strip(), "").strip()
         return value or (match.group(2) or "").strip()
 
-    rendered = PLACEHOLDER.sub(fill, text or "")
-    return re.sub(r"\s{2,}", " ", rendered.replace("{", "").replace("}", "")).strip()
+    rendered = PLACEHOLDER.sub(fill, text or "").replace("{", "").replace("}", "")
+    # An empty value leaves a gap: "Thank you {name}." -> "Thank you." not "Thank you ."
+    rendered = re.sub(r"\s+([.,!?;:])", r"\1", rendered)
+    return re.sub(r"\s{2,}", " ", rendered).strip()
 
 
 # --- TwiML building blocks ---------------------------------------------------------------------

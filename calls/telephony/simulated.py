@@ -107,6 +107,7 @@ class SimulatedProvider:
         self.pending: list[PlannedCall] = []
         self.cancelled: set[str] = set()
         self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
 
     # --- the provider protocol ---------------------------------------------------------------
 
@@ -117,9 +118,12 @@ class SimulatedProvider:
             wait = self.rng.uniform(*self.delay)
         call = PlannedCall(attempt.pk, sid, urls, outcome, wait)
         if self.background:
-            threading.Thread(
+            thread = threading.Thread(
                 target=self._play_later, args=(call,), name=f"simulated-{sid[:10]}", daemon=True
-            ).start()
+            )
+            with self._lock:
+                self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            thread.start()
         else:
             with self._lock:
                 self.pending.append(call)
@@ -153,6 +157,13 @@ class SimulatedProvider:
 
     def _new_sid(self) -> str:
         return f"CA{self.rng.getrandbits(128):032x}"
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the calls playing in the background to end (shutdown, tests)."""
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout)
 
     def _play_later(self, call: PlannedCall) -> None:
         try:
