@@ -155,10 +155,12 @@ def report_rows(report) -> list[tuple[str, str]]:
     """The tick's report dict as (key, text) rows; nested values shown as compact JSON."""
     if not isinstance(report, dict):
         return [("report", json.dumps(report, default=str))]
-    return [
-        (str(key), value if isinstance(value, str) else json.dumps(value, default=str))
-        for key, value in report.items()
-    ]
+    rows = []
+    for key, value in report.items():
+        if isinstance(value, float):
+            value = round(value, 3)
+        rows.append((str(key), value if isinstance(value, str) else json.dumps(value, default=str)))
+    return rows
 
 
 def panel_charts(panel) -> dict:
