@@ -189,7 +189,8 @@ def panel_charts(panel) -> dict:
 
 
 class CampaignBackOfficeAdmin(CampaignAdmin):
-    """The campaign admin with the pages that read calls: dashboard and results."""
+    """The campaign admin plus the pages that read calls: the dashboard, a campaign's results,
+    its results CSV and its survey preview."""
 
     def get_urls(self):
         view = self.admin_site.admin_view  # staff only; anyone else goes to the login page

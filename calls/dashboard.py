@@ -54,6 +54,20 @@ STATE_COLOURS = {
 }
 
 
+class HourStart(TruncHour):
+    """The start of the UTC hour of a timestamp. On PostgreSQL `date_bin` on the timestamptz
+    itself: no conversion to a zone for each of the day's rows, which made TruncHour's
+    `date_trunc('hour', created_at AT TIME ZONE 'UTC')` a third of the dashboard's biggest
+    query. Elsewhere, TruncHour in UTC."""
+
+    def __init__(self, expression):
+        super().__init__(expression, tzinfo=dt.UTC)
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.lhs)
+        return f"date_bin('1 hour', {sql}, TIMESTAMPTZ '2000-01-01 00:00:00+00')", params
+
+
 def rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
@@ -149,7 +163,7 @@ def build_dashboard(*, now: dt.datetime) -> Dashboard:
     # 2. Attempts of the last 24 h by hour and outcome: attempt_dashboard_idx (covering).
     for row in (
         CallAttempt.objects.filter(campaign_id__in=ids, created_at__gte=since)
-        .annotate(hour=TruncHour("created_at", tzinfo=dt.UTC), outcome_sql=outcome_expression())
+        .annotate(hour=HourStart("created_at"), outcome_sql=outcome_expression())
         .values("campaign_id", "hour", "outcome_sql")
         .annotate(
             n=Count("*"),

@@ -106,7 +106,10 @@ def test_dashboard_page_shows_charts_rates_and_the_last_tick(admin_client, busy_
     now = dt.datetime.now(dt.UTC)  # the page reads the clock: put the data around it
     CallAttempt.objects.update(created_at=now)  # all five in the current hour
     DiallerHeartbeat.objects.create(
-        pk=1, last_tick_at=now, worker="host-1:42", report={"claimed": 7, "recovered": 0}
+        pk=1,
+        last_tick_at=now,
+        worker="host-1:42",
+        report={"claimed": 7, "seconds": 0.123456, "errors": ["+121****142 lost"]},
     )
     body = admin_client.get(reverse(DASHBOARD)).content.decode()
     assert "Fleet survey" in body
@@ -114,6 +117,7 @@ def test_dashboard_page_shows_charts_rates_and_the_last_tick(admin_client, busy_
     assert re.search(r'class="vs-value live-calls">1<', body)
     assert "20.0%" in body  # answer rate: 1 answered of 5 dialled
     assert "claimed" in body and "host-1:42" in body
+    assert "<td>0.123</td>" in body and "+121****142 lost" in body
     assert "has not ticked recently" not in body
     panel = body[body.index(f'id="campaign-{busy_campaign.pk}"') :]
     assert panel.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 3
