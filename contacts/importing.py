@@ -245,7 +245,8 @@ class _CsvFile:
             yield start, values
 
 
-def _batches(rows, size: int = BATCH_SIZE):
+def _batches(rows):
+    size = BATCH_SIZE
     batch = []
     for item in rows:
         batch.append(item)
