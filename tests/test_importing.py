@@ -5,10 +5,13 @@ import tracemalloc
 
 import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contacts import importing
 from contacts.importing import ImportFileError, import_contacts, import_exclusions
 from contacts.models import Contact, Exclusion
+from contacts.phones import InvalidPhone, normalise_phone, timezones_for
 from tests.factories import CampaignFactory, ContactFactory, ExclusionFactory
 
 pytestmark = pytest.mark.django_db
@@ -232,8 +235,8 @@ def test_100000_rows_stream_with_flat_memory():
 
 def test_the_report_matches_the_database(now):
     campaign = CampaignFactory()
-    ExclusionFactory(phone="+12125550150")
-    rows = [f"+1212555{n:04d}" for n in range(100, 200)] + ["+12125550150", "junk", "+12125550100"]
+    ExclusionFactory(phone="+12125550250")
+    rows = [f"+1212555{n:04d}" for n in range(100, 200)] + ["+12125550250", "junk", "+12125550100"]
     report = import_contacts(campaign=campaign, stream=csv_bytes("phone\n" + "\n".join(rows)))
     contacts = Contact.objects.filter(campaign=campaign)
     assert report.created == contacts.count() == 101
@@ -273,3 +276,71 @@ def test_exclusion_import(admin_user, now):
 def test_exclusion_import_needs_a_phone_column():
     with pytest.raises(ImportFileError):
         import_exclusions(stream=csv_bytes("number\n123\n"))
+
+
+# --- phone parsing: the import's fast path agrees with contacts.phones -------------------------
+
+
+def near_example(region: str, kind: int, suffix: int) -> str | None:
+    """A number close to libphonenumber's example for region and type (mostly valid)."""
+    example = phonenumbers.example_number_for_type(region, kind)
+    if example is None:
+        return None
+    national = str(example.national_number)
+    return f"+{example.country_code}{national[:-3]}{suffix:03d}"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    region=st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS)),
+    kind=st.sampled_from(
+        [
+            phonenumbers.PhoneNumberType.FIXED_LINE,
+            phonenumbers.PhoneNumberType.MOBILE,
+            phonenumbers.PhoneNumberType.TOLL_FREE,
+        ]
+    ),
+    suffix=st.integers(min_value=0, max_value=999),
+    spaced=st.booleans(),
+    default_region=st.sampled_from(["US", "FR", "GB"]),
+)
+def test_import_phone_parsing_matches_normalise_phone(region, kind, suffix, spaced, default_region):
+    raw = near_example(region, kind, suffix)
+    if raw is None:
+        return
+    if spaced:
+        raw = f"{raw[:4]} {raw[4:7]} {raw[7:]}"
+    expected, got = parse_both(raw, default_region)
+    assert got == expected
+
+
+def parse_both(raw: str, region: str):
+    try:
+        expected = (normalise_phone(raw, region), timezones_for(normalise_phone(raw, region)))
+    except InvalidPhone:
+        expected = None
+    try:
+        got = importing._parse_phone(raw, region)
+    except ValueError:
+        got = None
+    return expected, got
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "(212) 555-0101",
+        "0612345678",
+        "+1 1 443 751 4424",
+        "+7 8 762 685 9042",
+        "+80012345678",
+        "+12125550101",
+        "+441632960000",
+        "+3906 1234 5678",
+        "tel:+33612345678",
+        "12",
+    ],
+)
+def test_import_phone_parsing_matches_normalise_phone_on_odd_input(raw):
+    expected, got = parse_both(raw, "FR")
+    assert got == expected
