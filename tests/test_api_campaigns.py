@@ -228,3 +228,25 @@ def test_bad_filter_value_is_a_400(api_client):
 
 def test_page_past_the_end_is_a_404(api_client):
     assert_error(api_client.get(URL, {"page": 99}), 404, "not_found")
+
+
+def test_new_question_without_a_prompt_is_refused_on_patch(api_client):
+    campaign = CampaignFactory()
+    response = api_client.patch(
+        f"{URL}{campaign.pk}/", {"questions": [{"position": 1}]}, format="json"
+    )
+    assert "questions" in assert_error(response, 400, "invalid")["details"]
+    assert not campaign.questions.exists()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"status": "x" * 5000}, {"page_size": "99999999999999999999"}, {"ordering": "nope"}],
+)
+def test_odd_query_strings_never_break_the_list(api_client, params):
+    assert api_client.get(URL, params).status_code in (200, 400)
+
+
+def test_huge_ids_in_filters_are_a_400(api_client):
+    response = api_client.get("/api/v1/contacts/", {"campaign": "99999999999999999999999"})
+    assert_error(response, 400, "invalid")
