@@ -44,6 +44,7 @@ from contacts.phones import mask_phone
 BATCH_SIZE = 2000
 MAX_REJECTIONS_LISTED = 100
 READ_CHUNK_BYTES = 64 * 1024
+MAX_LINE_BYTES = 1024 * 1024  # memory stays bounded even for a file with no newline
 
 # Column name (normalised) -> the Contact field it fills. Anything else goes to attributes.
 CONTACT_COLUMNS = {
@@ -141,6 +142,11 @@ def _lines(stream) -> Iterator[tuple[str, bool]]:
         pending += chunk
         parts = pending.split(b"\n")
         pending = parts.pop()
+        if len(pending) > MAX_LINE_BYTES:
+            raise ImportFileError(
+                f"A line is longer than {MAX_LINE_BYTES // 1024} KB: this is not a CSV file of "
+                "contacts (or its lines do not end with a newline)."
+            )
         for part in parts:
             yield _decode(part + b"\n")
     if pending:

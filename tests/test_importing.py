@@ -344,3 +344,10 @@ def parse_both(raw: str, region: str):
 def test_import_phone_parsing_matches_normalise_phone_on_odd_input(raw):
     expected, got = parse_both(raw, "FR")
     assert got == expected
+
+
+def test_a_file_without_newlines_is_refused_without_reading_it_whole(monkeypatch):
+    monkeypatch.setattr(importing, "MAX_LINE_BYTES", 1000)
+    data = b"phone," + b"x" * 5000
+    with pytest.raises(ImportFileError, match="longer than"):
+        import_contacts(campaign=CampaignFactory(), stream=io.BytesIO(data))
