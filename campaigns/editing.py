@@ -79,6 +79,10 @@ def save_campaign(
                 )
             }
         )
+    missing = [p for p, data in wanted.items() if p not in existing and not data.get("prompt")]
+    if missing:
+        where = ", ".join(map(str, missing))
+        raise ValidationError({"questions": f"New question(s) at position {where} need a prompt."})
     Question.objects.filter(pk__in=[q.pk for q in removed]).delete()
     for position, data in wanted.items():
         question = existing.get(position) or Question(campaign=campaign)

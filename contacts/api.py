@@ -366,6 +366,7 @@ class ExclusionViewSet(viewsets.ModelViewSet):
         check_upload_size(request)
         form = ExclusionImportRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        check_upload_size(request, form.validated_data["file"])
         report = import_exclusions(
             stream=form.validated_data["file"],
             campaign=form.validated_data.get("campaign"),
@@ -409,6 +410,7 @@ class CampaignContactImportActions:
         campaign = self.get_object()
         form = ImportRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        check_upload_size(request, form.validated_data["file"])
         report = import_contacts(
             campaign=campaign,
             stream=form.validated_data["file"],

@@ -29,11 +29,11 @@ from dataclasses import asdict, dataclass, field
 
 import phonenumbers
 from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneNumberType
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumberType
 from phonenumbers import timezone as phone_timezone
 
 from campaigns.models import Campaign
@@ -44,6 +44,7 @@ from contacts.phones import mask_phone
 BATCH_SIZE = 2000
 MAX_REJECTIONS_LISTED = 100
 READ_CHUNK_BYTES = 64 * 1024
+MAX_LINE_BYTES = 1024 * 1024  # memory stays bounded even for a file with no newline
 
 # Column name (normalised) -> the Contact field it fills. Anything else goes to attributes.
 CONTACT_COLUMNS = {
@@ -141,6 +142,11 @@ def _lines(stream) -> Iterator[tuple[str, bool]]:
         pending += chunk
         parts = pending.split(b"\n")
         pending = parts.pop()
+        if len(pending) > MAX_LINE_BYTES:
+            raise ImportFileError(
+                f"A line is longer than {MAX_LINE_BYTES // 1024} KB: this is not a CSV file of "
+                "contacts (or its lines do not end with a newline)."
+            )
         for part in parts:
             yield _decode(part + b"\n")
     if pending:
@@ -245,7 +251,8 @@ class _CsvFile:
             yield start, values
 
 
-def _batches(rows, size: int = BATCH_SIZE):
+def _batches(rows):
+    size = BATCH_SIZE
     batch = []
     for item in rows:
         batch.append(item)
@@ -265,14 +272,15 @@ E164_TEXT = re.compile(r"\+[1-9]\d{6,14}")
 def _parse_phone(raw: str, region: str | None) -> tuple[str, list[str]]:
     """(E.164, libphonenumber's zones) for a raw number, or raise ValueError with the reason.
 
-    The same rules as contacts.phones.normalise_phone + timezones_for, with the number parsed
-    and typed once (the import's speed is mostly this function): the number's type says both
-    whether it is valid (`is_valid_number` is "type is not UNKNOWN") and whether its zones come
-    from its prefix or from its country. Text already in E.164 skips libphonenumber's parser."""
+    The same answers as contacts.phones.normalise_phone + timezones_for (a test compares them
+    on random numbers), with the number parsed and typed once: the import's speed is mostly
+    this function. The number's type says both whether it is valid (`is_valid_number` is
+    "type is not UNKNOWN") and whether its zones come from its prefix or from its country.
+    Text already in E.164 skips libphonenumber's parser."""
     if not raw:
         raise ValueError("The phone number is empty.")
     number = _from_e164(raw) if E164_TEXT.fullmatch(raw) else None
-    kind = phonenumbers.number_type(number) if number is not None else PhoneNumberType.UNKNOWN
+    kind = _number_kind(number) if number is not None else PhoneNumberType.UNKNOWN
     e164 = raw
     if kind == PhoneNumberType.UNKNOWN:
         # Not plain E.164, or invalid as it stands: the parser knows the lenient readings
@@ -281,7 +289,7 @@ def _parse_phone(raw: str, region: str | None) -> tuple[str, list[str]]:
             number = phonenumbers.parse(raw, region)
         except phonenumbers.NumberParseException as exc:
             raise ValueError(f"{mask_phone(raw)} is not a phone number ({exc._msg}).") from exc
-        kind = phonenumbers.number_type(number)
+        kind = _number_kind(number)
         e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if kind == PhoneNumberType.UNKNOWN:
         raise ValueError(f"{mask_phone(raw)} is not a valid phone number.")
@@ -290,6 +298,36 @@ def _parse_phone(raw: str, region: str | None) -> tuple[str, list[str]]:
     else:
         zones = phone_timezone.time_zones_for_number(number)
     return e164, sorted(z for z in zones if z != phone_timezone.UNKNOWN_TIMEZONE)
+
+
+try:  # libphonenumber's own type matcher; see _number_kind
+    from phonenumbers.phonenumberutil import _number_type_helper
+    from phonenumbers.phonenumberutil import re_compile as _re_compile
+except ImportError:  # pragma: no cover - a phonenumbers release without them
+    _number_type_helper = None
+
+
+def _number_kind(number: phonenumbers.PhoneNumber) -> int:
+    """phonenumbers.number_type(number), matching the number against its region's patterns
+    once instead of twice where a country code is shared by several regions (+1: the US,
+    Canada and the Caribbean): number_type() first finds the region by matching each
+    candidate's patterns, then matches the found region's patterns again."""
+    regions = COUNTRY_CODE_TO_REGION_CODE.get(number.country_code)
+    if _number_type_helper is None or not regions or len(regions) == 1:
+        return phonenumbers.number_type(number)
+    national = phonenumbers.national_significant_number(number)
+    for region in regions:
+        metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
+        if metadata is None:
+            continue
+        if metadata.leading_digits is not None:
+            if _re_compile(metadata.leading_digits).match(national):
+                return _number_type_helper(national, metadata)
+        else:
+            kind = _number_type_helper(national, metadata)
+            if kind != PhoneNumberType.UNKNOWN:
+                return kind
+    return PhoneNumberType.UNKNOWN
 
 
 def _from_e164(text: str) -> phonenumbers.PhoneNumber | None:
@@ -442,7 +480,6 @@ class _ContactWriter:
         self.campaign = campaign
         self.now = now
         self.fields = [f for f in Contact._meta.concrete_fields if not f.primary_key]
-        self.position = {f.attname: i for i, f in enumerate(self.fields)}
         self._zone_texts: dict[tuple, tuple[str, str]] = {}  # zones -> (JSON, timezone_key)
 
     def _zone_text(self, zones: list[str]) -> tuple[str, str]:
@@ -478,49 +515,76 @@ class _ContactWriter:
         Contact.objects.bulk_create(contacts, batch_size=BATCH_SIZE)
 
     def _copy(self, rows) -> None:
+        """One COPY per batch, its text built here: the per-row columns first, then the
+        columns every new contact shares (defaults, timestamps), rendered once."""
         from psycopg import sql
 
         stamp = timezone.now()
-        template: list = []
-        for f in self.fields:
-            if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-                template.append(stamp)
-            elif isinstance(f, models.JSONField):
-                template.append(json.dumps(f.get_default()))
+        shared = {"campaign_id": self.campaign.pk, "next_attempt_at": self.now}
+        tail_fields = [f for f in self.fields if f.attname not in COPY_ROW_COLUMNS]
+        tail = []
+        for f in tail_fields:
+            if f.attname in shared:
+                value = shared[f.attname]
+            elif getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+                value = stamp
             else:
-                template.append(f.get_default())
-        pos = self.position
-        template[pos["campaign_id"]] = self.campaign.pk
-        template[pos["next_attempt_at"]] = self.now
-        i_phone, i_name, i_ext, i_lang = (
-            pos["phone"],
-            pos["name"],
-            pos["external_id"],
-            pos["language"],
-        )
-        i_attrs, i_zones, i_key, i_state = (
-            pos["attributes"],
-            pos["timezones"],
-            pos["timezone_key"],
-            pos["state"],
-        )
+                value = f.get_default()
+            tail.append(_copy_text(value))
+        suffix = "\t" + "\t".join(tail) + "\n" if tail else "\n"
+        columns = [Contact._meta.get_field(name).column for name in COPY_ROW_COLUMNS]
+        columns += [f.column for f in tail_fields]
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(Contact._meta.db_table),
-            sql.SQL(", ").join(sql.Identifier(f.column) for f in self.fields),
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns),
         )
         pending, excluded_state = Contact.State.PENDING.value, Contact.State.EXCLUDED.value
+        lines = []
+        for phone, values, zones, excluded in rows:
+            attributes = {k: v for k, v in values.items() if k not in CONTACT_FIELDS and v}
+            zones_json, key = self._zone_text(zones)
+            lines.append(
+                f"{phone}\t{_escape(values.get('name', ''))}"
+                f"\t{_escape(values.get('external_id', ''))}"
+                f"\t{_escape(values.get('language', ''))}"
+                f"\t{_escape(json.dumps(attributes)) if attributes else '{}'}"
+                f"\t{_escape(zones_json)}\t{_escape(key)}"
+                f"\t{excluded_state if excluded else pending}{suffix}"
+            )
         with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
-            for phone, values, zones, excluded in rows:
-                row = template.copy()
-                row[i_phone] = phone
-                row[i_name] = values.get("name", "")
-                row[i_ext] = values.get("external_id", "")
-                row[i_lang] = values.get("language", "")
-                attributes = {k: v for k, v in values.items() if k not in CONTACT_FIELDS and v}
-                row[i_attrs] = json.dumps(attributes) if attributes else "{}"
-                row[i_zones], row[i_key] = self._zone_text(zones)
-                row[i_state] = excluded_state if excluded else pending
-                copy.write_row(row)
+            copy.write("".join(lines))
+
+
+# Columns the COPY fills per row, in this order (see _ContactWriter._copy).
+COPY_ROW_COLUMNS = (
+    "phone",
+    "name",
+    "external_id",
+    "language",
+    "attributes",
+    "timezones",
+    "timezone_key",
+    "state",
+)
+# COPY's text format: backslash escapes for the separators; PostgreSQL text holds no NUL.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": None})
+
+
+def _escape(text: str) -> str:
+    return text.translate(_COPY_ESCAPES)
+
+
+def _copy_text(value) -> str:
+    """A model default in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, dict | list):
+        return _escape(json.dumps(value))
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return _escape(str(value))
 
 
 CONTACT_FIELDS = frozenset(CONTACT_COLUMNS.values())

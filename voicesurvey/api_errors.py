@@ -4,6 +4,7 @@ Set as REST_FRAMEWORK["EXCEPTION_HANDLER"]. Domain errors that reach a view are 
 views call domain functions without wrapping each call: IllegalTransition -> 409, a model's
 ValidationError -> 400 with its fields, ImportFileError -> 400."""
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
@@ -41,6 +42,10 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
 
 
 def _as_api_exception(exc):
+    if isinstance(exc, Http404):
+        return exceptions.NotFound(*[a for a in exc.args[:1] if a])
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied(*[a for a in exc.args[:1] if a])
     if isinstance(exc, IllegalTransition):
         return Conflict(str(exc), code="illegal_transition")
     if isinstance(exc, ImportFileError):
@@ -65,8 +70,6 @@ def api_exception_handler(exc, context):
     else:
         codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
         code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
-        if isinstance(exc, Http404):
-            code = "not_found"
         message = str(detail) if detail is not None and not isinstance(detail, dict) else ""
         message = message or MESSAGES.get(code, "") or str(exc)
         details = detail if isinstance(detail, dict) else {}

@@ -1,0 +1,293 @@
+import datetime as dt
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import override_settings
+
+from contacts.models import Contact, Exclusion
+from tests.factories import CampaignFactory, ContactFactory, ExclusionFactory
+from tests.test_api_campaigns import assert_error
+
+pytestmark = pytest.mark.django_db
+
+CONTACTS = "/api/v1/contacts/"
+EXCLUSIONS = "/api/v1/exclusions/"
+
+
+def upload(text: str | bytes, name="contacts.csv"):
+    data = text.encode() if isinstance(text, str) else text
+    return SimpleUploadedFile(name, data, content_type="text/csv")
+
+
+# --- contacts ---------------------------------------------------------------------------------
+
+
+def test_create_contact_normalises_the_phone_and_derives_zones(api_client):
+    campaign = CampaignFactory()
+    response = api_client.post(
+        CONTACTS,
+        {
+            "campaign": campaign.pk,
+            "phone": "(212) 555-0101",
+            "name": "Ann",
+            "attributes": {"plan": "gold"},
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["phone"] == "+12125550101"
+    assert body["timezone_key"] == "America/New_York"
+    assert body["state"] == "pending"
+
+
+def test_contact_on_the_do_not_call_list_is_created_excluded(api_client):
+    campaign = CampaignFactory()
+    ExclusionFactory(phone="+12125550101")
+    response = api_client.post(
+        CONTACTS, {"campaign": campaign.pk, "phone": "+1 212 555 0101"}, format="json"
+    )
+    assert response.json()["state"] == "excluded"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"phone": "hello"}, "phone"),
+        ({"phone": "+12125550199", "timezones": ["Nowhere/Land"]}, "timezones"),
+        ({"phone": "+12125550199", "attributes": [1, 2]}, "attributes"),
+        ({"phone": "+12125550199", "campaign": 10**12}, "campaign"),
+        ({"phone": "+12125550199", "campaign": "x"}, "campaign"),
+        ({"phone": "+12125550100"}, "phone"),  # already in the campaign
+    ],
+)
+def test_bad_contact_is_a_400_naming_the_field(api_client, body, field):
+    campaign = CampaignFactory()
+    ContactFactory(campaign=campaign, phone="+12125550100")
+    error = assert_error(
+        api_client.post(CONTACTS, {"campaign": campaign.pk, **body}, format="json"), 400
+    )
+    assert field in error["details"]
+
+
+def test_update_contact_rederives_zones_of_a_new_number(api_client):
+    contact = ContactFactory(phone="+12125550101")
+    response = api_client.patch(
+        f"{CONTACTS}{contact.pk}/", {"phone": "+33612345678", "name": "Zoé"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    contact.refresh_from_db()
+    assert (contact.phone, contact.name, contact.zones) == ("+33612345678", "Zoé", ["Europe/Paris"])
+
+
+def test_contact_cannot_move_to_another_campaign(api_client):
+    contact = ContactFactory()
+    other = CampaignFactory()
+    api_client.patch(f"{CONTACTS}{contact.pk}/", {"campaign": other.pk}, format="json")
+    contact.refresh_from_db()
+    assert contact.campaign_id != other.pk
+
+
+def test_filter_contacts_by_campaign_state_and_phone_in_any_format(api_client):
+    campaign = CampaignFactory()
+    ann = ContactFactory(campaign=campaign, phone="+12125550101", name="Ann")
+    ContactFactory(campaign=campaign, phone="+12125550102", state=Contact.State.COMPLETED)
+    ContactFactory(phone="+12125550101")  # same number, another campaign
+    by_phone = api_client.get(CONTACTS, {"campaign": campaign.pk, "phone": "(212) 555-0101"})
+    assert [c["id"] for c in by_phone.json()["results"]] == [ann.pk]
+    by_state = api_client.get(CONTACTS, {"campaign": campaign.pk, "state": "completed"})
+    assert by_state.json()["count"] == 1
+    assert api_client.get(CONTACTS, {"search": "Ann"}).json()["count"] >= 1
+    ordered = api_client.get(CONTACTS, {"campaign": campaign.pk, "ordering": "-id"}).json()
+    assert [c["id"] for c in ordered["results"]][-1] == ann.pk
+
+
+def test_bad_phone_filter_is_a_400(api_client):
+    error = assert_error(api_client.get(CONTACTS, {"phone": "nonsense"}), 400, "invalid")
+    assert "phone" in error["details"]
+
+
+def test_contact_permissions_and_not_found(viewer_client, anon_client, api_client):
+    contact = ContactFactory()
+    assert viewer_client.get(f"{CONTACTS}{contact.pk}/").status_code == 200
+    assert_error(viewer_client.delete(f"{CONTACTS}{contact.pk}/"), 403)
+    assert_error(anon_client.get(CONTACTS), 401)
+    assert_error(api_client.get(f"{CONTACTS}{contact.pk + 1000}/"), 404)
+    assert api_client.delete(f"{CONTACTS}{contact.pk}/").status_code == 204
+
+
+# --- contact import ---------------------------------------------------------------------------
+
+
+def import_url(campaign):
+    return f"/api/v1/campaigns/{campaign.pk}/contacts/import"
+
+
+def test_import_contacts_over_the_api(api_client):
+    campaign = CampaignFactory()
+    ExclusionFactory(phone="+33612345679")
+    text = "phone;name\n06 12 34 56 78;Zoé\n06 12 34 56 79;Yves\n0612345678;dup\nbad;x\n"
+    response = api_client.post(
+        import_url(campaign), {"file": upload(text), "default_region": "fr"}, format="multipart"
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert {k: body[k] for k in ("rows", "created", "duplicates", "excluded", "rejected")} == {
+        "rows": 4,
+        "created": 2,
+        "duplicates": 1,
+        "excluded": 1,
+        "rejected": 1,
+    }
+    assert body["rejections"][0]["line"] == 5
+    assert Contact.objects.filter(campaign=campaign).count() == 2
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"name\nAnn\n", b"\x00\x01\x02binary\x00"],
+)
+def test_import_of_an_unreadable_file_is_a_400(api_client, data):
+    campaign = CampaignFactory()
+    response = api_client.post(import_url(campaign), {"file": upload(data)}, format="multipart")
+    error = assert_error(response, 400)
+    assert error["code"] in ("invalid_file", "invalid")
+    assert not Contact.objects.exists()
+
+
+def test_import_without_a_file_or_with_a_bad_region_is_a_400(api_client):
+    campaign = CampaignFactory()
+    error = assert_error(api_client.post(import_url(campaign), {}, format="multipart"), 400)
+    assert "file" in error["details"]
+    response = api_client.post(
+        import_url(campaign),
+        {"file": upload("phone\n1\n"), "default_region": "XX"},
+        format="multipart",
+    )
+    assert "default_region" in assert_error(response, 400)["details"]
+
+
+def test_import_above_the_size_limit_is_a_413(api_client, settings):
+    settings.IMPORT_MAX_UPLOAD_BYTES = 1000
+    campaign = CampaignFactory()
+    big = "phone\n" + "+12125550101\n" * 200
+    response = api_client.post(import_url(campaign), {"file": upload(big)}, format="multipart")
+    assert_error(response, 413, "too_large")
+    assert not Contact.objects.exists()
+
+
+def test_import_needs_the_add_contact_permission(viewer_client, anon_client, api_client):
+    campaign = CampaignFactory()
+    body = {"file": upload("phone\n+12125550101\n")}
+    assert_error(viewer_client.post(import_url(campaign), body, format="multipart"), 403)
+    assert_error(anon_client.post(import_url(campaign), body, format="multipart"), 401)
+    assert_error(api_client.post("/api/v1/campaigns/999/contacts/import", body), 404)
+    assert not Contact.objects.exists()
+
+
+def test_import_rejects_json_bodies(api_client):
+    campaign = CampaignFactory()
+    response = api_client.post(import_url(campaign), {"file": "x"}, format="json")
+    assert_error(response, 415, "unsupported_media_type")
+
+
+# --- exclusions -------------------------------------------------------------------------------
+
+
+def test_create_exclusion_records_who_and_refuses_a_duplicate(api_client, admin_user):
+    response = api_client.post(EXCLUSIONS, {"phone": "212 555 0101", "reason": "asked"})
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["phone"], body["source"], body["created_by"], body["campaign"]) == (
+        "+12125550101",
+        "api",
+        admin_user.username,
+        None,
+    )
+    again = api_client.post(EXCLUSIONS, {"phone": "+12125550101"})
+    assert "phone" in assert_error(again, 400)["details"]
+    campaign = CampaignFactory()
+    scoped = api_client.post(EXCLUSIONS, {"phone": "+12125550101", "campaign": campaign.pk})
+    assert scoped.status_code == 201
+
+
+def test_update_and_delete_exclusion(api_client):
+    entry = ExclusionFactory()
+    response = api_client.patch(f"{EXCLUSIONS}{entry.pk}/", {"reason": "complaint"})
+    assert response.json()["reason"] == "complaint"
+    assert api_client.delete(f"{EXCLUSIONS}{entry.pk}/").status_code == 204
+    assert not Exclusion.objects.exists()
+
+
+def test_filter_exclusions(api_client, now):
+    campaign = CampaignFactory()
+    ExclusionFactory(phone="+12125550101")
+    ExclusionFactory(phone="+12125550102", campaign=campaign)
+    ExclusionFactory(phone="+12125550103", expires_at=now - dt.timedelta(days=400))
+    assert api_client.get(EXCLUSIONS, {"scope": "campaign"}).json()["count"] == 1
+    assert api_client.get(EXCLUSIONS, {"active": "false"}).json()["count"] == 1
+    assert api_client.get(EXCLUSIONS, {"phone": "(212) 555-0101"}).json()["count"] == 1
+
+
+def test_check_tells_whether_and_which_exclusions_apply(api_client, now):
+    campaign = CampaignFactory()
+    other = CampaignFactory()
+    ExclusionFactory(phone="+12125550101", campaign=campaign, reason="this campaign only")
+    url = f"{EXCLUSIONS}check/"
+
+    mine = api_client.get(url, {"phone": "(212) 555-0101", "campaign": campaign.pk}).json()
+    assert mine["excluded"] is True
+    assert [e["reason"] for e in mine["exclusions"]] == ["this campaign only"]
+    theirs = api_client.get(url, {"phone": "2125550101", "campaign": other.pk}).json()
+    assert theirs == {
+        "phone": "+12125550101",
+        "campaign": other.pk,
+        "excluded": False,
+        "exclusions": [],
+    }
+    anywhere = api_client.get(url, {"phone": "+12125550101"}).json()
+    assert anywhere["excluded"] is False and len(anywhere["exclusions"]) == 1
+
+    ExclusionFactory(phone="+12125550101", reason="everywhere")
+    assert api_client.get(url, {"phone": "+12125550101"}).json()["excluded"] is True
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"phone": "abc"}, {"phone": "+12125550101", "campaign": "x"}]
+)
+def test_check_with_bad_input_is_a_400(api_client, params):
+    assert_error(api_client.get(f"{EXCLUSIONS}check/", params), 400, "invalid")
+
+
+def test_import_exclusions_over_the_api(api_client, viewer_client):
+    campaign = CampaignFactory()
+    text = "phone,reason\n+12125550101,asked\n+12125550102,\nnope,\n"
+    response = api_client.post(
+        f"{EXCLUSIONS}import/",
+        {"file": upload(text), "campaign": campaign.pk},
+        format="multipart",
+    )
+    assert response.status_code == 200, response.content
+    assert (response.json()["created"], response.json()["rejected"]) == (2, 1)
+    assert Exclusion.objects.filter(campaign=campaign, source="import").count() == 2
+    denied = viewer_client.post(f"{EXCLUSIONS}import/", {"file": upload(text)}, format="multipart")
+    assert_error(denied, 403)
+    bad_campaign = api_client.post(
+        f"{EXCLUSIONS}import/", {"file": upload(text), "campaign": 99999}, format="multipart"
+    )
+    assert "campaign" in assert_error(bad_campaign, 400)["details"]
+
+
+def test_import_reads_the_upload_incrementally(api_client):
+    """A file larger than the in-memory upload limit goes to a temporary file and is read from
+    there in chunks (nothing holds it whole)."""
+    campaign = CampaignFactory()
+    rows = "".join(f"+1212555{n:04d},Person {n}\n" for n in range(100, 9100))
+    data = ("phone,name\n" + rows).encode()
+    with override_settings(FILE_UPLOAD_MAX_MEMORY_SIZE=len(data) // 10):
+        response = api_client.post(
+            import_url(campaign), {"file": io.BytesIO(data)}, format="multipart"
+        )
+    assert response.status_code == 200, response.content
+    assert response.json()["created"] == 9000
