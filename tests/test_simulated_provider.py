@@ -93,12 +93,9 @@ def test_a_completed_call_plays_the_whole_survey_through_the_webhooks(campaign, 
     assert 1 <= int(answers[2]) <= 5
     assert answers[3] in ("1", "2", "3")
     assert answers[4]
-    # "initiated" was a no-op (the dial step got there first), so it moved nothing.
     statuses = CallEvent.objects.filter(attempt=attempt, kind="status")
     assert list(statuses.values_list("message", flat=True)) == [
-        "ringing",
-        "in_progress",
-        "completed (answered by human)",
+        "completed, completed (answered by human); contact completed"
     ]
     webhooks = CallEvent.objects.filter(attempt=attempt, kind="webhook")
     assert webhooks.filter(message__startswith="status_callback").count() == 4
