@@ -125,7 +125,12 @@ def apply_call_status(
 
     # No savepoint when a webhook's transaction holds this one: one round trip less each.
     with transaction.atomic(savepoint=False):
-        moved = CallAttempt.objects.filter(pk=attempt.pk, status__in=earlier).update(**changes)
+        # Stages only ever go forward, so an attempt loaded at or past this stage still is:
+        # a duplicate or a late callback need not even try.
+        loaded_before = CallAttempt.STAGE.get(attempt.status, 0) < stage
+        moved = loaded_before and (
+            CallAttempt.objects.filter(pk=attempt.pk, status__in=earlier).update(**changes)
+        )
         if not moved:
             if final and duration is not None:
                 # Recovery closed it blind; the provider knows how long it really lasted.
@@ -133,11 +138,11 @@ def apply_call_status(
                     pk=attempt.pk, error_code="lost", duration__isnull=True
                 ).update(duration=duration)
             return StatusResult(moved=False, status=attempt.status)
-        # Only the attempt's own fields: the campaign and contact loaded with it stay cached.
         if not final:
             # The webhook's own CallEvent already tells this move; nothing else to do.
             attempt.status = target
             return StatusResult(moved=True, status=target)
+        # Only the attempt's own fields: the campaign and contact loaded with it stay cached.
         attempt.refresh_from_db(fields=REFRESHED_FIELDS)
         contact_state = settle_contact(attempt, now=now)
         CallEvent.objects.create(
