@@ -236,3 +236,16 @@ def test_in_background_the_call_plays_on_its_own_thread(campaign, frozen):
     attempt, contact, answers = after_call(attempt)
     assert contact.state == "completed"
     assert len(answers) == 4
+
+
+@pytest.mark.django_db
+def test_without_twilio_credentials_the_simulated_provider_is_used(monkeypatch, settings):
+    from calls.telephony import base
+
+    monkeypatch.setattr(base, "_instances", {})
+    settings.TELEPHONY_PROVIDER = "simulated"
+    settings.SIMULATED_OUTCOMES = {"completed": 3, "busy": 1}
+    provider = base.get_provider()
+    assert isinstance(provider, SimulatedProvider)
+    assert provider.background  # in real use each call plays on its own thread
+    assert provider.outcomes == {"completed": 3, "busy": 1}
