@@ -34,6 +34,23 @@ TWILIO_STATUSES = {
     "canceled": S.CANCELED,
 }
 
+# What a status move or the survey may have changed on the attempt row.
+REFRESHED_FIELDS = [
+    "status",
+    "provider_call_sid",
+    "answered_by",
+    "survey_finished",
+    "opted_out",
+    "callback_requested_for",
+    "error_code",
+    "error_message",
+    "last_sequence_number",
+    "dialled_at",
+    "answered_at",
+    "ended_at",
+    "duration",
+]
+
 
 def answered_by_from_twilio(value: str | None) -> str | None:
     """Twilio's AnsweredBy (human, machine_start, machine_end_beep, fax, unknown…) -> ours;
@@ -106,32 +123,42 @@ def apply_call_status(
                 F("answered_at"), Value(at - dt.timedelta(seconds=duration))
             )
 
-    with transaction.atomic():
-        moved = CallAttempt.objects.filter(pk=attempt.pk, status__in=earlier).update(**changes)
+    # No savepoint when a webhook's transaction holds this one: one round trip less each.
+    with transaction.atomic(savepoint=False):
+        # Stages only ever go forward, so an attempt loaded at or past this stage still is:
+        # a duplicate or a late callback need not even try.
+        loaded_before = CallAttempt.STAGE.get(attempt.status, 0) < stage
+        moved = loaded_before and (
+            CallAttempt.objects.filter(pk=attempt.pk, status__in=earlier).update(**changes)
+        )
         if not moved:
             if final and duration is not None:
                 # Recovery closed it blind; the provider knows how long it really lasted.
                 CallAttempt.objects.filter(
                     pk=attempt.pk, error_code="lost", duration__isnull=True
                 ).update(duration=duration)
-            attempt.refresh_from_db()
             return StatusResult(moved=False, status=attempt.status)
-        attempt.refresh_from_db()
+        if not final:
+            # The webhook's own CallEvent already tells this move; nothing else to do.
+            attempt.status = target
+            return StatusResult(moved=True, status=target)
+        # Only the attempt's own fields: the campaign and contact loaded with it stay cached.
+        attempt.refresh_from_db(fields=REFRESHED_FIELDS)
+        contact_state = settle_contact(attempt, now=now)
         CallEvent.objects.create(
             attempt=attempt,
             kind="status",
-            message=f"{target}" + (f" (answered by {attempt.answered_by})" if final else ""),
+            message=f"{target}, {attempt.outcome} (answered by {attempt.answered_by}); "
+            f"contact {contact_state or 'not moved: it has moved on'}",
             actor="provider",
             at=now,
         )
-        contact_state = settle_contact(attempt, now=now) if final else None
-    if final:
-        log.info(
-            "attempt %s ended %s (%s); contact %s -> %s",
-            attempt.pk,
-            target,
-            attempt.outcome,
-            attempt.contact_id,
-            contact_state or "unchanged (moved on)",
-        )
+    log.info(
+        "attempt %s ended %s (%s); contact %s -> %s",
+        attempt.pk,
+        target,
+        attempt.outcome,
+        attempt.contact_id,
+        contact_state or "unchanged (moved on)",
+    )
     return StatusResult(moved=True, status=target, contact_state=contact_state)

@@ -160,6 +160,7 @@ def log_event(attempt: CallAttempt, kind: str, message: str, *, now: dt.datetime
 # --- The webhooks' domain functions ----------------------------------------------------------
 
 
+@transaction.atomic(savepoint=False)
 def start_survey(attempt: CallAttempt, *, answered_by: str | None, now: dt.datetime) -> str:
     """TwiML for an answered call: the machine policy for an answering machine, else the intro
     and the first unanswered question."""
@@ -218,6 +219,7 @@ def validate_answer(question: Question, reply: Reply) -> tuple[str, str] | None:
     return digits, digits
 
 
+@transaction.atomic(savepoint=False)
 def answer_question(
     attempt: CallAttempt, *, position: int, reply: Reply, retry: int, now: dt.datetime
 ) -> str:
@@ -292,6 +294,7 @@ def opt_out(attempt: CallAttempt, *, now: dt.datetime) -> Exclusion:
     return exclusion
 
 
+@transaction.atomic(savepoint=False)
 def request_callback(attempt: CallAttempt, *, now: dt.datetime) -> dt.datetime:
     """The callee asked to be called later: settle_contact turns this into next_attempt_at
     when the call ends."""

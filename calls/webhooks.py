@@ -8,6 +8,7 @@ import email.utils
 import logging
 from functools import wraps
 
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -25,36 +26,42 @@ log = logging.getLogger(__name__)
 PHONE_PARAMS = ("To", "From", "Called", "Caller", "ForwardedFrom", "CalledVia")
 
 
-def provider_webhook(view):
-    """POST only, no CSRF (the signature is the guard), signature checked, attempt loaded."""
+def provider_webhook(*related: str):
+    """POST only, no CSRF (the signature is the guard), signature checked, attempt loaded
+    (with the `related` rows the view needs: a status callback needs none, most of the time)."""
 
-    @csrf_exempt
-    @require_POST
-    @wraps(view)
-    def wrapper(request: HttpRequest, call_id: str, **kwargs):
-        if not has_valid_signature(request):
-            log.warning("webhook %s refused: missing or bad signature", request.path)
-            return HttpResponseForbidden("Invalid signature.")
-        attempt = (
-            CallAttempt.objects.select_related("campaign", "contact")
-            .filter(call_id=call_id)
-            .first()
-        )
-        if attempt is None:
-            raise Http404("Unknown call.")
-        now = timezone.now()
-        payload = masked_payload(request.POST)
-        CallEvent.objects.create(
-            attempt=attempt,
-            kind="webhook",
-            message=f"{view.__name__} {payload.get('CallStatus', '')}".strip(),
-            payload=payload,
-            actor="provider",
-            at=now,
-        )
-        return view(request, attempt, now=now, **kwargs)
+    def decorator(view):
+        @csrf_exempt
+        @require_POST
+        @wraps(view)
+        def wrapper(request: HttpRequest, call_id: str, **kwargs):
+            if not has_valid_signature(request):
+                log.warning("webhook %s refused: missing or bad signature", request.path)
+                return HttpResponseForbidden("Invalid signature.")
+            try:
+                attempts = CallAttempt.objects.all()
+                if related:  # (select_related() with no names would follow every FK)
+                    attempts = attempts.select_related(*related)
+                attempt = attempts.get(call_id=call_id)
+            except CallAttempt.DoesNotExist:
+                raise Http404("Unknown call.") from None
+            now = timezone.now()
+            payload = masked_payload(request.POST)
+            # One transaction for the log line and what the request changes: one commit.
+            with transaction.atomic():
+                CallEvent.objects.create(
+                    attempt=attempt,
+                    kind="webhook",
+                    message=f"{view.__name__} {payload.get('CallStatus', '')}".strip(),
+                    payload=payload,
+                    actor="provider",
+                    at=now,
+                )
+                return view(request, attempt, now=now, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorator
 
 
 def masked_payload(params) -> dict:
@@ -86,7 +93,7 @@ def timestamp(value: str | None) -> dt.datetime | None:
         return None
 
 
-@provider_webhook
+@provider_webhook()
 def status_callback(request: HttpRequest, attempt: CallAttempt, *, now) -> HttpResponse:
     params = request.POST
     status = params.get("CallStatus", "")
@@ -108,12 +115,12 @@ def status_callback(request: HttpRequest, attempt: CallAttempt, *, now) -> HttpR
     return HttpResponse(status=204)
 
 
-@provider_webhook
+@provider_webhook("campaign", "contact")
 def voice(request: HttpRequest, attempt: CallAttempt, *, now) -> HttpResponse:
     return twiml(survey.start_survey(attempt, answered_by=request.POST.get("AnsweredBy"), now=now))
 
 
-@provider_webhook
+@provider_webhook("campaign", "contact")
 def gather(request: HttpRequest, attempt: CallAttempt, *, now, position: int) -> HttpResponse:
     params = request.POST
     confidence = params.get("Confidence")

@@ -106,9 +106,7 @@ def test_duplicated_callbacks_change_nothing_the_second_time(client, frozen):
     assert attempt.ended_at == frozen
     statuses = CallEvent.objects.filter(attempt=attempt, kind="status")
     assert list(statuses.values_list("message", flat=True)) == [
-        "ringing",
-        "in_progress",
-        "completed (answered by unknown)",
+        "completed, incomplete (answered by unknown); contact not_reached"
     ]
     assert CallEvent.objects.filter(attempt=attempt, kind="webhook").count() == 7
 

@@ -93,12 +93,9 @@ def test_a_completed_call_plays_the_whole_survey_through_the_webhooks(campaign, 
     assert 1 <= int(answers[2]) <= 5
     assert answers[3] in ("1", "2", "3")
     assert answers[4]
-    # "initiated" was a no-op (the dial step got there first), so it moved nothing.
     statuses = CallEvent.objects.filter(attempt=attempt, kind="status")
     assert list(statuses.values_list("message", flat=True)) == [
-        "ringing",
-        "in_progress",
-        "completed (answered by human)",
+        "completed, completed (answered by human); contact completed"
     ]
     webhooks = CallEvent.objects.filter(attempt=attempt, kind="webhook")
     assert webhooks.filter(message__startswith="status_callback").count() == 4
@@ -239,3 +236,16 @@ def test_in_background_the_call_plays_on_its_own_thread(campaign, frozen):
     attempt, contact, answers = after_call(attempt)
     assert contact.state == "completed"
     assert len(answers) == 4
+
+
+@pytest.mark.django_db
+def test_without_twilio_credentials_the_simulated_provider_is_used(monkeypatch, settings):
+    from calls.telephony import base
+
+    monkeypatch.setattr(base, "_instances", {})
+    settings.TELEPHONY_PROVIDER = "simulated"
+    settings.SIMULATED_OUTCOMES = {"completed": 3, "busy": 1}
+    provider = base.get_provider()
+    assert isinstance(provider, SimulatedProvider)
+    assert provider.background  # in real use each call plays on its own thread
+    assert provider.outcomes == {"completed": 3, "busy": 1}
