@@ -39,6 +39,7 @@ def main() -> None:
         **os.environ,
         "DATABASE_URL": database_url(DB_NAME),
         "DJANGO_SETTINGS_MODULE": "voicesurvey.settings",
+        "BENCH_DASHBOARD_CHILD": "1",
     }
     root = Path(__file__).resolve().parent.parent
     subprocess.run([sys.executable, "-m", "bench.bench_dashboard"], env=env, cwd=root, check=True)
@@ -228,4 +229,5 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    run()
+    # `python -m bench.bench_dashboard` alone works too: it starts the child with the settings.
+    run() if os.environ.get("BENCH_DASHBOARD_CHILD") == "1" else main()
