@@ -1,9 +1,10 @@
 """The figures behind the operator's dashboard and the per-campaign results page.
 
-Everything is aggregated in SQL (`values().annotate()`, `TruncHour`, conditional counts), and the
-number of queries is fixed: one per kind of figure for all the campaigns shown at once, never
-one per campaign or per row. The dashboard's cost follows the contacts and attempts of the
-campaigns on screen, each query served by an index (see `bench/bench_dashboard.py`).
+Everything is aggregated in SQL (`values().annotate()`, hour buckets, window functions), and
+the number of queries is fixed: one per kind of figure for all the campaigns shown at once,
+never one per campaign or per row. Python only labels the aggregated groups (a few thousand at
+most). The dashboard's cost follows the contacts and attempts of the campaigns on screen, each
+query served by an index (see `bench/bench_dashboard.py` and the README's figures).
 """
 
 import datetime as dt
