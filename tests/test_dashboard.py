@@ -55,9 +55,10 @@ def test_dashboard_with_no_data_says_what_to_do(admin_client):
 
 
 @pytest.mark.django_db
-def test_dashboard_is_linked_from_the_admin_index(admin_client):
-    body = admin_client.get(reverse("admin:index")).content.decode()
-    assert f'href="{reverse(DASHBOARD)}"' in body
+def test_dashboard_is_linked_from_the_admin_index_and_the_campaigns(admin_client):
+    for page in ("admin:index", "admin:campaigns_campaign_changelist"):
+        body = admin_client.get(reverse(page)).content.decode()
+        assert f'href="{reverse(DASHBOARD)}"' in body
 
 
 @pytest.mark.django_db
