@@ -8,7 +8,7 @@ COPY contacts contacts
 COPY calls calls
 COPY templates templates
 COPY manage.py ./
-RUN pip install --no-cache-dir '.[prod]'
+RUN pip install --no-cache-dir .
 RUN DATABASE_URL=sqlite:////tmp/build.sqlite3 SECRET_KEY=build python manage.py collectstatic --noinput
 EXPOSE 8000
 CMD ["gunicorn", "voicesurvey.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
