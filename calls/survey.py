@@ -18,6 +18,7 @@ from django.db.models import Exists, OuterRef
 from twilio.twiml.voice_response import VoiceResponse
 
 from calls.models import Answer, CallAttempt, CallEvent
+from calls.scheduling import book_callback
 from calls.status import answered_by_from_twilio
 from campaigns.models import Campaign, Question
 from contacts.models import Contact, Exclusion
@@ -234,8 +235,8 @@ def answer_question(
         script.hang_up(OPT_OUT_GOODBYE)
         return str(script.response)
     if campaign.callback_key and reply.digits == campaign.callback_key:
-        request_callback(attempt, now=now)
-        delay = spoken_delay(campaign.callback_delay_minutes)
+        when = request_callback(attempt, now=now)
+        delay = spoken_delay(round((when - now).total_seconds() / 60))
         script.hang_up(CALLBACK_GOODBYE.format(delay=delay))
         return str(script.response)
 
@@ -296,9 +297,10 @@ def opt_out(attempt: CallAttempt, *, now: dt.datetime) -> Exclusion:
 
 @transaction.atomic(savepoint=False)
 def request_callback(attempt: CallAttempt, *, now: dt.datetime) -> dt.datetime:
-    """The callee asked to be called later: settle_contact turns this into next_attempt_at
-    when the call ends."""
-    when = now + dt.timedelta(minutes=attempt.campaign.callback_delay_minutes)
+    """The callee asked to be called later: a one-off ScheduledCall after the campaign's
+    callback delay, moved to the next time the calling windows allow. settle_contact also
+    moves next_attempt_at there when the call ends; the booking is what dials."""
+    when = book_callback(attempt=attempt, now=now).next_run_at
     CallAttempt.objects.filter(pk=attempt.pk).update(callback_requested_for=when)
     attempt.callback_requested_for = when
     log_event(attempt, "callback_requested", f"call back at {when.isoformat()}", now=now)
@@ -309,6 +311,8 @@ def spoken_delay(minutes: int) -> str:
     if minutes < 90:
         return f"{minutes} minute{'s' if minutes != 1 else ''}"
     hours = round(minutes / 60)
+    if hours >= 36:
+        return f"{round(hours / 24)} days"
     return f"{hours} hours"
 
 

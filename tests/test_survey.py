@@ -1,11 +1,12 @@
 import datetime as dt
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from django.conf import settings
 
-from calls.models import Answer, CallAttempt
+from calls.models import Answer, CallAttempt, ScheduledCall
 from calls.survey import preview_survey, render_text
 from campaigns.models import Question
 from contacts.models import Exclusion, is_excluded
@@ -324,6 +325,25 @@ def test_callback_key_books_a_later_call(client, attempt, frozen):
     attempt.contact.refresh_from_db()
     assert attempt.contact.state == "not_reached"
     assert attempt.contact.next_attempt_at == frozen + dt.timedelta(hours=2)
+    booking = ScheduledCall.objects.get(contact=attempt.contact)
+    assert (booking.status, booking.next_run_at, booking.rrule) == (
+        "scheduled",
+        frozen + dt.timedelta(hours=2),
+        "",
+    )
+
+
+@pytest.mark.django_db
+def test_callback_asked_late_in_the_evening_is_booked_for_the_next_window(client, attempt, frozen):
+    attempt.campaign.callback_key = "8"
+    attempt.campaign.callback_delay_minutes = 14 * 60  # 21:00 in New York: after the window
+    attempt.campaign.save()
+    root = reply(client, answer_call(client, attempt), Digits="8")
+    booking = ScheduledCall.objects.get(contact=attempt.contact)
+    local = booking.next_run_at.astimezone(ZoneInfo(attempt.contact.zones[0]))
+    assert local.time() == attempt.campaign.window_start
+    assert booking.next_run_at == frozen + dt.timedelta(hours=26)  # 09:00 next day
+    assert "We will call you back in about" in said(root)[0]
 
 
 @pytest.mark.django_db
