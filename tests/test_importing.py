@@ -5,6 +5,7 @@ import tracemalloc
 
 import phonenumbers
 import pytest
+from django.db import connection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -351,3 +352,46 @@ def test_a_file_without_newlines_is_refused_without_reading_it_whole(monkeypatch
     data = b"phone," + b"x" * 5000
     with pytest.raises(ImportFileError, match="longer than"):
         import_contacts(campaign=CampaignFactory(), stream=io.BytesIO(data))
+
+
+# --- outside a transaction, on PostgreSQL: parsing and writing overlap (two threads) ----------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_outside_a_transaction_counts_and_writes_every_batch(monkeypatch):
+    monkeypatch.setattr(importing, "BATCH_SIZE", 100)
+    pipelined = []
+    real_pipeline = importing._import_pipelined
+    monkeypatch.setattr(
+        importing, "_import_pipelined", lambda *a: pipelined.append(1) or real_pipeline(*a)
+    )
+    campaign = CampaignFactory()
+    ExclusionFactory(phone="+12125550150")
+    phones = [f"+1212555{n:04d}" for n in range(100, 1100)]
+    text = "phone\n" + "\n".join(phones + phones[:50] + ["junk"])  # 50 duplicates, late
+    report = import_contacts(campaign=campaign, stream=csv_bytes(text))
+    assert (report.rows, report.created, report.duplicates) == (1051, 1000, 50)
+    assert (report.excluded, report.rejected) == (1, 1)
+    assert Contact.objects.filter(campaign=campaign).count() == 1000
+    assert Contact.objects.get(phone="+12125550150").state == Contact.State.EXCLUDED
+    assert bool(pipelined) == (connection.vendor == "postgresql")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_write_outside_a_transaction_stops_the_import(monkeypatch):
+    monkeypatch.setattr(importing, "BATCH_SIZE", 100)
+    real_insert = importing._ContactWriter.insert
+    calls = {"n": 0}
+
+    def insert_then_fail(self, rows):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("database went away")
+        real_insert(self, rows)
+
+    monkeypatch.setattr(importing._ContactWriter, "insert", insert_then_fail)
+    campaign = CampaignFactory()
+    text = "phone\n" + "\n".join(f"+1212555{n:04d}" for n in range(100, 1100))
+    with pytest.raises(RuntimeError, match="went away"):
+        import_contacts(campaign=campaign, stream=csv_bytes(text))
+    assert Contact.objects.filter(campaign=campaign).count() == 200  # two whole batches
