@@ -83,6 +83,9 @@ class CallAttempt(models.Model):
     # The survey's progress on this call.
     survey_finished = models.BooleanField(default=False)
     opted_out = models.BooleanField(default=False)
+    # The contact's state when this attempt claimed it: a scheduled call that does not reach
+    # the person gives the contact back its state instead of spending campaign retries.
+    contact_state_before = models.CharField(max_length=16, blank=True)
     callback_requested_for = models.DateTimeField(
         null=True, blank=True, help_text="The callee asked to be called back at this time."
     )

@@ -48,6 +48,10 @@ def settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
             changes["state"] = Contact.State.COMPLETED
         elif outcome == "rejected":
             changes["state"] = Contact.State.INVALID
+        elif attempt.scheduled_call_id and attempt.contact_state_before:
+            # A booked call that did not reach the person: its own retry rule applies
+            # (calls.scheduling), the contact keeps its place in the campaign.
+            changes["state"] = attempt.contact_state_before
         elif outcome in ("provider_unavailable", "lost") and not attempt.reached_provider:
             changes["state"] = (
                 Contact.State.PENDING if contact.attempts_count == 0 else Contact.State.NOT_REACHED

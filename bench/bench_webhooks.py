@@ -1,0 +1,270 @@
+"""Status callbacks per second through the real app under gunicorn on PostgreSQL.
+
+A mixed stream — each call's initiated, ringing, in-progress, completed, with duplicates and
+some finals arriving before ringing — is sent signed to /webhooks/status/ by client threads,
+then the same number of requests to a bare view that does one UPDATE, in the same run. Prints
+callbacks/s and p50/p99 latency for both, and the targets: >= 500 callbacks/s, and within 2x
+of the bare view.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/<db> make bench
+"""
+
+import datetime as dt
+import http.client
+import os
+import queue
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+ATTEMPTS = int(os.environ.get("BENCH_WEBHOOK_CALLS", "800"))
+CLIENT_THREADS = 12
+TARGET_RATE = 500
+TARGET_RATIO = 2.0
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def setup_django():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voicesurvey.settings")
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    return connection.vendor
+
+
+def make_calls(n: int):
+    """A running campaign with n contacts, each on a live attempt the dialler has placed."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    from calls.models import CallAttempt
+    from campaigns.models import Campaign
+    from contacts.models import Contact
+
+    call_command("migrate", verbosity=0)
+    now = dt.datetime.now(dt.UTC)
+    Campaign.objects.filter(name="bench-webhooks").delete()
+    campaign = Campaign.objects.create(name="bench-webhooks", status="running")
+    contacts = Contact.objects.bulk_create(
+        Contact(
+            campaign=campaign,
+            phone=f"+1212{5550000 + i:07d}",
+            timezone_key="America/New_York",
+            state="in_progress",
+            attempts_count=1,
+            last_attempt_number=1,
+        )
+        for i in range(n)
+    )
+    attempts = CallAttempt.objects.bulk_create(
+        CallAttempt(
+            contact=c,
+            campaign=campaign,
+            attempt_number=1,
+            status="initiated",
+            created_at=now,
+            dialled_at=now,
+            provider_call_sid=f"CA{i:032x}",
+            answered_by="human",
+        )
+        for i, c in enumerate(contacts)
+    )
+    with connection.cursor() as cursor:  # fresh rows: give the planner real statistics
+        cursor.execute("ANALYZE calls_callattempt; ANALYZE contacts_contact;")
+    return campaign, attempts
+
+
+def stream_for(attempt, rng: random.Random, base: str, path_of) -> list[tuple[str, bytes, dict]]:
+    """One call's callbacks as Twilio might deliver them: duplicates, sometimes out of order."""
+    from calls.signatures import sign
+
+    events = [
+        ("initiated", {}),
+        ("ringing", {}),
+        ("in-progress", {"AnsweredBy": "human"}),
+        ("completed", {"CallDuration": str(rng.randint(5, 300)), "AnsweredBy": "human"}),
+    ]
+    if rng.random() < 0.15:  # final before ringing
+        events[1], events[3] = events[3], events[1]
+    for _ in range(rng.choice([0, 0, 1, 2])):  # duplicates
+        events.insert(rng.randrange(len(events) + 1), rng.choice(events))
+    requests = []
+    for seq, (status, extra) in enumerate(events):
+        params = {
+            "CallSid": attempt.provider_call_sid,
+            "AccountSid": "AC" + "0" * 32,
+            "CallStatus": status,
+            "SequenceNumber": str(seq),
+            "To": attempt.contact.phone,
+            "From": "+15005550006",
+            "Direction": "outbound-api",
+            **extra,
+        }
+        path = path_of(attempt)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": sign(base + path, params),
+        }
+        requests.append((path, urlencode(params).encode(), headers))
+    return requests
+
+
+def status_path(attempt) -> str:
+    return f"/webhooks/status/{attempt.call_id}/"
+
+
+def bare_path(attempt) -> str:
+    return f"/bench/bare/{attempt.call_id}/"
+
+
+def run_load(port: int, streams: list[list]) -> tuple[float, list[float], int]:
+    """Send each call's stream in order; calls spread over the client threads. Returns
+    (seconds, latencies, errors)."""
+    work: queue.Queue = queue.Queue()
+    for stream in streams:
+        work.put(stream)
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine = []
+        while True:
+            try:
+                stream = work.get_nowait()
+            except queue.Empty:
+                break
+            for path, body, headers in stream:
+                start = time.perf_counter()
+                try:
+                    conn.request("POST", path, body=body, headers=headers)
+                    response = conn.getresponse()
+                    response.read()
+                    ok = response.status < 300
+                except (http.client.HTTPException, OSError):
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                    ok = False
+                mine.append(time.perf_counter() - start)
+                if not ok:
+                    with lock:
+                        errors[0] += 1
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENT_THREADS)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, latencies, errors[0]
+
+
+def report(name: str, seconds: float, latencies: list[float], errors: int) -> float:
+    rate = len(latencies) / seconds
+    cuts = statistics.quantiles(latencies, n=100)
+    print(
+        f"{name:<18} {len(latencies):>6} requests in {seconds:6.2f}s: {rate:7.0f}/s, "
+        f"p50 {cuts[49] * 1000:6.1f} ms, p99 {cuts[98] * 1000:6.1f} ms, errors {errors}",
+        flush=True,
+    )
+    return rate
+
+
+def start_gunicorn(port: int, env: dict) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "voicesurvey.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            "3",
+            "--threads",
+            "4",
+            "--keep-alive",
+            "30",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError("gunicorn did not start")
+
+
+def main() -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.webhooks_settings"
+    vendor = setup_django()
+    if vendor != "postgresql":
+        print("bench_webhooks: skipped, set DATABASE_URL to a PostgreSQL database")
+        return
+    from django.conf import settings
+    from django.db.models import Count
+
+    from calls.models import CallAttempt
+    from contacts.models import Contact
+
+    rng = random.Random(4)
+    campaign, attempts = make_calls(ATTEMPTS)
+    attempts = list(CallAttempt.objects.filter(campaign=campaign).select_related("contact"))
+    base = settings.PUBLIC_BASE_URL
+    webhook = [
+        stream_for(a, rng, base, lambda a: f"/webhooks/status/{a.call_id}/") for a in attempts
+    ]
+    bare = [stream_for(a, rng, base, lambda a: f"/bench/bare/{a.call_id}/") for a in attempts]
+
+    port = free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.webhooks_settings"}
+    env["LOG_LEVEL"] = "WARNING"
+    server = start_gunicorn(port, env)
+    try:
+        run_load(port, bare[:50])  # warm up the workers and their connections
+        print(f"{ATTEMPTS} calls, {CLIENT_THREADS} client threads, gunicorn gthread 3x4")
+        rate = report("status callbacks", *run_load(port, webhook))
+        reference = report("bare UPDATE view", *run_load(port, bare[50:] + bare[:50]))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    states = dict(
+        Contact.objects.filter(campaign=campaign).values_list("state").annotate(n=Count("id"))
+    )
+    live = CallAttempt.objects.filter(campaign=campaign, status__in=CallAttempt.LIVE_STATUSES)
+    print(f"contacts after the stream: {states}; attempts still live: {live.count()}")
+    print(
+        f"target >= {TARGET_RATE}/s: {'met' if rate >= TARGET_RATE else 'NOT met'}; "
+        f"within {TARGET_RATIO:.0f}x of the bare view: {reference / rate:.2f}x "
+        f"({'met' if reference / rate <= TARGET_RATIO else 'NOT met'})"
+    )
+    campaign.delete()
+
+
+if __name__ == "__main__":
+    main()

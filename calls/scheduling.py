@@ -1,0 +1,557 @@
+"""Scheduled calls: one-off or recurring (RFC 5545) calls to one contact at a set time.
+
+Occurrences are computed in the zone the call was booked in, on wall-clock time, so "every
+weekday at 18:00 Europe/Paris" stays at 18:00 across daylight-saving changes; they are stored
+and compared in UTC."""
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+from dateutil.rrule import rrulestr
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from calls.models import CallEvent, ScheduledCall
+from campaigns import windows
+from contacts.models import Contact
+
+S = ScheduledCall.Status
+ACTIVE = (S.SCHEDULED, S.PAUSED, S.RUNNING)
+RRULE_FIELDS = {
+    "FREQ",
+    "INTERVAL",
+    "COUNT",
+    "UNTIL",
+    "BYDAY",
+    "BYMONTHDAY",
+    "BYMONTH",
+    "BYHOUR",
+    "BYMINUTE",
+    "BYSETPOS",
+    "WKST",
+    "BYYEARDAY",
+    "BYWEEKNO",
+}
+MAX_SCAN = 5000  # occurrences looked at before giving up on finding the next one
+
+
+class IllegalScheduledCallTransition(Exception):
+    """A pause/resume/cancel the scheduled call's status does not allow (API: 409)."""
+
+
+# --- occurrences ----------------------------------------------------------------------------
+
+
+def parse_rrule(text: str, *, dtstart: dt.datetime, zone: str):
+    """The dateutil rule for `text`, evaluated on wall-clock time in `zone`.
+
+    Raises ValidationError on anything that is not a plain RRULE body."""
+    body = text.strip()
+    if body.upper().startswith("RRULE:"):
+        body = body[6:]
+    parts = {}
+    for part in filter(None, body.split(";")):
+        key, _, value = part.partition("=")
+        if key.upper() not in RRULE_FIELDS or not value:
+            raise ValidationError({"rrule": f"Unsupported or malformed rule part {part!r}."})
+        parts[key.upper()] = value
+    if "FREQ" not in parts:
+        raise ValidationError({"rrule": "The rule needs a FREQ (DAILY, WEEKLY, MONTHLY…)."})
+    if "COUNT" in parts and "UNTIL" in parts:
+        raise ValidationError({"rrule": "Use COUNT or UNTIL, not both."})
+    if "UNTIL" in parts:
+        parts["UNTIL"] = _local_until(parts["UNTIL"], zone)
+    local_start = dtstart.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    try:
+        return rrulestr(";".join(f"{k}={v}" for k, v in parts.items()), dtstart=local_start)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError({"rrule": f"Invalid rule: {exc}."}) from exc
+
+
+def _local_until(value: str, zone: str) -> str:
+    """UNTIL in UTC (…Z) becomes the same instant in local wall-clock time."""
+    if not re.fullmatch(r"\d{8}(T\d{6}Z?)?", value):
+        raise ValidationError(
+            {"rrule": f"UNTIL must look like 20261231 or 20261231T180000Z, not {value!r}."}
+        )
+    if value.endswith("Z"):
+        instant = dt.datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        return instant.astimezone(ZoneInfo(zone)).strftime("%Y%m%dT%H%M%S")
+    return value
+
+
+def occurrences(call: ScheduledCall, *, after: dt.datetime | None = None) -> Iterator[dt.datetime]:
+    """The call's occurrences in UTC, from the first at or after `after`, skipped ones left out."""
+    skipped = {entry["at"] for entry in call.skipped_occurrences}
+    zone = ZoneInfo(call.timezone)
+    if not call.rrule:
+        times: Iterator = iter([call.run_at])
+    else:
+        rule = parse_rrule(call.rrule, dtstart=call.run_at, zone=call.timezone)
+        times = (local.replace(tzinfo=zone).astimezone(dt.UTC) for local in rule)
+    for index, at in enumerate(times):
+        if index > MAX_SCAN:
+            return
+        at = at.astimezone(dt.UTC)
+        if after is not None and at < after:
+            continue
+        if at.isoformat() in skipped:
+            continue
+        yield at
+
+
+def next_occurrences(
+    call: ScheduledCall, *, after: dt.datetime, count: int = 5
+) -> list[dt.datetime]:
+    found = []
+    for at in occurrences(call, after=after):
+        found.append(at)
+        if len(found) == count:
+            break
+    return found
+
+
+def first_occurrence(call: ScheduledCall, *, after: dt.datetime) -> dt.datetime | None:
+    return next(occurrences(call, after=after), None)
+
+
+def misfire_grace(call: ScheduledCall) -> dt.timedelta:
+    seconds = call.misfire_grace_seconds
+    if seconds is None:
+        seconds = settings.SCHEDULED_CALL_MISFIRE_GRACE_SECONDS
+    return dt.timedelta(seconds=seconds)
+
+
+def log_event(
+    call: ScheduledCall,
+    kind: str,
+    *,
+    at: dt.datetime,
+    by: str = "",
+    message: str = "",
+    attempt=None,
+    **payload,
+) -> None:
+    CallEvent.objects.create(
+        scheduled_call=call,
+        attempt=attempt,
+        kind=kind,
+        at=at,
+        actor=by,
+        message=message,
+        payload=payload,
+    )
+
+
+def actor_name(user) -> str:
+    return user.get_username() if user is not None else "system"
+
+
+# --- booking --------------------------------------------------------------------------------
+
+
+def localise(run_at: dt.datetime, zone: str) -> dt.datetime:
+    """A naive run_at is wall-clock time in `zone`; an aware one keeps its instant."""
+    if not windows.is_valid_zone(zone):
+        raise ValidationError({"timezone": f"Unknown time zone {zone!r}."})
+    if run_at.tzinfo is None:
+        run_at = run_at.replace(tzinfo=ZoneInfo(zone))
+    return run_at.astimezone(dt.UTC)
+
+
+def check_legal_window(contact: Contact, at: dt.datetime) -> str:
+    """'' when `at` is inside the legal window in all the callee's zones, else why not."""
+    start, end = windows.legal_window()
+    for zone in contact.zones:
+        local = at.astimezone(ZoneInfo(zone))
+        if not windows.time_in_window(local.time(), start, end):
+            return (
+                f"{local:%H:%M} in {zone} is outside the legal calling window "
+                f"{start:%H:%M}-{end:%H:%M}."
+            )
+    return ""
+
+
+@transaction.atomic
+def schedule_call(
+    *,
+    contact: Contact,
+    run_at: dt.datetime,
+    timezone: str = "UTC",
+    rrule: str = "",
+    now: dt.datetime,
+    by=None,
+    note: str = "",
+    max_retries: int | None = None,
+    retry_delay_minutes: int | None = None,
+    misfire_grace_seconds: int | None = None,
+) -> ScheduledCall:
+    """Book a call to `contact` at `run_at` (once, or on `rrule`). Raises ValidationError."""
+    if contact.state in (Contact.State.REFUSED, Contact.State.EXCLUDED, Contact.State.INVALID):
+        raise ValidationError({"contact": f"This contact cannot be called: it is {contact.state}."})
+    call = ScheduledCall(
+        contact=contact,
+        run_at=localise(run_at, timezone),
+        timezone=timezone,
+        rrule=rrule.strip(),
+        note=note,
+        created_by=by,
+        misfire_grace_seconds=misfire_grace_seconds,
+    )
+    if max_retries is not None:
+        call.max_retries = max_retries
+    if retry_delay_minutes is not None:
+        call.retry_delay_minutes = retry_delay_minutes
+    upcoming = first_occurrence(call, after=now)
+    if upcoming is None:
+        raise ValidationError({"run_at": "The call has no occurrence in the future."})
+    problem = check_legal_window(contact, upcoming)
+    if problem:
+        raise ValidationError({"run_at": problem})
+    call.next_run_at = upcoming
+    call.save()
+    log_event(
+        call,
+        "created",
+        at=now,
+        by=actor_name(by),
+        next_run_at=upcoming.isoformat(),
+        rrule=call.rrule,
+        timezone=call.timezone,
+    )
+    return call
+
+
+# --- pause / resume / cancel ----------------------------------------------------------------
+
+
+def _locked(call: ScheduledCall) -> ScheduledCall:
+    return ScheduledCall.objects.select_for_update().get(pk=call.pk)
+
+
+def _advance(call: ScheduledCall, *, now: dt.datetime, after: dt.datetime) -> None:
+    """Point next_run_at at the first occurrence after `after`; none left: completed."""
+    call.next_run_at = first_occurrence(call, after=after)
+    call.retries_done = 0
+    if call.next_run_at is None:
+        call.status = S.COMPLETED
+    elif call.status not in (S.PAUSED,):
+        call.status = S.SCHEDULED
+
+
+@transaction.atomic
+def pause_scheduled_call(
+    call: ScheduledCall, *, scope: str = "series", now: dt.datetime, by=None
+) -> ScheduledCall:
+    """Pause the whole series, or hold only its next occurrence (resumable until it passes)."""
+    call = _locked(call)
+    if scope == "series":
+        if call.status != S.SCHEDULED:
+            raise IllegalScheduledCallTransition(f"Cannot pause a call that is {call.status}.")
+        call.status = S.PAUSED
+        call.save(update_fields=["status", "updated_at"])
+        log_event(call, "paused", at=now, by=actor_name(by), scope=scope)
+        return call
+    if call.status != S.SCHEDULED or call.next_run_at is None:
+        raise IllegalScheduledCallTransition(
+            f"Cannot pause the next occurrence of a call that is {call.status}."
+        )
+    held = call.next_run_at
+    call.skipped_occurrences = [
+        *call.skipped_occurrences,
+        {"at": held.isoformat(), "how": "paused"},
+    ]
+    _advance(call, now=now, after=held)
+    call.save()
+    log_event(call, "paused", at=now, by=actor_name(by), scope=scope, occurrence=held.isoformat())
+    return call
+
+
+@transaction.atomic
+def resume_scheduled_call(
+    call: ScheduledCall, *, scope: str = "series", now: dt.datetime, by=None
+) -> ScheduledCall:
+    """Resume a paused series (occurrences that passed while paused are skipped, not made up
+    for), or give back the held occurrences that are still in the future."""
+    call = _locked(call)
+    if scope == "series":
+        if call.status != S.PAUSED:
+            raise IllegalScheduledCallTransition(f"Cannot resume a call that is {call.status}.")
+        call.status = S.SCHEDULED
+        passed = []
+        while call.next_run_at is not None and call.next_run_at < now - misfire_grace(call):
+            passed.append(call.next_run_at.isoformat())
+            call.next_run_at = first_occurrence(
+                call, after=call.next_run_at + dt.timedelta(seconds=1)
+            )
+        if call.next_run_at is None:
+            call.status = S.COMPLETED
+        call.save()
+        log_event(
+            call, "resumed", at=now, by=actor_name(by), scope=scope, skipped_while_paused=passed
+        )
+        return call
+    held = [
+        e
+        for e in call.skipped_occurrences
+        if e["how"] == "paused" and dt.datetime.fromisoformat(e["at"]) >= now
+    ]
+    if call.status not in (S.SCHEDULED, S.COMPLETED) or not held:
+        raise IllegalScheduledCallTransition("There is no held occurrence to resume.")
+    call.skipped_occurrences = [e for e in call.skipped_occurrences if e not in held]
+    call.status = S.SCHEDULED
+    _advance(call, now=now, after=now)
+    call.save()
+    log_event(
+        call, "resumed", at=now, by=actor_name(by), scope=scope, occurrences=[e["at"] for e in held]
+    )
+    return call
+
+
+@transaction.atomic
+def cancel_scheduled_call(
+    call: ScheduledCall, *, scope: str = "series", now: dt.datetime, by=None, reason: str = ""
+) -> ScheduledCall:
+    """Cancel the whole series, or only its next occurrence."""
+    call = _locked(call)
+    if call.status not in (S.SCHEDULED, S.PAUSED) and not (
+        scope == "series" and call.status == S.RUNNING
+    ):
+        raise IllegalScheduledCallTransition(f"Cannot cancel a call that is {call.status}.")
+    if scope == "series":
+        call.status = S.CANCELLED
+        call.next_run_at = None
+        call.save(update_fields=["status", "next_run_at", "updated_at"])
+        log_event(call, "cancelled", at=now, by=actor_name(by), scope=scope, message=reason)
+        return call
+    if call.next_run_at is None:
+        raise IllegalScheduledCallTransition("There is no next occurrence to cancel.")
+    dropped = call.next_run_at
+    call.skipped_occurrences = [
+        *call.skipped_occurrences,
+        {"at": dropped.isoformat(), "how": "cancelled"},
+    ]
+    _advance(call, now=now, after=dropped)
+    if call.status == S.COMPLETED and call.next_run_at is None:
+        call.status = S.CANCELLED
+    call.save()
+    log_event(
+        call,
+        "cancelled",
+        at=now,
+        by=actor_name(by),
+        scope=scope,
+        occurrence=dropped.isoformat(),
+        message=reason,
+    )
+    return call
+
+
+# --- the tick's part ------------------------------------------------------------------------
+
+
+def _is_excluded(contact: Contact, now: dt.datetime) -> bool:
+    from contacts.models import is_excluded
+
+    return is_excluded(contact.phone, campaign_id=contact.campaign_id, now=now)
+
+
+def claim_due_scheduled_calls(
+    *, now: dt.datetime, limit: int, provider: str = "", campaign_room: dict[int, int] | None = None
+):
+    """Claim up to `limit` due scheduled calls: for each, create a queued CallAttempt and mark
+    its contact in_progress, in one short transaction with skip-locked row claims, so any
+    number of ticks can run at once and each occurrence is dialled once.
+
+    Occurrences later than their misfire grace are marked missed and never dialled late; calls
+    to numbers on the do-not-call list are cancelled. `campaign_room` (campaign id -> free
+    concurrent calls) is decremented as calls are claimed. Returns (attempts, skipped)."""
+    from calls.models import CallAttempt
+    from campaigns.models import Campaign
+
+    attempts, skipped = [], {}
+
+    def skip(reason):
+        skipped[reason] = skipped.get(reason, 0) + 1
+
+    if limit <= 0:
+        return attempts, skipped
+    with transaction.atomic():
+        due = list(
+            ScheduledCall.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("contact__campaign")
+            .filter(status=S.SCHEDULED, next_run_at__lte=now)
+            .order_by("next_run_at")[: limit * 2]
+        )
+        for call in due:
+            contact = call.contact
+            campaign = contact.campaign
+            if now - call.next_run_at > misfire_grace(call):
+                _record_missed(call, now=now, reason="late by more than the misfire grace")
+                skip("missed")
+                continue
+            if _is_excluded(contact, now) or contact.state in (
+                Contact.State.REFUSED,
+                Contact.State.EXCLUDED,
+                Contact.State.INVALID,
+            ):
+                call.status, call.next_run_at = S.CANCELLED, None
+                call.save(update_fields=["status", "next_run_at", "updated_at"])
+                log_event(
+                    call,
+                    "cancelled",
+                    at=now,
+                    by="dialler",
+                    message="The number is on the do-not-call list or cannot be called.",
+                )
+                skip("do_not_call")
+                continue
+            if campaign.status != Campaign.Status.RUNNING:
+                skip("campaign_not_running")
+                continue
+            if check_legal_window(contact, now):
+                skip("outside_legal_window")
+                continue
+            if len(attempts) >= limit or (
+                campaign_room is not None and campaign_room.get(campaign.pk, 0) <= 0
+            ):
+                skip("no_capacity")
+                continue
+            number = contact.last_attempt_number + 1
+            taken = (
+                Contact.objects.filter(pk=contact.pk)
+                .exclude(state=Contact.State.IN_PROGRESS)
+                .update(
+                    state=Contact.State.IN_PROGRESS,
+                    last_attempt_number=number,
+                    last_attempt_at=now,
+                    updated_at=now,
+                )
+            )
+            if not taken:
+                skip("contact_busy")  # a campaign call to this person is live: wait for it
+                continue
+            attempt = CallAttempt.objects.create(
+                contact=contact,
+                campaign=campaign,
+                scheduled_call=call,
+                attempt_number=number,
+                provider=provider,
+                created_at=now,
+                caller_id=campaign.caller_id,
+                machine_detection=campaign.machine_detection,
+                contact_state_before=contact.state,
+            )
+            call.status = S.RUNNING
+            call.save(update_fields=["status", "updated_at"])
+            log_event(
+                call,
+                "dialled",
+                at=now,
+                by="dialler",
+                attempt=attempt,
+                occurrence=call.next_run_at.isoformat(),
+            )
+            if campaign_room is not None:
+                campaign_room[campaign.pk] -= 1
+            attempts.append(attempt)
+    return attempts, skipped
+
+
+def _record_missed(call: ScheduledCall, *, now: dt.datetime, reason: str) -> None:
+    missed = call.next_run_at
+    call.retries_done = 0
+    call.next_run_at = first_occurrence(call, after=max(now, missed + dt.timedelta(seconds=1)))
+    call.status = S.SCHEDULED if call.next_run_at else S.MISSED
+    call.save(update_fields=["status", "next_run_at", "retries_done", "updated_at"])
+    log_event(call, "missed", at=now, by="dialler", message=reason, occurrence=missed.isoformat())
+
+
+def settle_scheduled_call(attempt, *, now: dt.datetime) -> None:
+    """After a scheduled call's attempt ends: done, retry quickly, or failed; a series moves on
+    to its next occurrence."""
+    with transaction.atomic():
+        call = (
+            ScheduledCall.objects.select_for_update()
+            .filter(pk=attempt.scheduled_call_id, status=S.RUNNING)
+            .first()
+        )
+        if call is None:
+            return
+        outcome = attempt.outcome
+        log_event(call, "outcome", at=now, by="provider", attempt=attempt, outcome=outcome)
+        reached = outcome in ("completed", "incomplete", "refused", "callback")
+        if not reached and outcome != "rejected" and call.retries_done < call.max_retries:
+            call.retries_done += 1
+            call.status = S.SCHEDULED
+            call.next_run_at = now + dt.timedelta(minutes=call.retry_delay_minutes)
+            call.save(update_fields=["status", "next_run_at", "retries_done", "updated_at"])
+            log_event(
+                call,
+                "retry",
+                at=now,
+                by="dialler",
+                next_run_at=call.next_run_at.isoformat(),
+                retry=call.retries_done,
+            )
+            return
+        if outcome in ("refused", "rejected"):
+            call.status, call.next_run_at = S.CANCELLED if outcome == "refused" else S.FAILED, None
+        else:
+            call.status = S.SCHEDULED
+            _advance(call, now=now, after=max(now, attempt.created_at) + dt.timedelta(seconds=1))
+            if call.status == S.COMPLETED and not reached and not call.rrule:
+                call.status = S.FAILED
+        call.save()
+        log_event(
+            call,
+            call.status if call.status != S.SCHEDULED else "next_occurrence",
+            at=now,
+            by="dialler",
+            next_run_at=call.next_run_at.isoformat() if call.next_run_at else None,
+        )
+
+
+def next_allowed_time(campaign, zones: list[str], at: dt.datetime) -> dt.datetime:
+    """The first quarter hour from `at` when the campaign's window and the legal window are both
+    open in every one of the callee's zones (at itself when they are)."""
+    legal_start, legal_end = windows.legal_window()
+    candidate = at
+    for _ in range(7 * 24 * 4):
+        if all(_open(campaign, zone, candidate, legal_start, legal_end) for zone in zones):
+            return candidate
+        candidate = (candidate + dt.timedelta(minutes=15)).replace(second=0, microsecond=0)
+        candidate -= dt.timedelta(minutes=candidate.minute % 15)
+    return at
+
+
+def _open(campaign, zone, at, legal_start, legal_end) -> bool:
+    local = at.astimezone(ZoneInfo(zone))
+    if not windows.time_in_window(local.time(), legal_start, legal_end):
+        return False
+    window_zone = zone if campaign.window_policy == "contact" else campaign.timezone
+    mine = at.astimezone(ZoneInfo(window_zone))
+    return mine.weekday() in campaign.weekdays and windows.time_in_window(
+        mine.time(), campaign.window_start, campaign.window_end
+    )
+
+
+def book_callback(*, attempt, now: dt.datetime) -> ScheduledCall:
+    """The survey's "call me later" key: a one-off call after the campaign's callback delay,
+    moved to the next time the windows allow."""
+    contact, campaign = attempt.contact, attempt.campaign
+    wanted = now + dt.timedelta(minutes=campaign.callback_delay_minutes)
+    at = next_allowed_time(campaign, contact.zones, wanted)
+    call = ScheduledCall(
+        contact=contact,
+        run_at=at,
+        timezone=contact.zones[0],
+        next_run_at=at,
+        note=f"Asked to be called back during attempt {attempt.attempt_number}.",
+    )
+    call.save()
+    log_event(call, "created", at=now, by="callee", attempt=attempt, next_run_at=at.isoformat())
+    return call

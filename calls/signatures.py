@@ -1,0 +1,43 @@
+"""Webhook signatures: the token both sides sign with, and the check on incoming requests.
+
+Twilio signs each webhook with the account's auth token over the URL it requested (ours, the
+public one) and the POST parameters (`X-Twilio-Signature`). The simulated provider signs its
+requests the same way, with a token derived from SECRET_KEY when no Twilio token is set, so the
+demo goes through the very same check."""
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils.crypto import salted_hmac
+from twilio.request_validator import (
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
+
+
+def webhook_auth_token() -> str:
+    """The secret webhooks are signed with: Twilio's auth token, or one derived from SECRET_KEY."""
+    if settings.TWILIO_AUTH_TOKEN:
+        return settings.TWILIO_AUTH_TOKEN
+    return salted_hmac("calls.signatures.webhook", "simulated-provider").hexdigest()
+
+
+def public_url(request: HttpRequest) -> str:
+    """The URL the provider requested, as it saw it: behind a proxy our own host and scheme are
+    not the ones it signed, so rebuild it from PUBLIC_BASE_URL."""
+    query = request.META.get("QUERY_STRING", "")
+    return settings.PUBLIC_BASE_URL + request.path_info + (f"?{query}" if query else "")
+
+
+def sign(url: str, params: dict) -> str:
+    """The X-Twilio-Signature a provider would send for a POST of `params` to `url`."""
+    return RequestValidator(webhook_auth_token()).compute_signature(url, params)
+
+
+def has_valid_signature(request: HttpRequest) -> bool:
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature:
+        return False
+    algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER, ""))
+    validator = RequestValidator(webhook_auth_token())
+    return validator.validate(public_url(request), request.POST, signature, algorithm)

@@ -1,0 +1,229 @@
+import datetime as dt
+
+import pytest
+import time_machine
+
+from calls.models import CallAttempt, CallEvent
+from calls.outcomes import settle_contact
+from calls.status import apply_call_status
+from tests.factories import ContactFactory
+from tests.webhook_helpers import live_attempt, send_status
+
+
+@pytest.fixture
+def frozen(now):
+    with time_machine.travel(now, tick=False):
+        yield now
+
+
+def play(client, attempt, *statuses):
+    """Send status callbacks in the given order; each item is a status or (status, extra)."""
+    for seq, item in enumerate(statuses):
+        status, extra = item if isinstance(item, tuple) else (item, {})
+        response = send_status(client, attempt, status, sequence=seq, **extra)
+        assert response.status_code == 204, response.content
+    attempt.refresh_from_db()
+    attempt.contact.refresh_from_db()
+    return attempt
+
+
+DONE = ("completed", {"CallDuration": "42"})
+
+
+@pytest.mark.django_db
+def test_answered_call_with_finished_survey_completes_the_contact(client, frozen):
+    attempt = live_attempt(now=frozen, survey_finished=True)
+    play(client, attempt, "initiated", "ringing", ("in-progress", {"AnsweredBy": "human"}), DONE)
+    assert attempt.status == "completed"
+    assert attempt.answered_by == "human"
+    assert attempt.duration == 42
+    assert attempt.answered_at == frozen
+    assert attempt.ended_at == frozen
+    assert attempt.last_sequence_number == 3
+    assert attempt.contact.state == "completed"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("twilio_status", "ours", "delay_field"),
+    [
+        ("busy", "busy", "retry_busy_minutes"),
+        ("no-answer", "no_answer", "retry_no_answer_minutes"),
+        ("failed", "failed", "retry_failed_minutes"),
+    ],
+)
+def test_unreached_call_retries_after_the_campaigns_delay(
+    client, frozen, twilio_status, ours, delay_field
+):
+    attempt = live_attempt(now=frozen)
+    play(client, attempt, "initiated", "ringing", (twilio_status, {"CallDuration": "0"}))
+    assert attempt.status == ours
+    assert attempt.contact.state == "not_reached"
+    delay = getattr(attempt.campaign, delay_field)
+    assert attempt.contact.next_attempt_at == frozen + dt.timedelta(minutes=delay)
+
+
+@pytest.mark.django_db
+def test_last_attempt_unreached_exhausts_the_contact(client, frozen):
+    contact = ContactFactory(campaign__max_attempts=3)
+    attempt = live_attempt(now=frozen, contact=contact, number=3)
+    play(client, attempt, "initiated", "ringing", "no-answer")
+    assert attempt.contact.state == "exhausted"
+
+
+@pytest.mark.django_db
+def test_machine_answer_is_not_reached_with_the_machine_delay(client, frozen):
+    attempt = live_attempt(now=frozen)
+    play(client, attempt, "ringing", ("completed", {"AnsweredBy": "machine_end_beep"}))
+    assert attempt.answered_by == "machine"
+    assert attempt.contact.state == "not_reached"
+    delay = dt.timedelta(minutes=attempt.campaign.retry_machine_minutes)
+    assert attempt.contact.next_attempt_at == frozen + delay
+
+
+@pytest.mark.django_db
+def test_hang_up_before_the_end_of_the_survey_uses_the_completion_rule(client, frozen):
+    attempt = live_attempt(now=frozen)
+    play(client, attempt, "ringing", ("in-progress", {"AnsweredBy": "human"}), DONE)
+    contact = attempt.contact
+    assert contact.state == "not_reached"
+    assert contact.completion_attempts_count == 1
+    delay = dt.timedelta(minutes=attempt.campaign.completion_retry_minutes)
+    assert contact.next_attempt_at == frozen + delay
+
+
+@pytest.mark.django_db
+def test_duplicated_callbacks_change_nothing_the_second_time(client, frozen):
+    attempt = live_attempt(now=frozen)
+    play(client, attempt, "ringing", "ringing", "in-progress", "in-progress", DONE)
+    assert attempt.contact.completion_attempts_count == 1
+    state_after_first = (attempt.contact.state, attempt.contact.next_attempt_at)
+    with time_machine.travel(frozen + dt.timedelta(minutes=5), tick=False):
+        play(client, attempt, DONE, DONE)  # replays, later
+    contact = attempt.contact
+    assert (contact.state, contact.next_attempt_at) == state_after_first
+    assert contact.completion_attempts_count == 1
+    assert attempt.ended_at == frozen
+    statuses = CallEvent.objects.filter(attempt=attempt, kind="status")
+    assert list(statuses.values_list("message", flat=True)) == [
+        "completed, incomplete (answered by unknown); contact not_reached"
+    ]
+    assert CallEvent.objects.filter(attempt=attempt, kind="webhook").count() == 7
+
+
+@pytest.mark.django_db
+def test_final_status_before_ringing_is_kept_when_ringing_arrives(client, frozen):
+    attempt = live_attempt(now=frozen)
+    play(client, attempt, ("busy", {"CallDuration": "0"}), "ringing", "initiated")
+    assert attempt.status == "busy"
+    assert attempt.contact.state == "not_reached"
+
+
+@pytest.mark.django_db
+def test_late_ringing_and_answered_after_completed_do_not_reopen_the_call(client, frozen):
+    attempt = live_attempt(now=frozen, survey_finished=True)
+    play(client, attempt, "initiated", DONE, "ringing", "in-progress")
+    assert attempt.status == "completed"
+    assert attempt.contact.state == "completed"
+    assert attempt.answered_at == frozen - dt.timedelta(seconds=42)  # from the duration
+
+
+@pytest.mark.django_db
+def test_a_later_stage_never_goes_back(client, frozen):
+    attempt = live_attempt(now=frozen)
+    play(client, attempt, "in-progress", "ringing", "initiated")
+    assert attempt.status == "in_progress"
+    assert attempt.contact.state == "in_progress"
+
+
+@pytest.mark.django_db
+def test_one_final_status_never_overwrites_another(client, frozen):
+    attempt = live_attempt(now=frozen)
+    play(client, attempt, "no-answer", DONE, "busy")
+    assert attempt.status == "no_answer"
+    assert attempt.duration is None
+    assert attempt.contact.next_attempt_at == frozen + dt.timedelta(
+        minutes=attempt.campaign.retry_no_answer_minutes
+    )
+
+
+@pytest.mark.django_db
+def test_duration_and_end_time_come_from_the_callback(client, frozen):
+    attempt = live_attempt(now=frozen)
+    play(
+        client,
+        attempt,
+        ("completed", {"CallDuration": "95", "Timestamp": "Mon, 23 Nov 2026 11:59:30 +0000"}),
+    )
+    assert attempt.duration == 95
+    assert attempt.ended_at == dt.datetime(2026, 11, 23, 11, 59, 30, tzinfo=dt.UTC)
+
+
+@pytest.mark.django_db
+def test_failed_call_keeps_twilios_error_code(client, frozen):
+    attempt = live_attempt(now=frozen)
+    play(client, attempt, ("failed", {"ErrorCode": "32009", "ErrorMessage": "Carrier error"}))
+    assert attempt.status == "failed"
+    assert attempt.error_code == "32009"
+    assert attempt.contact.state == "not_reached"
+
+
+@pytest.mark.django_db
+def test_first_callback_records_the_sid_when_the_dialler_has_not_yet(client, frozen):
+    attempt = live_attempt(now=frozen, status="queued")
+    CallAttempt.objects.filter(pk=attempt.pk).update(provider_call_sid=None)
+    send_status(client, attempt, "initiated", CallSid="CA" + "f" * 32)
+    attempt.refresh_from_db()
+    assert attempt.provider_call_sid == "CA" + "f" * 32
+    assert attempt.status == "initiated"
+
+
+@pytest.mark.django_db
+def test_callback_after_recovery_closed_the_attempt_as_lost(client, frozen):
+    attempt = live_attempt(now=frozen)
+    # The tick's recovery: a guarded update to failed/lost, then settle the contact.
+    CallAttempt.objects.filter(pk=attempt.pk, status__in=CallAttempt.LIVE_STATUSES).update(
+        status="failed", error_code="lost", ended_at=frozen
+    )
+    attempt.refresh_from_db()
+    assert settle_contact(attempt, now=frozen) == "not_reached"
+    contact = attempt.contact
+    contact.refresh_from_db()
+    before = (contact.state, contact.next_attempt_at, contact.completion_attempts_count)
+
+    play(client, attempt, ("completed", {"CallDuration": "30", "AnsweredBy": "human"}))
+    assert attempt.status == "failed"  # a final status is never overwritten
+    assert attempt.error_code == "lost"
+    assert attempt.duration == 30  # but the real duration is kept
+    contact.refresh_from_db()
+    assert (contact.state, contact.next_attempt_at, contact.completion_attempts_count) == before
+    assert CallEvent.objects.filter(attempt=attempt, kind="webhook").count() == 1
+
+
+@pytest.mark.django_db
+def test_late_callback_of_an_old_attempt_does_not_move_a_contact_on_a_newer_one(frozen):
+    old = live_attempt(now=frozen, number=1, status="ringing")
+    contact = old.contact
+    contact.last_attempt_number = 2  # the dialler has since placed attempt 2
+    contact.save()
+    result = apply_call_status(old, status="busy", now=frozen)
+    assert result.moved and result.contact_state is None
+    contact.refresh_from_db()
+    assert contact.state == "in_progress"
+
+
+@pytest.mark.django_db
+def test_unknown_status_is_a_400_and_changes_nothing(client, frozen):
+    attempt = live_attempt(now=frozen)
+    response = send_status(client, attempt, "exploded")
+    assert response.status_code == 400
+    attempt.refresh_from_db()
+    assert attempt.status == "initiated"
+
+
+@pytest.mark.django_db
+def test_canceled_call_is_not_reached(client, frozen):
+    attempt = live_attempt(now=frozen)
+    play(client, attempt, "canceled")
+    assert attempt.status == "canceled"
+    assert attempt.contact.state == "not_reached"
