@@ -269,6 +269,7 @@ def _batches(rows):
 
 
 E164_TEXT = re.compile(r"\+[1-9]\d{6,14}")
+_SEPARATORS = str.maketrans("", "", " -.()\u00a0")
 
 
 def _parse_phone(raw: str, region: str | None) -> tuple[str, list[str]]:
@@ -278,12 +279,13 @@ def _parse_phone(raw: str, region: str | None) -> tuple[str, list[str]]:
     on random numbers), with the number parsed and typed once: the import's speed is mostly
     this function. The number's type says both whether it is valid (`is_valid_number` is
     "type is not UNKNOWN") and whether its zones come from its prefix or from its country.
-    Text already in E.164 skips libphonenumber's parser."""
+    Text already in E.164 (spaces, dashes, dots and brackets aside) skips libphonenumber's
+    parser."""
     if not raw:
         raise ValueError("The phone number is empty.")
-    number = _from_e164(raw) if E164_TEXT.fullmatch(raw) else None
+    e164 = raw.translate(_SEPARATORS) if raw[0] == "+" else raw  # "+1 (212) 555-0123"
+    number = _from_e164(e164) if E164_TEXT.fullmatch(e164) else None
     kind = _number_kind(number) if number is not None else PhoneNumberType.UNKNOWN
-    e164 = raw
     if kind == PhoneNumberType.UNKNOWN:
         # Not plain E.164, or invalid as it stands: the parser knows the lenient readings
         # (a national trunk prefix after the country code, spaces, letters...).

@@ -291,7 +291,7 @@ def near_example(region: str, kind: int, suffix: int) -> str | None:
     return f"+{example.country_code}{national[:-3]}{suffix:03d}"
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(
     region=st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS)),
     kind=st.sampled_from(
@@ -309,8 +309,10 @@ def test_import_phone_parsing_matches_normalise_phone(region, kind, suffix, spac
     raw = near_example(region, kind, suffix)
     if raw is None:
         return
-    if spaced:
-        raw = f"{raw[:4]} {raw[4:7]} {raw[7:]}"
+    if spaced == "()":
+        raw = f"{raw[:3]} ({raw[3:6]}) {raw[6:9]}-{raw[9:]}"
+    elif spaced:
+        raw = f"{raw[:4]}{spaced}{raw[4:7]}{spaced}{raw[7:]}"
     expected, got = parse_both(raw, default_region)
     assert got == expected
 
@@ -340,6 +342,13 @@ def parse_both(raw: str, region: str):
         "+3906 1234 5678",
         "tel:+33612345678",
         "12",
+        "+44 (0) 20 7946 0000",
+        "+1 (212) 555-0101",
+        "+33 6.12.34.56.78",
+        "+1-212-555-0101 ext 12",
+        "+1 212 555 0101 x12",
+        "+1\u00a0212\u00a0555\u00a00101",
+        "+",
     ],
 )
 def test_import_phone_parsing_matches_normalise_phone_on_odd_input(raw):
