@@ -484,14 +484,16 @@ def _write_contact_batch(parsed, writer) -> tuple[int, int, int]:
                 # Serialises imports into one campaign, so two of them never race on a phone.
                 Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
                 phones = _phone_list(parsed)
+                # order_by(): no ORDER BY (the model's ordering would join the campaigns).
                 existing = set(
-                    Contact.objects.filter(campaign=campaign, phone__in=phones).values_list(
-                        "phone", flat=True
-                    )
+                    Contact.objects.filter(campaign=campaign, phone__in=phones)
+                    .order_by()
+                    .values_list("phone", flat=True)
                 )
                 excluded = set(
                     active_exclusions(now, campaign.pk)
                     .filter(phone__in=phones)
+                    .order_by()
                     .values_list("phone", flat=True)
                 )
                 new = [
@@ -748,7 +750,7 @@ def _import_exclusion_batch(campaign, batch, region, source, created_by, report)
                     if campaign is None
                     else scope.filter(campaign=campaign)
                 )
-                existing = set(scope.values_list("phone", flat=True))
+                existing = set(scope.order_by().values_list("phone", flat=True))
                 rows = [
                     Exclusion(
                         phone=phone,
