@@ -250,3 +250,16 @@ def test_odd_query_strings_never_break_the_list(api_client, params):
 def test_huge_ids_in_filters_are_a_400(api_client):
     response = api_client.get("/api/v1/contacts/", {"campaign": "99999999999999999999999"})
     assert_error(response, 400, "invalid")
+
+
+def test_api_root_lists_the_resources(api_client, anon_client):
+    body = api_client.get("/api/v1/").json()
+    assert set(body) == {"campaigns", "contacts", "exclusions", "attempts", "answers", "stats"}
+    assert_error(anon_client.get("/api/v1/"), 401)
+
+
+def test_body_above_the_memory_limit_is_a_413(api_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = api_client.post(URL, new_campaign(description="x" * 5000), format="json")
+    assert_error(response, 413, "too_large")
+    assert not Campaign.objects.exists()

@@ -291,3 +291,15 @@ def test_import_reads_the_upload_incrementally(api_client):
         )
     assert response.status_code == 200, response.content
     assert response.json()["created"] == 9000
+
+
+def test_exclusion_permissions_and_not_found(viewer_client, anon_client, api_client):
+    entry = ExclusionFactory()
+    assert viewer_client.get(f"{EXCLUSIONS}{entry.pk}/").status_code == 200
+    assert viewer_client.get(f"{EXCLUSIONS}check/", {"phone": entry.phone}).status_code == 200
+    assert_error(viewer_client.post(EXCLUSIONS, {"phone": "+12125550199"}), 403)
+    assert_error(viewer_client.delete(f"{EXCLUSIONS}{entry.pk}/"), 403)
+    assert_error(anon_client.get(f"{EXCLUSIONS}check/", {"phone": entry.phone}), 401)
+    assert_error(api_client.get(f"{EXCLUSIONS}{entry.pk + 1000}/"), 404, "not_found")
+    assert_error(api_client.post(EXCLUSIONS, {"phone": "+12125550199", "source": "x"}), 400)
+    assert Exclusion.objects.count() == 1

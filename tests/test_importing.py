@@ -5,6 +5,7 @@ import tracemalloc
 
 import phonenumbers
 import pytest
+from django.db import connection
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -290,7 +291,7 @@ def near_example(region: str, kind: int, suffix: int) -> str | None:
     return f"+{example.country_code}{national[:-3]}{suffix:03d}"
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(
     region=st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS)),
     kind=st.sampled_from(
@@ -308,8 +309,10 @@ def test_import_phone_parsing_matches_normalise_phone(region, kind, suffix, spac
     raw = near_example(region, kind, suffix)
     if raw is None:
         return
-    if spaced:
-        raw = f"{raw[:4]} {raw[4:7]} {raw[7:]}"
+    if spaced == "()":
+        raw = f"{raw[:3]} ({raw[3:6]}) {raw[6:9]}-{raw[9:]}"
+    elif spaced:
+        raw = f"{raw[:4]}{spaced}{raw[4:7]}{spaced}{raw[7:]}"
     expected, got = parse_both(raw, default_region)
     assert got == expected
 
@@ -339,6 +342,13 @@ def parse_both(raw: str, region: str):
         "+3906 1234 5678",
         "tel:+33612345678",
         "12",
+        "+44 (0) 20 7946 0000",
+        "+1 (212) 555-0101",
+        "+33 6.12.34.56.78",
+        "+1-212-555-0101 ext 12",
+        "+1 212 555 0101 x12",
+        "+1\u00a0212\u00a0555\u00a00101",
+        "+",
     ],
 )
 def test_import_phone_parsing_matches_normalise_phone_on_odd_input(raw):
@@ -351,3 +361,46 @@ def test_a_file_without_newlines_is_refused_without_reading_it_whole(monkeypatch
     data = b"phone," + b"x" * 5000
     with pytest.raises(ImportFileError, match="longer than"):
         import_contacts(campaign=CampaignFactory(), stream=io.BytesIO(data))
+
+
+# --- outside a transaction, on PostgreSQL: parsing and writing overlap (two threads) ----------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_outside_a_transaction_counts_and_writes_every_batch(monkeypatch):
+    monkeypatch.setattr(importing, "BATCH_SIZE", 100)
+    pipelined = []
+    real_pipeline = importing._import_pipelined
+    monkeypatch.setattr(
+        importing, "_import_pipelined", lambda *a: pipelined.append(1) or real_pipeline(*a)
+    )
+    campaign = CampaignFactory()
+    ExclusionFactory(phone="+12125550150")
+    phones = [f"+1212555{n:04d}" for n in range(100, 1100)]
+    text = "phone\n" + "\n".join(phones + phones[:50] + ["junk"])  # 50 duplicates, late
+    report = import_contacts(campaign=campaign, stream=csv_bytes(text))
+    assert (report.rows, report.created, report.duplicates) == (1051, 1000, 50)
+    assert (report.excluded, report.rejected) == (1, 1)
+    assert Contact.objects.filter(campaign=campaign).count() == 1000
+    assert Contact.objects.get(phone="+12125550150").state == Contact.State.EXCLUDED
+    assert bool(pipelined) == (connection.vendor == "postgresql")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_write_outside_a_transaction_stops_the_import(monkeypatch):
+    monkeypatch.setattr(importing, "BATCH_SIZE", 100)
+    real_insert = importing._ContactWriter.insert
+    calls = {"n": 0}
+
+    def insert_then_fail(self, rows):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("database went away")
+        real_insert(self, rows)
+
+    monkeypatch.setattr(importing._ContactWriter, "insert", insert_then_fail)
+    campaign = CampaignFactory()
+    text = "phone\n" + "\n".join(f"+1212555{n:04d}" for n in range(100, 1100))
+    with pytest.raises(RuntimeError, match="went away"):
+        import_contacts(campaign=campaign, stream=csv_bytes(text))
+    assert Contact.objects.filter(campaign=campaign).count() == 200  # two whole batches

@@ -4,7 +4,9 @@ Set as REST_FRAMEWORK["EXCEPTION_HANDLER"]. Domain errors that reach a view are 
 views call domain functions without wrapping each call: IllegalTransition -> 409, a model's
 ValidationError -> 400 with its fields, ImportFileError -> 400."""
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
@@ -46,6 +48,12 @@ def _as_api_exception(exc):
         return exceptions.NotFound(*[a for a in exc.args[:1] if a])
     if isinstance(exc, DjangoPermissionDenied):
         return exceptions.PermissionDenied(*[a for a in exc.args[:1] if a])
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge(
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        )
+    if isinstance(exc, SuspiciousOperation):  # e.g. too many form fields
+        return exceptions.ParseError(str(exc) or None)
     if isinstance(exc, IllegalTransition):
         return Conflict(str(exc), code="illegal_transition")
     if isinstance(exc, ImportFileError):

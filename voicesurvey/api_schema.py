@@ -27,14 +27,14 @@ ERROR_DESCRIPTIONS = {
     "403": "Permission denied.",
     "404": "Not found.",
     "409": "Illegal state change.",
-    "413": "Upload too large.",
+    "413": "Request body or upload too large.",
 }
 
 
 class ApiSchema(AutoSchema):
     """Documents the error shape on every operation: 401 and 403 always, 404 where the path
     names an object or the list is paginated (a page past the end), 400 where a body or filters
-    are read. Actions document their other codes (409, 413) with extend_schema."""
+    are read, 413 where a body is. Actions document their other codes (409) with extend_schema."""
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
@@ -45,6 +45,8 @@ class ApiSchema(AutoSchema):
             self.method == "GET" and self._is_list_view()
         ):
             codes.append("400")
+        if self.method in ("POST", "PUT", "PATCH"):
+            codes.append("413")  # a body above DATA_UPLOAD_MAX_MEMORY_SIZE
         for code in codes:
             if code not in responses:
                 responses[code] = self._get_response_for_code(
