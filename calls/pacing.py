@@ -33,14 +33,17 @@ class TokenBucket:
     def acquire(self) -> None:
         """Take one token, sleeping until one is available."""
         with self._lock:
-            while True:
-                now = self.clock()
-                self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-                self._updated = now
-                if self._tokens >= 1 - 1e-9:  # float dust must not make it sleep for ever
-                    self._tokens = max(0.0, self._tokens - 1)
-                    return
-                self.sleep((1 - self._tokens) / self.rate)
+            now = self.clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            wait = (1 - self._tokens) / self.rate
+            self.sleep(wait)
+            # The token is earned at now + wait, whatever the clock's resolution says.
+            self._tokens = 0.0
+            self._updated = now + wait
 
 
 _buckets: dict[float, TokenBucket] = {}
