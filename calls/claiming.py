@@ -100,46 +100,57 @@ def share_capacity(rooms: dict[int, int], total: int, order: list[int]) -> dict[
     return shares
 
 
-def claim_contacts(
+def lock_eligible_contacts(
     campaign: Campaign,
     *,
     now: dt.datetime,
     zone_keys: list[str],
     limit: int,
-    provider_name: str,
-) -> list[CallAttempt]:
-    """Claim up to `limit` eligible contacts of `campaign`: lock them (skipping rows another
-    worker holds), create their queued attempts and mark them in progress.
+    already: list[Contact] = (),
+) -> list[Contact]:
+    """Lock up to `limit` eligible contacts of `campaign`, skipping rows another worker holds.
 
-    Must run inside the caller's transaction: the attempts and the contacts' new state commit
-    together. One zone key at a time, each an ordered range of contact_claim_idx (oldest due
-    first), so due contacts in closed zones are never read; keys come in a random order so no
-    zone set is always served last."""
+    Must run inside the caller's transaction. One zone key at a time, each an ordered range of
+    contact_claim_idx (oldest due first), so due contacts in closed zones are never read; keys
+    come in a random order so no zone set is always served last."""
     contacts: list[Contact] = []
+    taken = [c.pk for c in already]  # locked by this transaction's earlier pass
     for key in random.sample(zone_keys, len(zone_keys)):
         need = limit - len(contacts)
         if need <= 0:
             break
         contacts += list(
             eligible_contacts(campaign, now=now, zone_keys=[key])
+            .exclude(pk__in=taken)
             .order_by("next_attempt_at")
             .select_for_update(skip_locked=True, of=("self",))[:need]
         )
+    return contacts
+
+
+def queue_attempts(
+    contacts: list[Contact], *, campaigns: dict[int, Campaign], now: dt.datetime, provider: str
+) -> list[CallAttempt]:
+    """Create the queued attempts of locked contacts and mark them in progress: one INSERT and
+    one UPDATE for the whole batch, in the caller's transaction."""
     if not contacts:
         return []
-    attempts = [
-        CallAttempt(
-            contact=contact,
-            campaign=campaign,
-            attempt_number=contact.last_attempt_number + 1,
-            provider=provider_name,
-            caller_id=campaign.caller_id,
-            machine_detection=campaign.machine_detection,
-            status=CallAttempt.Status.QUEUED,
-            created_at=now,
+    attempts = []
+    for contact in contacts:
+        campaign = campaigns[contact.campaign_id]
+        contact.campaign = campaign
+        attempts.append(
+            CallAttempt(
+                contact=contact,
+                campaign=campaign,
+                attempt_number=contact.last_attempt_number + 1,
+                provider=provider,
+                caller_id=campaign.caller_id,
+                machine_detection=campaign.machine_detection,
+                status=CallAttempt.Status.QUEUED,
+                created_at=now,
+            )
         )
-        for contact in contacts
-    ]
     CallAttempt.objects.bulk_create(attempts)
     Contact.objects.filter(pk__in=[c.pk for c in contacts]).update(
         state=Contact.State.IN_PROGRESS,
@@ -173,7 +184,9 @@ def lock_dialler(now: dt.datetime) -> None:
 
 
 def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
-    """Claim this tick's contacts across running campaigns, fairly, within the caps.
+    """Claim this tick's contacts across running campaigns, fairly, within the caps: lock
+    them (FOR UPDATE SKIP LOCKED), create their queued attempts and mark them in progress, in
+    one transaction.
 
     capacity = min(campaign cap - its live calls, batch size) per campaign, and at most
     min(global cap - all live calls, the pace budget) in all, dealt round robin."""
@@ -219,25 +232,29 @@ def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
         if starved := sum(1 for cid in rooms if shares[cid] == 0):
             claim.skipped["paced_or_capped"] += starved
         got: dict[int, int] = Counter()
+        locked: list[Contact] = []
         # Second pass: what a campaign with few eligible contacts left unused goes to the
         # campaigns that filled their share.
         for _ in range(2):
             for cid in order:
                 if shares[cid] - got[cid] <= 0:
                     continue
-                attempts = claim_contacts(
+                contacts = lock_eligible_contacts(
                     campaigns[cid],
                     now=now,
                     zone_keys=keys_by_campaign[cid],
                     limit=shares[cid] - got[cid],
-                    provider_name=provider_name,
+                    already=[c for c in locked if c.campaign_id == cid],
                 )
-                got[cid] += len(attempts)
-                claim.attempts += attempts
-            left = total - len(claim.attempts)
+                got[cid] += len(contacts)
+                locked += contacts
+            left = total - len(locked)
             full = {cid: rooms[cid] - got[cid] for cid in order if got[cid] == shares[cid]}
             if left <= 0 or not any(full.values()):
                 break
             extra = share_capacity(full, left, [cid for cid in order if cid in full])
             shares = {cid: got[cid] + extra.get(cid, 0) for cid in order}
+        claim.attempts = queue_attempts(
+            locked, campaigns=campaigns, now=now, provider=provider_name
+        )
     return claim

@@ -12,13 +12,10 @@ import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from functools import reduce
 from itertools import zip_longest
-from operator import or_
 
 from django.conf import settings
-from django.db import connections, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db import connection, connections, transaction
 
 from calls.claiming import claim_batch
 from calls.lifecycle import advance_campaigns
@@ -38,6 +35,7 @@ from contacts.models import Contact
 from contacts.phones import mask_phone
 
 logger = logging.getLogger(__name__)
+quote = connection.ops.quote_name
 
 S = CallAttempt.Status
 # Successful dials are written in bulk: every FLUSH_SIZE results, or once the oldest waiting
@@ -236,42 +234,45 @@ def interleave_campaigns(attempts: list[CallAttempt]) -> list[CallAttempt]:
 
 def record_dialled(dialled: list[tuple[CallAttempt, str]], *, now: dt.datetime) -> int:
     """The provider accepted these calls: store each SID, mark them initiated (unless a
-    callback already moved them on) and count the attempt on its contact, all in one
-    transaction. An attempt recovery has already closed keeps its verdict."""
-    with transaction.atomic():
-        fresh = set(
-            CallAttempt.objects.select_for_update()
-            .filter(pk__in=[a.pk for a, _ in dialled], dialled_at__isnull=True, error_code="")
-            .values_list("pk", flat=True)
+    callback already moved them on) and count the attempt on its contact, in one transaction
+    of two statements whatever the batch. An attempt recovery has already closed keeps its
+    verdict; a contact that has moved on to a newer attempt is not counted (the fence)."""
+    attempts = quote(CallAttempt._meta.db_table)
+    contacts = quote(Contact._meta.db_table)
+    pk = CallAttempt._meta.pk
+    at = CallAttempt._meta.get_field("dialled_at").get_db_prep_value(now, connection)
+    rows = ", ".join(["(%s, %s)"] * len(dialled))
+    params = [v for a, sid in dialled for v in (pk.get_db_prep_value(a.pk, connection), sid)]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""WITH v(id, sid) AS (VALUES {rows})
+                UPDATE {attempts}
+                   SET provider_call_sid = v.sid, dialled_at = %s,
+                       status = CASE WHEN {attempts}.status = 'queued' THEN 'initiated'
+                                     ELSE {attempts}.status END
+                  FROM v
+                 WHERE {attempts}.id = v.id AND {attempts}.dialled_at IS NULL
+                   AND {attempts}.error_code = ''
+             RETURNING {attempts}.contact_id, {attempts}.attempt_number""",
+            [*params, at],
         )
-        mine = [(a, sid) for a, sid in dialled if a.pk in fresh]
-        if not mine:
-            return 0
-        CallAttempt.objects.filter(pk__in=fresh).update(
-            provider_call_sid=Case(*[When(pk=a.pk, then=Value(sid)) for a, sid in mine]),
-            status=Case(When(status=S.QUEUED, then=Value(S.INITIATED)), default=F("status")),
-            dialled_at=now,
-        )
-        # Fenced like settle_contact: only a contact still on this very attempt is counted.
-        on_this_attempt = reduce(
-            or_, (Q(pk=a.contact_id, last_attempt_number=a.attempt_number) for a, _ in mine)
-        )
-        Contact.objects.filter(on_this_attempt).update(attempts_count=F("attempts_count") + 1)
-        CallEvent.objects.bulk_create(
-            CallEvent(
-                attempt=a,
-                kind="dialled",
-                message=f"Placed with {a.provider}.",
-                payload={"sid": sid},
-                actor="dialler",
-                at=now,
+        counted = cursor.fetchall()
+        if counted:
+            cursor.execute(
+                f"""WITH v(id, n) AS (VALUES {", ".join(["(%s, %s)"] * len(counted))})
+                    UPDATE {contacts} SET attempts_count = attempts_count + 1
+                      FROM v
+                     WHERE {contacts}.id = v.id AND {contacts}.last_attempt_number = v.n""",
+                [v for row in counted for v in row],
             )
-            for a, sid in mine
-        )
-    for attempt, sid in mine:
+    # No CallEvent per successful dial: the attempt row holds the SID and dialled_at, and the
+    # provider's callbacks log what follows; events are for what went wrong.
+    mine = {(contact_id, number) for contact_id, number in counted}
+    recorded = [(a, sid) for a, sid in dialled if (a.contact_id, a.attempt_number) in mine]
+    for attempt, sid in recorded:
         attempt.provider_call_sid, attempt.dialled_at = sid, now
         attempt.status = S.INITIATED if attempt.status == S.QUEUED else attempt.status
-    return len(mine)
+    return len(recorded)
 
 
 def record_not_dialled(

@@ -23,7 +23,7 @@ def test_accepted_call_is_initiated_and_counts_as_an_attempt(open_now, run_tick,
     assert attempt.reached_provider
     contact.refresh_from_db()
     assert (contact.state, contact.attempts_count) == ("in_progress", 1)
-    assert CallEvent.objects.filter(attempt=attempt, kind="dialled").exists()
+    assert not CallEvent.objects.filter(attempt=attempt, kind="provider_error").exists()
 
 
 def test_provider_outage_puts_the_contact_back_without_using_an_attempt(open_now, run_tick):
