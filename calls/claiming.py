@@ -132,26 +132,54 @@ def queue_attempts(
     contacts: list[Contact], *, campaigns: dict[int, Campaign], now: dt.datetime, provider: str
 ) -> list[CallAttempt]:
     """Create the queued attempts of locked contacts and mark them in progress: one INSERT and
-    one UPDATE for the whole batch, in the caller's transaction."""
+    one UPDATE for the whole batch, in the caller's transaction.
+
+    The INSERT is written by hand (INSERT … SELECT from the contact and campaign rows): the
+    ORM's bulk_create spends more time compiling a thousand rows than the database spends
+    storing them. The attempt number and the call settings are read in SQL from the rows this
+    transaction has locked."""
     if not contacts:
         return []
     attempts = []
     for contact in contacts:
         campaign = campaigns[contact.campaign_id]
         contact.campaign = campaign
-        attempts.append(
-            CallAttempt(
-                contact=contact,
-                campaign=campaign,
-                attempt_number=contact.last_attempt_number + 1,
-                provider=provider,
-                caller_id=campaign.caller_id,
-                machine_detection=campaign.machine_detection,
-                status=CallAttempt.Status.QUEUED,
-                created_at=now,
-            )
+        attempt = CallAttempt(
+            contact=contact,
+            campaign=campaign,
+            attempt_number=contact.last_attempt_number + 1,
+            provider=provider,
+            caller_id=campaign.caller_id,
+            machine_detection=campaign.machine_detection,
+            status=CallAttempt.Status.QUEUED,
+            created_at=now,
         )
-    CallAttempt.objects.bulk_create(attempts)
+        attempt._state.adding, attempt._state.db = False, connection.alias
+        attempts.append(attempt)
+    opts, quote = CallAttempt._meta, connection.ops.quote_name
+    rows = ", ".join(["(%s, %s, %s)"] * len(attempts))
+    params = [
+        value
+        for a in attempts
+        for value in (opts.pk.get_db_prep_value(a.pk, connection), a.call_id, a.contact_id)
+    ]
+    created_at = opts.get_field("created_at").get_db_prep_value(now, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""WITH v(id, call_id, contact_id) AS (VALUES {rows})
+                INSERT INTO {quote(opts.db_table)} (id, call_id, contact_id, campaign_id,
+                    attempt_number, provider, status, answered_by, caller_id, machine_detection,
+                    survey_finished, opted_out, error_code, error_message, created_at)
+                SELECT v.id, v.call_id, c.id, c.campaign_id, c.last_attempt_number + 1, %s,
+                       'queued', 'unknown', camp.caller_id, camp.machine_detection,
+                       FALSE, FALSE, '', '', %s
+                  FROM v
+                  JOIN {quote(Contact._meta.db_table)} c ON c.id = v.contact_id
+                  JOIN {quote(Campaign._meta.db_table)} camp ON camp.id = c.campaign_id""",
+            [*params, provider, created_at],
+        )
+        if cursor.rowcount not in (-1, len(attempts)):  # sqlite3 says -1 after WITH
+            raise RuntimeError("queue_attempts: an attempt row was not created")
     Contact.objects.filter(pk__in=[c.pk for c in contacts]).update(
         state=Contact.State.IN_PROGRESS,
         last_attempt_number=F("last_attempt_number") + 1,
