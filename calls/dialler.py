@@ -7,10 +7,11 @@ outside any transaction, after the claim has committed the attempts it dials."""
 import datetime as dt
 import logging
 import os
+import queue
 import socket
 import time
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from itertools import zip_longest
 
@@ -204,21 +205,23 @@ def dial_attempts(
             oldest_waiting = None
 
     threads = max(1, min(settings.DIALLER_DIAL_THREADS, len(attempts)))
+    finished: queue.SimpleQueue = queue.SimpleQueue()  # futures, as their calls return
+    placed = 0
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dial") as pool:
-        in_flight = set()
         for attempt in interleave_campaigns(attempts):
             if attempt.campaign_id in backed_off:
                 collect(attempt, BACKED_OFF, None)
                 continue
             pace.acquire()
-            in_flight.add(pool.submit(place, attempt))
-            done = {f for f in in_flight if f.done()}
-            in_flight -= done
-            for future in done:
-                collect(*future.result())
+            pool.submit(place, attempt).add_done_callback(finished.put)
+            placed += 1
+            while not finished.empty():
+                collect(*finished.get().result())
+                placed -= 1
             flush()
-        for future in as_completed(in_flight):
-            collect(*future.result())
+        while placed:
+            collect(*finished.get().result())
+            placed -= 1
             flush()
     flush(force=True)
 
