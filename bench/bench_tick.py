@@ -269,6 +269,17 @@ def main() -> None:
             f"{', '.join(f'{r.seconds * 1000:.0f}' for r in ticks)} ms)"
         )
         print(f"ratio tick / floor: {ratio:.1f}x")
+        from calls.models import CallAttempt
+        from calls.recovery import lost
+
+        lost_plan = (
+            CallAttempt.objects.filter(lost(NOW))
+            .order_by("created_at")
+            .values_list("pk", flat=True)[:500]
+            .explain(analyze=True)
+        )
+        print(f"\nEXPLAIN ANALYZE of recovery's scan ({CallAttempt.objects.count()} attempts):")
+        print(lost_plan + "\n")
         index_backed = "contact_claim_idx" in plan and "Seq Scan" not in plan
         print(
             f"targets: tick < 1 s: {'OK' if tick_time < 1 else 'MISSED'}; "
