@@ -66,3 +66,35 @@ def test_scheduled_task_ticks_and_stops_before_its_minute_is_up(open_now, instal
     ContactFactory.create_batch(3, next_attempt_at=open_now)
     with time_machine.travel(open_now, tick=False):
         assert run_dialler_for_a_minute(seconds=0) == 3  # one tick, then its time is up
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_run_scheduler_stops_cleanly_on_sigterm():
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the child process needs a database server it can share")
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    child = subprocess.Popen(
+        [sys.executable, "manage.py", "run_scheduler", "--interval", "0.2"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "ERROR"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().startswith("tick at ")  # the loop is running
+        child.send_signal(signal.SIGTERM)
+        out, _ = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 0
+    assert out.rstrip().endswith("run_scheduler stopped.")
