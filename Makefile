@@ -20,8 +20,11 @@ migrate: install
 demo: migrate
 	$(PY) manage.py load_demo
 
-# The web server (the scheduler joins it here once the dialler lands).
+# The web server and the dialler's scheduler beside it; Ctrl-C stops both (the scheduler
+# finishes the tick in flight).
 run: demo
+	@DEBUG=$${DEBUG:-1} $(PY) manage.py run_scheduler & scheduler=$$!; \
+	trap 'kill $$scheduler 2>/dev/null; wait $$scheduler' INT TERM EXIT; \
 	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver 127.0.0.1:8000
 
 test: install

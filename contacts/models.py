@@ -87,6 +87,14 @@ class Contact(models.Model):
                 condition=Q(state__in=["pending", "not_reached"]),
                 name="contact_dialable_idx",
             ),
+            # The dialler's claim, one zone key at a time: "callable contacts of campaign C in
+            # zone set K due by now, oldest first", and the skip-scan that lists a campaign's
+            # distinct zone keys. The cost follows the batch, not the due rows in closed zones.
+            models.Index(
+                fields=["campaign", "timezone_key", "next_attempt_at"],
+                condition=Q(state__in=["pending", "not_reached"]),
+                name="contact_claim_idx",
+            ),
             # Progress counts per campaign and state (dashboard, stats, lifecycle).
             models.Index(fields=["campaign", "state"], name="contact_campaign_state_idx"),
             models.Index(fields=["phone"], name="contact_phone_idx"),

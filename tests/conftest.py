@@ -58,3 +58,57 @@ def anon_client():
 def _fast_password_hashing(settings):
     """PBKDF2's million rounds cost about a second per user created; tests need no strength."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- the dialler ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def open_now():
+    """Monday 2026-11-23 17:00 UTC: noon in New York, inside every default calling window."""
+    return dt.datetime(2026, 11, 23, 17, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def dialler_settings(settings):
+    """Limits roomy enough that only the rule a test is about holds calls back."""
+    settings.DIALLER_CALLS_PER_SECOND = 1000.0
+    settings.DIALLER_BATCH_SIZE = 50
+    settings.DIALLER_GLOBAL_MAX_CONCURRENT_CALLS = 100
+    settings.DIALLER_DIAL_THREADS = 4
+    return settings
+
+
+@pytest.fixture
+def fake_clock():
+    from tests.fakes import FakeClock
+
+    return FakeClock()
+
+
+@pytest.fixture
+def provider():
+    from tests.fakes import FakeProvider
+
+    return FakeProvider()
+
+
+@pytest.fixture
+def run_tick(dialler_settings, provider, fake_clock):
+    """Run one tick with the fake provider and a pace on a fake clock (nothing sleeps)."""
+    from calls.dialler import tick
+    from calls.pacing import TokenBucket
+
+    def run(now, **kw):
+        kw.setdefault("provider", provider)
+        kw.setdefault(
+            "pace",
+            TokenBucket(
+                dialler_settings.DIALLER_CALLS_PER_SECOND,
+                clock=fake_clock,
+                sleep=fake_clock.sleep,
+            ),
+        )
+        return tick(now, **kw)
+
+    return run

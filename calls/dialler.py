@@ -1,0 +1,327 @@
+"""The dialler tick (DESIGN.md §4): recover, lifecycle, claim, dial.
+
+`tick(now)` is run every few seconds by `run_scheduler` or by the django-q2 schedule, on any
+number of machines at once. Each step is its own short transaction; the provider is called
+outside any transaction, after the claim has committed the attempts it dials."""
+
+import datetime as dt
+import logging
+import os
+import queue
+import socket
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from itertools import zip_longest
+
+from django.conf import settings
+from django.db import connection, connections, transaction
+
+from calls.claiming import claim_batch
+from calls.lifecycle import advance_campaigns
+from calls.models import CallAttempt, CallEvent, DiallerHeartbeat
+from calls.outcomes import settle_contact
+from calls.pacing import TokenBucket, default_pace, pace_budget
+from calls.recovery import recover_lost_attempts
+from calls.telephony.base import (
+    NumberRejected,
+    Provider,
+    ProviderError,
+    ProviderUnavailable,
+    call_urls,
+    get_provider,
+)
+from contacts.models import Contact
+from contacts.phones import mask_phone
+
+logger = logging.getLogger(__name__)
+quote = connection.ops.quote_name
+
+S = CallAttempt.Status
+# Successful dials are written in bulk: every FLUSH_SIZE results, or once the oldest waiting
+# result is FLUSH_SECONDS old (a quick final callback should find the attempt counted).
+FLUSH_SIZE = 200
+FLUSH_SECONDS = 0.25
+
+
+@dataclass
+class TickReport:
+    at: dt.datetime
+    recovered: int = 0
+    started: list[int] = field(default_factory=list)  # campaign ids
+    completed: list[int] = field(default_factory=list)  # campaign ids
+    claimed: int = 0
+    dialled: int = 0
+    failed: int = 0  # provider outage or rejected number
+    released: int = 0  # claimed, not dialled: the campaign backed off after an outage
+    skipped: Counter = field(default_factory=Counter)  # why campaigns got no call this tick
+    errors: list[str] = field(default_factory=list)  # phone numbers masked
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["at"] = self.at.isoformat()
+        data["skipped"] = dict(self.skipped)
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+    def __str__(self) -> str:
+        parts = [
+            f"tick at {self.at:%Y-%m-%d %H:%M:%S}Z",
+            f"recovered={self.recovered}",
+            f"claimed={self.claimed}",
+            f"dialled={self.dialled}",
+            f"failed={self.failed}",
+            f"released={self.released}",
+        ]
+        if self.started:
+            parts.append(f"started={self.started}")
+        if self.completed:
+            parts.append(f"completed={self.completed}")
+        if self.skipped:
+            parts.append("skipped=" + ",".join(f"{k}:{v}" for k, v in sorted(self.skipped.items())))
+        if self.errors:
+            parts.append("errors=" + "; ".join(self.errors[:5]))
+        parts.append(f"in {self.seconds:.3f}s")
+        return " ".join(parts)
+
+
+def tick(
+    now: dt.datetime,
+    *,
+    provider: Provider | None = None,
+    pace: TokenBucket | None = None,
+    interval: float | None = None,
+) -> TickReport:
+    """Run the dialler once at `now` and return what it did (also logged as one line, and
+    written to the heartbeat row for /healthz)."""
+    clock = time.monotonic()
+    report = TickReport(at=now)
+
+    # 1. Recover attempts nobody will finish.
+    report.recovered = recover_lost_attempts(now=now)
+
+    # 2. Start and complete campaigns.
+    lifecycle = advance_campaigns(now=now)
+    report.started, report.completed = lifecycle.started, lifecycle.completed
+    report.errors += [f"campaign {pk}: {why}" for pk, why in lifecycle.refused.items()]
+
+    if provider is None:
+        try:
+            provider = get_provider()
+        except Exception as exc:  # e.g. the provider's module is not installed: claim nothing
+            report.skipped["no_provider"] += 1
+            report.errors.append(f"provider {settings.TELEPHONY_PROVIDER!r} unavailable: {exc}")
+
+    if provider is not None:
+        # 3. Claim this tick's contacts.
+        claim = claim_batch(
+            now=now,
+            provider_name=provider.name,
+            budget=pace_budget(interval or settings.DIALLER_TICK_INTERVAL),
+        )
+        report.claimed = len(claim.attempts)
+        report.skipped.update(claim.skipped)
+
+        # 4. Dial them, outside any transaction, at the pace.
+        dial_attempts(claim.attempts, provider=provider, now=now, pace=pace, report=report)
+
+    report.seconds = time.monotonic() - clock
+    write_heartbeat(report)
+    logger.info("%s", report)
+    return report
+
+
+def write_heartbeat(report: TickReport) -> None:
+    DiallerHeartbeat.objects.update_or_create(
+        pk=1,
+        defaults={
+            "last_tick_at": report.at,
+            "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "report": report.as_dict(),
+        },
+    )
+
+
+# --- dialling -------------------------------------------------------------------------------
+
+DIALLED, UNAVAILABLE, REJECTED, BACKED_OFF = "dialled", "unavailable", "rejected", "backed_off"
+
+
+def dial_attempts(
+    attempts: list[CallAttempt],
+    *,
+    provider: Provider,
+    now: dt.datetime,
+    pace: TokenBucket | None = None,
+    report: TickReport,
+) -> None:
+    """Place the claimed calls, concurrently on DIALLER_DIAL_THREADS threads, never faster than
+    the pace. After an outage a campaign backs off: its calls not yet placed are released
+    without calling the provider."""
+    if not attempts:
+        return
+    pace = pace or default_pace()
+    backed_off: set[int] = set()  # campaign ids
+
+    def place(attempt: CallAttempt):
+        try:
+            if attempt.campaign_id in backed_off:
+                return attempt, BACKED_OFF, None
+            return attempt, DIALLED, provider.place_call(attempt, call_urls(attempt))
+        except NumberRejected as exc:
+            return attempt, REJECTED, exc
+        except ProviderUnavailable as exc:
+            backed_off.add(attempt.campaign_id)
+            return attempt, UNAVAILABLE, exc
+        except Exception as exc:  # an unexpected provider error is treated as an outage
+            logger.exception("provider %s failed on attempt %s", provider.name, attempt.pk)
+            backed_off.add(attempt.campaign_id)
+            return attempt, UNAVAILABLE, exc
+        finally:
+            connections.close_all()  # a provider that touched the DB leaves no connection
+
+    dialled: list[tuple[CallAttempt, str]] = []
+    oldest_waiting = None
+
+    def collect(attempt, result, detail):
+        nonlocal oldest_waiting
+        if result == DIALLED:
+            dialled.append((attempt, detail))
+            oldest_waiting = oldest_waiting or time.monotonic()
+        else:
+            record_not_dialled(attempt, result=result, error=detail, now=now, report=report)
+
+    def flush(force: bool = False):
+        nonlocal oldest_waiting
+        if dialled and (
+            force
+            or len(dialled) >= FLUSH_SIZE
+            or time.monotonic() - oldest_waiting >= FLUSH_SECONDS
+        ):
+            report.dialled += record_dialled(dialled, now=now)
+            dialled.clear()
+            oldest_waiting = None
+
+    threads = max(1, min(settings.DIALLER_DIAL_THREADS, len(attempts)))
+    finished: queue.SimpleQueue = queue.SimpleQueue()  # futures, as their calls return
+    placed = 0
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dial") as pool:
+        for attempt in interleave_campaigns(attempts):
+            if attempt.campaign_id in backed_off:
+                collect(attempt, BACKED_OFF, None)
+                continue
+            pace.acquire()
+            pool.submit(place, attempt).add_done_callback(finished.put)
+            placed += 1
+            while not finished.empty():
+                collect(*finished.get().result())
+                placed -= 1
+            flush()
+        while placed:
+            collect(*finished.get().result())
+            placed -= 1
+            flush()
+    flush(force=True)
+
+
+def interleave_campaigns(attempts: list[CallAttempt]) -> list[CallAttempt]:
+    """Round robin over campaigns, so the pace is shared fairly too."""
+    by_campaign = defaultdict(list)
+    for attempt in attempts:
+        by_campaign[attempt.campaign_id].append(attempt)
+    rounds = zip_longest(*by_campaign.values())
+    return [attempt for round_ in rounds for attempt in round_ if attempt is not None]
+
+
+def record_dialled(dialled: list[tuple[CallAttempt, str]], *, now: dt.datetime) -> int:
+    """The provider accepted these calls: store each SID, mark them initiated (unless a
+    callback already moved them on) and count the attempt on its contact, in one transaction
+    of two statements whatever the batch. An attempt recovery has already closed keeps its
+    verdict; a contact that has moved on to a newer attempt is not counted (the fence)."""
+    attempts = quote(CallAttempt._meta.db_table)
+    contacts = quote(Contact._meta.db_table)
+    pk = CallAttempt._meta.pk
+    at = CallAttempt._meta.get_field("dialled_at").get_db_prep_value(now, connection)
+    rows = ", ".join(["(%s, %s)"] * len(dialled))
+    params = [v for a, sid in dialled for v in (pk.get_db_prep_value(a.pk, connection), sid)]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"""WITH v(id, sid) AS (VALUES {rows})
+                UPDATE {attempts}
+                   SET provider_call_sid = v.sid, dialled_at = %s,
+                       status = CASE WHEN {attempts}.status = 'queued' THEN 'initiated'
+                                     ELSE {attempts}.status END
+                  FROM v
+                 WHERE {attempts}.id = v.id AND {attempts}.dialled_at IS NULL
+                   AND {attempts}.error_code = ''
+             RETURNING {attempts}.contact_id, {attempts}.attempt_number""",
+            [*params, at],
+        )
+        counted = cursor.fetchall()
+        if counted:
+            cursor.execute(
+                f"""WITH v(id, n) AS (VALUES {", ".join(["(%s, %s)"] * len(counted))})
+                    UPDATE {contacts} SET attempts_count = attempts_count + 1
+                      FROM v
+                     WHERE {contacts}.id = v.id AND {contacts}.last_attempt_number = v.n""",
+                [v for row in counted for v in row],
+            )
+    # No CallEvent per successful dial: the attempt row holds the SID and dialled_at, and the
+    # provider's callbacks log what follows; events are for what went wrong.
+    mine = {(contact_id, number) for contact_id, number in counted}
+    recorded = [(a, sid) for a, sid in dialled if (a.contact_id, a.attempt_number) in mine]
+    for attempt, sid in recorded:
+        attempt.provider_call_sid, attempt.dialled_at = sid, now
+        attempt.status = S.INITIATED if attempt.status == S.QUEUED else attempt.status
+    return len(recorded)
+
+
+def record_not_dialled(
+    attempt: CallAttempt,
+    *,
+    result: str,
+    error: Exception | None,
+    now: dt.datetime,
+    report: TickReport,
+) -> None:
+    """Close an attempt the provider did not take, and settle its contact: an outage (or a
+    back-off) puts the contact back where it was without using an attempt; a rejected number
+    makes it invalid."""
+    phone = attempt.contact.phone
+    if result == REJECTED:
+        code, kind = "number_rejected", "provider_error"
+        message = f"The provider rejected the number: {error}"
+    elif result == UNAVAILABLE:
+        code, kind = "provider_unavailable", "provider_error"
+        message = f"The provider is unavailable: {error}"
+    else:
+        code, kind = "provider_unavailable", "backed_off"
+        message = "Not dialled: the provider failed on an earlier call of this campaign."
+    message = message.replace(phone, mask_phone(phone))
+    with transaction.atomic():
+        closed = CallAttempt.objects.filter(
+            pk=attempt.pk, status=S.QUEUED, dialled_at__isnull=True
+        ).update(status=S.FAILED, error_code=code, error_message=message, ended_at=now)
+        if not closed:
+            return
+        attempt.status, attempt.error_code, attempt.error_message = S.FAILED, code, message
+        attempt.ended_at = now
+        new_state = settle_contact(attempt, now=now)
+        CallEvent.objects.create(
+            attempt=attempt,
+            kind=kind,
+            message=f"{message} Contact {new_state or 'left alone (moved on)'}.",
+            payload={
+                "error_code": code,
+                "provider_code": error.code if isinstance(error, ProviderError) else "",
+            },
+            actor="dialler",
+            at=now,
+        )
+    if result == BACKED_OFF:
+        report.released += 1
+    else:
+        report.failed += 1
+        report.errors.append(f"{mask_phone(phone)} {code}")

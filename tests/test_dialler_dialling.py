@@ -1,0 +1,120 @@
+"""The dial step: what a provider's answer does to the attempt and the contact."""
+
+import datetime as dt
+import logging
+
+import pytest
+
+from calls.models import CallAttempt, CallEvent, DiallerHeartbeat
+from calls.outcomes import NOT_A_CALL_RETRY
+from tests.factories import ContactFactory, RunningCampaignFactory
+from tests.fakes import FakeProvider
+
+pytestmark = pytest.mark.django_db
+
+
+def test_accepted_call_is_initiated_and_counts_as_an_attempt(open_now, run_tick, provider):
+    contact = ContactFactory(next_attempt_at=open_now)
+    report = run_tick(open_now)
+    assert (report.claimed, report.dialled, report.failed) == (1, 1, 0)
+    attempt = CallAttempt.objects.get(contact=contact)
+    assert attempt.status == "initiated"
+    assert attempt.provider_call_sid.startswith("CA")
+    assert attempt.reached_provider
+    contact.refresh_from_db()
+    assert (contact.state, contact.attempts_count) == ("in_progress", 1)
+    assert not CallEvent.objects.filter(attempt=attempt, kind="provider_error").exists()
+
+
+def test_provider_outage_puts_the_contact_back_without_using_an_attempt(open_now, run_tick):
+    contact = ContactFactory(next_attempt_at=open_now)
+    report = run_tick(open_now, provider=FakeProvider(outages=[contact.phone]))
+    assert (report.claimed, report.dialled, report.failed) == (1, 0, 1)
+    attempt = CallAttempt.objects.get(contact=contact)
+    assert (attempt.status, attempt.error_code) == ("failed", "provider_unavailable")
+    assert not attempt.reached_provider
+    contact.refresh_from_db()
+    assert contact.state == "pending"
+    assert contact.attempts_count == 0
+    assert contact.last_attempt_number == 1
+    assert contact.next_attempt_at == open_now + NOT_A_CALL_RETRY
+    assert CallEvent.objects.filter(attempt=attempt, kind="provider_error").exists()
+
+
+def test_retry_after_an_outage_is_the_next_attempt_row_but_the_first_real_call(open_now, run_tick):
+    contact = ContactFactory(next_attempt_at=open_now)
+    run_tick(open_now, provider=FakeProvider(outages=[contact.phone]))
+    run_tick(open_now + dt.timedelta(minutes=2), provider=FakeProvider())
+    contact.refresh_from_db()
+    assert (contact.last_attempt_number, contact.attempts_count) == (2, 1)
+    assert list(
+        CallAttempt.objects.filter(contact=contact)
+        .order_by("attempt_number")
+        .values_list("attempt_number", "status")
+    ) == [(1, "failed"), (2, "initiated")]
+
+
+def test_outage_backs_off_the_rest_of_that_campaigns_batch(open_now, run_tick, dialler_settings):
+    dialler_settings.DIALLER_DIAL_THREADS = 1  # one call in flight at a time: a clear order
+    down = RunningCampaignFactory()
+    down_contacts = ContactFactory.create_batch(5, campaign=down, next_attempt_at=open_now)
+    fine = ContactFactory.create_batch(3, next_attempt_at=open_now)
+    provider = FakeProvider(outages=[c.phone for c in down_contacts])
+    report = run_tick(open_now, provider=provider)
+    assert [c["campaign"] for c in provider.calls].count(down.pk) == 1  # not hammered
+    assert (report.dialled, report.failed, report.released) == (3, 1, 4)
+    for contact in down_contacts:
+        contact.refresh_from_db()
+        assert (contact.state, contact.attempts_count) == ("pending", 0)
+    assert CallEvent.objects.filter(kind="backed_off").count() == 4
+    assert {c["phone"] for c in provider.calls} >= {c.phone for c in fine}
+
+
+def test_rejected_number_makes_the_contact_invalid(open_now, run_tick):
+    bad = ContactFactory(next_attempt_at=open_now)
+    good = ContactFactory(campaign=bad.campaign, next_attempt_at=open_now)
+    provider = FakeProvider(rejected=[bad.phone])
+    report = run_tick(open_now, provider=provider)
+    assert (report.dialled, report.failed, report.released) == (1, 1, 0)
+    attempt = CallAttempt.objects.get(contact=bad)
+    assert (attempt.status, attempt.error_code) == ("failed", "number_rejected")
+    bad.refresh_from_db()
+    good.refresh_from_db()
+    assert bad.state == "invalid"
+    assert good.state == "in_progress"
+    event = CallEvent.objects.get(attempt=attempt, kind="provider_error")
+    assert bad.phone not in event.message  # masked
+
+
+def test_tick_logs_one_line_with_phone_numbers_masked(open_now, run_tick, caplog):
+    bad = ContactFactory(next_attempt_at=open_now)
+    with caplog.at_level(logging.INFO, logger="calls.dialler"):
+        run_tick(open_now, provider=FakeProvider(rejected=[bad.phone]))
+    lines = [r.getMessage() for r in caplog.records if r.name == "calls.dialler"]
+    assert len(lines) == 1
+    assert "claimed=1" in lines[0] and "failed=1" in lines[0]
+    assert "number_rejected" in lines[0]
+    assert bad.phone not in lines[0]
+
+
+def test_tick_writes_its_report_to_the_heartbeat(open_now, run_tick):
+    ContactFactory(next_attempt_at=open_now)
+    run_tick(open_now)
+    beat = DiallerHeartbeat.objects.get(pk=1)
+    assert beat.last_tick_at == open_now
+    assert beat.report["dialled"] == 1
+
+
+def test_without_a_provider_the_tick_claims_nothing(open_now, dialler_settings, monkeypatch):
+    from calls.dialler import tick
+    from calls.telephony import base
+
+    monkeypatch.setitem(base.PROVIDERS, "simulated", "calls.telephony.not_installed.Provider")
+    monkeypatch.setattr(base, "_instances", {})
+    dialler_settings.TELEPHONY_PROVIDER = "simulated"
+    contact = ContactFactory(next_attempt_at=open_now)
+    report = tick(open_now)
+    assert report.skipped == {"no_provider": 1}
+    assert "unavailable" in report.errors[0]
+    contact.refresh_from_db()
+    assert contact.state == "pending"
