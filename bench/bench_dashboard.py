@@ -91,12 +91,12 @@ LOAD_SQL = [
     INSERT INTO calls_callattempt (
         id, call_id, contact_id, campaign_id, attempt_number, provider, status, answered_by,
         caller_id, machine_detection, survey_finished, opted_out, error_code, error_message,
-        created_at, dialled_at, answered_at, ended_at, duration)
+        created_at, dialled_at, answered_at, ended_at, duration, contact_state_before)
     SELECT gen_random_uuid(), 'b' || k.id || '-' || n, k.id, k.campaign_id, n, 'simulated',
         s.status, s.answered_by, '', true, s.finished, s.opted_out, '', '',
         t.at, t.at, CASE WHEN s.status = 'completed' THEN t.at END,
         CASE WHEN s.status NOT IN ('ringing') THEN t.at + interval '90 seconds' END,
-        CASE WHEN s.status = 'completed' THEN 90 END
+        CASE WHEN s.status = 'completed' THEN 90 END, 'pending'
     FROM contacts_contact k
     CROSS JOIN generate_series(1, %(per_contact)s) AS n
     CROSS JOIN LATERAL (

@@ -114,9 +114,10 @@ WITH picked AS (
 )
 INSERT INTO calls_callattempt (id, call_id, contact_id, campaign_id, attempt_number, provider,
     status, answered_by, caller_id, machine_detection, survey_finished, opted_out, error_code,
-    error_message, created_at)
+    error_message, created_at, contact_state_before)
 SELECT gen_random_uuid(), substr(md5(random()::text), 1, 22), id, campaign_id,
-       last_attempt_number, 'fake', 'queued', 'unknown', '', false, false, false, '', '', %(now)s
+       last_attempt_number, 'fake', 'queued', 'unknown', '', false, false, false, '', '', %(now)s,
+       'pending'
   FROM claimed
 """
 
