@@ -16,7 +16,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
-from calls.models import CallAttempt, DiallerHeartbeat
+from calls.models import CallAttempt, DiallerHeartbeat, ScheduledCall
+from calls.scheduling import ACTIVE as BOOKED
+from calls.scheduling import claim_due_scheduled_calls
 from campaigns.models import Campaign
 from campaigns.windows import campaign_zone_open, open_zone_keys
 from contacts.models import Contact, active_exclusions
@@ -60,8 +62,11 @@ def campaign_zone_keys(campaign_id: int) -> list[str]:
 def eligible_contacts(campaign: Campaign, *, now: dt.datetime, zone_keys) -> QuerySet[Contact]:
     """Contacts of `campaign` that may be dialled at `now`, restricted to open zone keys."""
     on_do_not_call_list = active_exclusions(now, campaign.pk).filter(phone=OuterRef("phone"))
+    # A contact with a booked call is called by its booking, at the time it was booked for.
+    booked = ScheduledCall.objects.filter(contact=OuterRef("pk"), status__in=BOOKED)
     return Contact.objects.filter(
         ~Exists(on_do_not_call_list),
+        ~Exists(booked),
         campaign=campaign,
         state__in=Contact.CALLABLE_STATES,
         timezone_key__in=list(zone_keys),
@@ -235,13 +240,28 @@ def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
             keys_by_campaign[campaign.pk] = keys
         else:
             claim.skipped["window_closed" if all_keys else "no_callable_contacts"] += 1
-    if not keys_by_campaign:
-        return claim
-
     with transaction.atomic():
         lock_dialler(now)
         live = live_calls_by_campaign()
         global_room = settings.DIALLER_GLOBAL_MAX_CONCURRENT_CALLS - sum(live.values())
+        # Booked calls first: they are due at a precise time, and count against the same caps.
+        booked_room = {
+            cid: c.max_concurrent_calls - live.get(cid, 0) for cid, c in campaigns.items()
+        }
+        booked, why = claim_due_scheduled_calls(
+            now=now,
+            limit=min(global_room, budget),
+            provider=provider_name,
+            campaign_room=booked_room,
+        )
+        claim.attempts += booked
+        claim.skipped.update({f"booked_{reason}": n for reason, n in why.items()})
+        for attempt in booked:
+            live[attempt.campaign_id] = live.get(attempt.campaign_id, 0) + 1
+        global_room -= len(booked)
+        budget -= len(booked)
+        if not keys_by_campaign:
+            return claim
         rooms = {}
         for cid in keys_by_campaign:
             room = min(
@@ -284,7 +304,7 @@ def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
                 break
             extra = share_capacity(full, left, [cid for cid in order if cid in full])
             shares = {cid: got[cid] + extra.get(cid, 0) for cid in order}
-        claim.attempts = queue_attempts(
+        claim.attempts += queue_attempts(
             locked, campaigns=campaigns, now=now, provider=provider_name
         )
     return claim

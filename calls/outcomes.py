@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import F
 
 from calls.models import CallAttempt
+from calls.scheduling import settle_scheduled_call
 from contacts.models import Contact
 
 # Outages and crashes before dialling are not calls to the person: the contact goes back to
@@ -25,7 +26,18 @@ def settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
     Fenced by attempt: the contact moves only while it is still `in_progress` on this very
     attempt (`last_attempt_number`), so a late callback of an old, rescued attempt never moves
     a contact that has gone on to a newer one. Returns the contact's new state, or None when
-    the fence held it back."""
+    the fence held it back.
+
+    A booked call's attempt also moves its ScheduledCall on (done, quick retry, next
+    occurrence, or failed), whether or not the fence held the contact back."""
+    with transaction.atomic():
+        state = _settle_contact(attempt, now=now)
+        if attempt.scheduled_call_id:
+            settle_scheduled_call(attempt, now=now)
+    return state
+
+
+def _settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
     campaign = attempt.campaign
     outcome = attempt.outcome
     changes: dict = {}
@@ -52,6 +64,8 @@ def settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
             # A booked call that did not reach the person: its own retry rule applies
             # (calls.scheduling), the contact keeps its place in the campaign.
             changes["state"] = attempt.contact_state_before
+            if changes["state"] in Contact.CALLABLE_STATES and contact.attempts_count >= budget:
+                changes["state"] = Contact.State.EXHAUSTED  # the booked call used the last one
         elif outcome in ("provider_unavailable", "lost") and not attempt.reached_provider:
             changes["state"] = (
                 Contact.State.PENDING if contact.attempts_count == 0 else Contact.State.NOT_REACHED
