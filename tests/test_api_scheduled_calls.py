@@ -277,6 +277,16 @@ def test_patch_reschedules_the_series(api_client, contact, now):
     assert body["timezone"] == "America/New_York"
 
 
+def test_patching_only_the_zone_keeps_the_wall_clock_time(api_client, contact, now):
+    call = book(contact, now, rrule="FREQ=DAILY;COUNT=2")  # 14:00 New York = 19:00 UTC
+    body = api_client.patch(
+        f"{URL}{call.pk}/", {"timezone": "America/Chicago"}, format="json"
+    ).json()
+    assert body["next_occurrences"] == ["2026-11-23T20:00:00Z", "2026-11-24T20:00:00Z"]
+    assert body["next_run_at_local"].startswith("2026-11-23T14:00:00-06:00")
+    assert body["events"][-1]["payload"]["changes"]["timezone"] == "America/Chicago"
+
+
 def test_bad_patches_are_refused(api_client, contact, now):
     call = book(contact, now)
     error = assert_error(api_client.patch(f"{URL}{call.pk}/", {"contact": 1}, format="json"), 400)
