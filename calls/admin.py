@@ -8,10 +8,13 @@ import datetime as dt
 import json
 from xml.dom import minidom
 from xml.etree import ElementTree
+from zoneinfo import ZoneInfo
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -29,6 +32,14 @@ from calls.dashboard import (
 )
 from calls.models import Answer, CallAttempt, CallEvent, DiallerHeartbeat, ScheduledCall
 from calls.results import iter_results_csv
+from calls.scheduled_editing import EDITABLE_FIELDS, edit_scheduled_call, upcoming_occurrences
+from calls.scheduling import (
+    IllegalScheduledCallTransition,
+    cancel_scheduled_call,
+    pause_scheduled_call,
+    resume_scheduled_call,
+    schedule_call,
+)
 from calls.stats import campaign_stats, outcome_expression
 from calls.survey import preview_survey
 from campaigns.admin import CampaignAdmin
@@ -129,15 +140,151 @@ class AnswerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["question", "attempt"]
 
 
+class ScheduledCallForm(forms.ModelForm):
+    """Books through `schedule_call` and edits through `edit_scheduled_call`, so the admin
+    checks exactly what the API checks. The form's `clean` tries the change in a savepoint
+    that is rolled back: the domain's refusals show on the form; `save_model` then does it."""
+
+    class Meta:
+        model = ScheduledCall
+        fields = [
+            "contact",
+            "run_at",
+            "timezone",
+            "rrule",
+            "note",
+            "max_retries",
+            "retry_delay_minutes",
+            "misfire_grace_seconds",
+        ]
+        help_texts = {
+            "run_at": "Wall-clock time in the zone below (the first occurrence).",
+            "timezone": "IANA zone, e.g. Europe/Paris; recurrences keep its local time.",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # Show run_at as it was booked: wall-clock time in the call's own zone.
+            zone = ZoneInfo(self.instance.timezone)
+            self.initial["run_at"] = self.instance.run_at.astimezone(zone).replace(tzinfo=None)
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        if "run_at" in data:
+            data["run_at"] = timezone.make_naive(data["run_at"])  # typed as wall-clock time
+        try:
+            with transaction.atomic():
+                self.save_through_domain(by=None)
+                transaction.set_rollback(True)
+        except ValidationError as exc:
+            for field, problems in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, problems)
+        except IllegalScheduledCallTransition as exc:
+            self.add_error(None, str(exc))
+        return data
+
+    def save_through_domain(self, *, by) -> ScheduledCall:
+        data, now = self.cleaned_data, timezone.now()
+        if self.instance.pk is None:
+            booking = {name: data[name] for name in self.Meta.fields if name in data}
+            return schedule_call(now=now, by=by, **booking)
+        changes = {name: data[name] for name in self.changed_data if name in EDITABLE_FIELDS}
+        return edit_scheduled_call(self.instance, changes=changes, now=now, by=by)
+
+
 @admin.register(ScheduledCall)
 class ScheduledCallAdmin(admin.ModelAdmin):
-    list_display = ["contact", "next_run_at", "timezone", "rrule", "status", "retries_done"]
-    list_filter = ["status"]
+    form = ScheduledCallForm
+    list_display = [
+        "contact",
+        "next_run_utc",
+        "next_run_local",
+        "rrule",
+        "status",
+        "retries",
+    ]
+    list_filter = [
+        "status",
+        ("next_run_at", admin.DateFieldListFilter),
+        ("created_at", admin.DateFieldListFilter),
+        "contact__campaign",
+    ]
     search_fields = ["contact__phone", "contact__name", "note"]
     list_select_related = ["contact"]
     raw_id_fields = ["contact"]
-    readonly_fields = ["status", "next_run_at", "retries_done", "created_by", "created_at"]
+    readonly_fields = [
+        "status",
+        "next_run_at",
+        "upcoming",
+        "retries_done",
+        "skipped_occurrences",
+        "created_by",
+        "created_at",
+    ]
     inlines = [CallEventInline]
+    actions = ["pause_series", "resume_series", "cancel_series"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ["contact"] if obj is not None else []
+        return fixed + list(super().get_readonly_fields(request, obj))
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # history is kept: the cancel action ends a call
+
+    @admin.display(description="Next run (UTC)", ordering="next_run_at")
+    def next_run_utc(self, obj):
+        return f"{obj.next_run_at:%Y-%m-%d %H:%M}" if obj.next_run_at else "-"
+
+    @admin.display(description="Next run (its zone)")
+    def next_run_local(self, obj):
+        if obj.next_run_at is None:
+            return "-"
+        return f"{obj.next_run_at.astimezone(ZoneInfo(obj.timezone)):%Y-%m-%d %H:%M} {obj.timezone}"
+
+    @admin.display(description="Retries")
+    def retries(self, obj):
+        return f"{obj.retries_done} / {obj.max_retries}"
+
+    @admin.display(description="Next occurrences (UTC)")
+    def upcoming(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        times = upcoming_occurrences(obj, now=timezone.now(), count=5)
+        return ", ".join(f"{at:%Y-%m-%d %H:%M}" for at in times) or "None: the call is over."
+
+    def save_model(self, request, obj, form, change):
+        saved = form.save_through_domain(by=request.user)
+        for field in ScheduledCall._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+        obj._state.adding = False
+
+    def _change_series(self, request, queryset, domain_function, done_text):
+        now, done = timezone.now(), 0
+        for call in queryset.select_related("contact"):
+            try:
+                domain_function(call, scope="series", now=now, by=request.user)
+            except IllegalScheduledCallTransition as exc:
+                self.message_user(request, f"{call}: {exc}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"{done} scheduled call(s) {done_text}.", messages.SUCCESS)
+
+    @admin.action(description="Pause the selected series", permissions=["change"])
+    def pause_series(self, request, queryset):
+        self._change_series(request, queryset, pause_scheduled_call, "paused")
+
+    @admin.action(description="Resume the selected series", permissions=["change"])
+    def resume_series(self, request, queryset):
+        self._change_series(request, queryset, resume_scheduled_call, "resumed")
+
+    @admin.action(description="Cancel the selected series", permissions=["change"])
+    def cancel_series(self, request, queryset):
+        self._change_series(request, queryset, cancel_scheduled_call, "cancelled")
 
 
 @admin.register(DiallerHeartbeat)

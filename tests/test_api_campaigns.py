@@ -254,7 +254,15 @@ def test_huge_ids_in_filters_are_a_400(api_client):
 
 def test_api_root_lists_the_resources(api_client, anon_client):
     body = api_client.get("/api/v1/").json()
-    assert set(body) == {"campaigns", "contacts", "exclusions", "attempts", "answers", "stats"}
+    assert set(body) == {
+        "campaigns",
+        "contacts",
+        "exclusions",
+        "attempts",
+        "answers",
+        "stats",
+        "scheduled-calls",
+    }
     assert_error(anon_client.get("/api/v1/"), 401)
 
 

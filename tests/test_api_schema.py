@@ -1,8 +1,11 @@
 """The OpenAPI schema validates, and every documented operation answers a documented code."""
 
+import datetime as dt
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
 from tests.factories import (
@@ -11,6 +14,7 @@ from tests.factories import (
     ContactFactory,
     ExclusionFactory,
     QuestionFactory,
+    ScheduledCallFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -22,6 +26,7 @@ def test_schema_validates_without_warnings(tmp_path):
     text = target.read_text()
     assert "/api/v1/campaigns/{id}/contacts/import/" in text
     assert "multipart/form-data" in text and "text/csv" in text
+    assert "/api/v1/scheduled-calls/{id}/pause/" in text
 
 
 def test_schema_and_docs_are_served(api_client, client):
@@ -57,6 +62,7 @@ def objects():
         "exclusions": ExclusionFactory().pk,
         "attempts": answer.attempt.pk,
         "answers": answer.pk,
+        "scheduled-calls": ScheduledCallFactory(contact=answer.attempt.contact).pk,
     }
 
 
@@ -71,6 +77,13 @@ def request_for(client, path, method, ids, campaign_id):
         "/api/v1/contacts/": {"campaign": campaign_id, "phone": next(PHONES)},
         "/api/v1/exclusions/": {"phone": next(PHONES)},
     }
+    if resource == "scheduled-calls":
+        bodies["/api/v1/scheduled-calls/"] = {
+            "contact": ContactFactory(campaign_id=campaign_id).pk,
+            "run_at": f"{timezone.localdate() + dt.timedelta(days=2)}T12:00:00",
+            "timezone": "America/New_York",
+            "rrule": "FREQ=DAILY;COUNT=3",
+        }
     if url.endswith("/import/"):
         upload = SimpleUploadedFile("x.csv", b"phone\n+12125559997\n", content_type="text/csv")
         return getattr(client, method)(url, {"file": upload}, format="multipart")
@@ -79,7 +92,8 @@ def request_for(client, path, method, ids, campaign_id):
     body = bodies.get(path.replace("{id}/", ""), {}) if method != "get" else None
     if body and "{id}" in path:
         # Updates: keep the questions (the campaign's first one already has answers).
-        body = {k: v for k, v in body.items() if k != "questions"}
+        # A scheduled call's contact is fixed: only its timing changes.
+        body = {k: v for k, v in body.items() if k not in ("questions", "contact")}
     return getattr(client, method)(url, body, format="json")
 
 

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from calls.api import AnswerViewSet, CallAttemptViewSet, CampaignResultsActions, StatsViewSet
+from calls.scheduled_api import ScheduledCallViewSet
 from campaigns.api import CampaignViewSet as CampaignBaseViewSet
 from contacts.api import CampaignContactImportActions, ContactViewSet, ExclusionViewSet
 from voicesurvey.api_errors import api_not_found
@@ -23,6 +24,7 @@ router.register("exclusions", ExclusionViewSet, basename="exclusion")
 router.register("attempts", CallAttemptViewSet, basename="attempt")
 router.register("answers", AnswerViewSet, basename="answer")
 router.register("stats", StatsViewSet, basename="stats")
+router.register("scheduled-calls", ScheduledCallViewSet, basename="scheduled-call")
 
 urlpatterns = [
     path("v1/", include(router.urls)),

@@ -189,6 +189,7 @@ SPECTACULAR_SETTINGS = {
         "ContactStateEnum": "contacts.models.ContactState",
         "CallAttemptStatusEnum": "calls.models.CallAttemptStatus",
         "CampaignStatusEnum": "campaigns.models.CampaignStatus",
+        "ScheduledCallStatusEnum": "calls.models.ScheduledCallStatus",
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)

@@ -1,0 +1,144 @@
+import datetime as dt
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from calls.models import ScheduledCall
+from calls.scheduling import schedule_call
+from tests.factories import ContactFactory
+
+pytestmark = pytest.mark.django_db
+
+ADD = reverse("admin:calls_scheduledcall_add")
+LIST = reverse("admin:calls_scheduledcall_changelist")
+
+
+@pytest.fixture(autouse=True)
+def frozen(now):
+    with time_machine.travel(now, tick=False):
+        yield
+
+
+@pytest.fixture
+def contact():
+    return ContactFactory(phone="+12125550142")  # America/New_York
+
+
+def book(contact, now, **kw):
+    kw.setdefault("timezone", "America/New_York")
+    kw.setdefault("run_at", dt.datetime(2026, 11, 23, 14, 0))
+    return schedule_call(contact=contact, now=now, **kw)
+
+
+def form(contact, **fields):
+    """The add/change form as the browser posts it (run_at split into date and time)."""
+    return {
+        "contact": contact.pk,
+        "run_at_0": "2026-11-24",
+        "run_at_1": "18:30:00",
+        "timezone": "America/New_York",
+        "rrule": "",
+        "note": "",
+        "max_retries": "2",
+        "retry_delay_minutes": "5",
+        "misfire_grace_seconds": "",
+        "events-TOTAL_FORMS": "0",
+        "events-INITIAL_FORMS": "0",
+        "events-MIN_NUM_FORMS": "0",
+        "events-MAX_NUM_FORMS": "1000",
+        **fields,
+    }
+
+
+def test_add_form_books_in_the_given_zone(admin_client, admin_user, contact):
+    response = admin_client.post(ADD, form(contact, rrule="FREQ=WEEKLY;COUNT=3"))
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    call = ScheduledCall.objects.get()
+    assert call.next_run_at == dt.datetime(2026, 11, 24, 23, 30, tzinfo=dt.UTC)  # 18:30 NY
+    assert call.timezone == "America/New_York" and call.rrule == "FREQ=WEEKLY;COUNT=3"
+    assert call.created_by == admin_user
+    assert [(e.kind, e.actor) for e in call.events.all()] == [("created", admin_user.username)]
+    page = admin_client.get(reverse("admin:calls_scheduledcall_change", args=[call.pk]))
+    body = page.content.decode()
+    assert "2026-11-24 23:30, 2026-12-01 23:30, 2026-12-08 23:30" in body  # next occurrences
+    assert 'value="18:30:00"' in body  # run_at shown in its own zone
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"rrule": "FREQ=SOMETIMES"}, "Invalid rule"),
+        ({"timezone": "Mars/Olympus"}, "Unknown time zone"),
+        ({"run_at_0": "2026-11-20"}, "no occurrence in the future"),
+        ({"run_at_1": "23:00:00"}, "outside the legal calling window"),
+    ],
+)
+def test_add_form_shows_the_domains_refusal(admin_client, contact, fields, message):
+    response = admin_client.post(ADD, form(contact, **fields))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not ScheduledCall.objects.exists()
+
+
+def test_change_form_reschedules_through_the_domain(admin_client, contact, now):
+    call = book(contact, now)
+    url = reverse("admin:calls_scheduledcall_change", args=[call.pk])
+    response = admin_client.post(url, form(contact, run_at_1="10:00:00", note="Moved"))
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    call.refresh_from_db()
+    assert call.next_run_at == dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
+    assert call.note == "Moved"
+    assert call.events.last().kind == "edited"
+
+
+def post_action(client, action, *calls):
+    return client.post(
+        LIST, {"action": action, "_selected_action": [c.pk for c in calls]}, follow=True
+    )
+
+
+def test_actions_pause_resume_and_cancel_the_series(admin_client, contact, now):
+    call = book(contact, now, rrule="FREQ=DAILY;COUNT=3")
+    for action, status in [
+        ("pause_series", "paused"),
+        ("resume_series", "scheduled"),
+        ("cancel_series", "cancelled"),
+    ]:
+        response = post_action(admin_client, action, call)
+        call.refresh_from_db()
+        assert call.status == status
+        assert f"1 scheduled call(s) {status if status != 'scheduled' else 'resumed'}" in (
+            response.content.decode()
+        )
+    assert [e.kind for e in call.events.all()] == ["created", "paused", "resumed", "cancelled"]
+
+
+def test_action_reports_each_refusal_and_applies_the_rest(admin_client, contact, now):
+    paused = book(contact, now)
+    admin_client.post(LIST, {"action": "pause_series", "_selected_action": [paused.pk]})
+    scheduled = book(contact, now, run_at=dt.datetime(2026, 11, 25, 10, 0))
+    body = post_action(admin_client, "pause_series", paused, scheduled).content.decode()
+    assert "Cannot pause a call that is paused." in body
+    assert "1 scheduled call(s) paused" in body
+    scheduled.refresh_from_db()
+    assert scheduled.status == "paused"
+
+
+def test_pages_load_and_history_cannot_be_deleted(admin_client, contact, now):
+    call = book(contact, now, rrule="FREQ=DAILY")
+    body = admin_client.get(LIST).content.decode()
+    assert "2026-11-23 19:00" in body  # next run in UTC
+    assert "2026-11-23 14:00 America/New_York" in body  # and in its zone
+    assert "0 / 2" in body  # retries
+    for query in (
+        {"status__exact": "scheduled"},
+        {"q": "0142"},
+        {"next_run_at__gte": "2026-11-23 00:00:00+00:00"},
+        {"contact__campaign__id__exact": contact.campaign_id},
+    ):
+        response = admin_client.get(LIST, query)
+        assert response.status_code == 200 and "2026-11-23 19:00" in response.content.decode()
+    assert admin_client.get(ADD).status_code == 200
+    delete = reverse("admin:calls_scheduledcall_delete", args=[call.pk])
+    assert admin_client.get(delete).status_code == 403
