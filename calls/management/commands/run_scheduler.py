@@ -28,6 +28,10 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="Run one tick and exit.")
 
     def handle(self, *args, interval: float, once: bool, **options):
+        # The command prints each report itself; the tick's own log line (kept for the
+        # django-q2 path and log shipping) would only say it twice on the console.
+        if options["verbosity"] < 2:
+            logging.getLogger("calls.dialler").setLevel(logging.WARNING)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
