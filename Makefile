@@ -31,7 +31,7 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH)
 
 lint: install
 	$(VENV)/bin/ruff check .

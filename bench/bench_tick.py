@@ -281,7 +281,11 @@ def main() -> None:
         )
         print(f"\nEXPLAIN ANALYZE of recovery's scan ({CallAttempt.objects.count()} attempts):")
         print(lost_plan + "\n")
-        index_backed = "contact_claim_idx" in plan and "Seq Scan" not in plan
+        # The contacts and the do-not-call list must be reached by index; a seq scan of the
+        # scheduled calls is only the planner's choice for the benchmark's empty table.
+        index_backed = "contact_claim_idx" in plan and not any(
+            f"Seq Scan on {table}" in plan for table in ("contacts_contact", "contacts_exclusion")
+        )
         print(
             f"targets: tick < 1 s: {'OK' if tick_time < 1 else 'MISSED'}; "
             f"within 3x the floor: {'OK' if ratio <= 3 else 'MISSED'}; "
