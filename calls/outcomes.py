@@ -17,7 +17,8 @@ from contacts.models import Contact
 # Outages and crashes before dialling are not calls to the person: the contact goes back to
 # where it was after this short pause (the provider gets a moment to recover).
 NOT_A_CALL_RETRY = dt.timedelta(minutes=1)
-RETRY_OUTCOMES = ("busy", "no_answer", "failed", "machine")
+# Outcomes where the provider never placed the call.
+NOT_CALLS = ("provider_unavailable", "lost", "rejected")
 
 
 def settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
@@ -54,6 +55,11 @@ def _settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
         if contact is None:
             return None
         budget = contact.attempt_budget()
+        used = contact.attempts_count
+        if outcome not in NOT_CALLS and not _dial_recorded(attempt):
+            # The provider's final callback beat the dial step's write-back, which will count
+            # this call a moment later: judge the budget as it will be.
+            used += 1
         if outcome == "refused":
             changes["state"] = Contact.State.REFUSED
         elif outcome == "completed":
@@ -64,7 +70,7 @@ def _settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
             # A booked call that did not reach the person: its own retry rule applies
             # (calls.scheduling), the contact keeps its place in the campaign.
             changes["state"] = attempt.contact_state_before
-            if changes["state"] in Contact.CALLABLE_STATES and contact.attempts_count >= budget:
+            if changes["state"] in Contact.CALLABLE_STATES and used >= budget:
                 changes["state"] = Contact.State.EXHAUSTED  # the booked call used the last one
         elif outcome in ("provider_unavailable", "lost") and not attempt.reached_provider:
             changes["state"] = (
@@ -75,7 +81,7 @@ def _settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
             # The person asked for a later call: it is theirs, not one of our retries.
             changes["state"] = Contact.State.NOT_REACHED
             changes["next_attempt_at"] = attempt.callback_requested_for
-            if contact.attempts_count >= budget:
+            if used >= budget:
                 changes["completion_attempts_count"] = F("completion_attempts_count") + 1
         elif outcome == "incomplete" and (
             contact.completion_attempts_count < campaign.completion_max_attempts
@@ -83,10 +89,18 @@ def _settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
             changes["state"] = Contact.State.NOT_REACHED
             changes["next_attempt_at"] = now + campaign.retry_delay("incomplete")
             changes["completion_attempts_count"] = F("completion_attempts_count") + 1
-        elif contact.attempts_count < budget:
+        elif used < budget:
             changes["state"] = Contact.State.NOT_REACHED
             changes["next_attempt_at"] = now + campaign.retry_delay(outcome)
         else:
             changes["state"] = Contact.State.EXHAUSTED
         Contact.objects.filter(pk=contact.pk).update(updated_at=now, **changes)
     return changes["state"]
+
+
+def _dial_recorded(attempt: CallAttempt) -> bool:
+    """Whether the dial step has counted this attempt, read after the contact is locked (the
+    dial step's count waits on that lock, so the answer cannot change under us)."""
+    if attempt.dialled_at is not None:
+        return True
+    return CallAttempt.objects.filter(pk=attempt.pk, dialled_at__isnull=False).exists()

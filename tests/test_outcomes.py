@@ -117,3 +117,18 @@ def test_late_callback_of_an_older_attempt_does_not_move_the_contact(now):
         finish(attempt, now, status=S.COMPLETED, answered_by="human", survey_finished=True) is None
     )
     assert attempt.contact.state == "in_progress"
+
+
+@pytest.mark.django_db
+def test_final_callback_before_the_dial_is_counted_judges_the_budget_as_it_will_be(now):
+    # Third and last attempt: the provider's "busy" arrives before the dial step has written
+    # back the SID and counted the call (attempts_count still 2).
+    attempt = live_attempt(now, attempts_count=2, number=3)
+    attempt.dialled_at = None
+    assert finish(attempt, now, status=S.BUSY) == "exhausted"
+
+
+@pytest.mark.django_db
+def test_final_callback_after_the_dial_was_counted_is_not_counted_twice(now):
+    attempt = live_attempt(now, attempts_count=2, number=2)  # dialled_at set: counted
+    assert finish(attempt, now, status=S.BUSY) == "not_reached"
