@@ -6,7 +6,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from campaigns.editing import save_campaign
+from campaigns.editing import QUESTION_FIELDS, save_campaign
 from campaigns.models import Campaign, Question
 from voicesurvey.api_schema import error_response
 
@@ -14,18 +14,7 @@ from voicesurvey.api_schema import error_response
 class QuestionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Question
-        fields = [
-            "id",
-            "position",
-            "prompt",
-            "kind",
-            "min_value",
-            "max_value",
-            "valid_answers",
-            "max_digits",
-            "reprompt_message",
-            "max_reprompts",
-        ]
+        fields = ["id", *QUESTION_FIELDS]
         # Uniqueness of positions is checked across the list (campaigns.editing).
         validators: list = []
 
