@@ -526,19 +526,6 @@ class _ContactWriter:
     Fields are derived as Contact.fill_derived() would (bulk_create and COPY skip save());
     fields the import does not set get their model default, as bulk_create would give them."""
 
-    FILLED = (
-        "campaign_id",
-        "phone",
-        "name",
-        "external_id",
-        "language",
-        "attributes",
-        "timezones",
-        "timezone_key",
-        "state",
-        "next_attempt_at",
-    )
-
     def __init__(self, campaign: Campaign, now: dt.datetime):
         self.campaign = campaign
         self.now = now

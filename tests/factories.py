@@ -100,3 +100,12 @@ class ScheduledCallFactory(factory.django.DjangoModelFactory):
     run_at = factory.LazyFunction(lambda: timezone.now() + dt.timedelta(hours=1))
     next_run_at = factory.SelfAttribute("run_at")
     timezone = "UTC"
+
+
+def book(contact, now, **kw):
+    """Book a call through the domain function: by default today 14:00 New York time."""
+    from calls.scheduling import schedule_call
+
+    kw.setdefault("timezone", "America/New_York")
+    kw.setdefault("run_at", dt.datetime(2026, 11, 23, 14, 0))
+    return schedule_call(contact=contact, now=now, **kw)

@@ -5,8 +5,7 @@ import time_machine
 from django.urls import reverse
 
 from calls.models import ScheduledCall
-from calls.scheduling import schedule_call
-from tests.factories import ContactFactory
+from tests.factories import ContactFactory, book
 
 pytestmark = pytest.mark.django_db
 
@@ -23,12 +22,6 @@ def frozen(now):
 @pytest.fixture
 def contact():
     return ContactFactory(phone="+12125550142")  # America/New_York
-
-
-def book(contact, now, **kw):
-    kw.setdefault("timezone", "America/New_York")
-    kw.setdefault("run_at", dt.datetime(2026, 11, 23, 14, 0))
-    return schedule_call(contact=contact, now=now, **kw)
 
 
 def form(contact, **fields):

@@ -7,8 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from calls.models import CallEvent, ScheduledCall
-from calls.scheduling import schedule_call
-from tests.factories import CampaignFactory, ContactFactory
+from tests.factories import CampaignFactory, ContactFactory, book
 from tests.test_api_campaigns import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -27,12 +26,6 @@ def frozen(now):
 @pytest.fixture
 def contact():
     return ContactFactory(phone="+12125550142")  # America/New_York
-
-
-def book(contact, now, **kw):
-    kw.setdefault("timezone", "America/New_York")
-    kw.setdefault("run_at", dt.datetime(2026, 11, 23, 14, 0))
-    return schedule_call(contact=contact, now=now, **kw)
 
 
 def utc(text):

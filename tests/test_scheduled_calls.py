@@ -18,7 +18,7 @@ from calls.scheduling import (
     schedule_call,
     settle_scheduled_call,
 )
-from tests.factories import ContactFactory, ExclusionFactory
+from tests.factories import ContactFactory, ExclusionFactory, book
 
 S = ScheduledCall.Status
 PARIS, NEW_YORK = ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York")
@@ -31,12 +31,6 @@ def local(at, zone):
 @pytest.fixture
 def contact():
     return ContactFactory(phone="+12125550142")  # America/New_York, running campaign
-
-
-def book(contact, now, **kw):
-    kw.setdefault("timezone", "America/New_York")
-    kw.setdefault("run_at", dt.datetime(2026, 11, 23, 14, 0))
-    return schedule_call(contact=contact, now=now, **kw)
 
 
 # --- occurrences ----------------------------------------------------------------------------
