@@ -142,36 +142,33 @@ def time_floor(campaign_ids, keys) -> tuple[float, int]:
     return elapsed, rows
 
 
-def explain(campaign) -> tuple[str, str]:
+def explain(campaigns, keys) -> tuple[str, str]:
+    """EXPLAIN ANALYZE of the tick's own statements: the claim's lock (every campaign, the
+    open zone keys, 50 each; rolled back) and the zone-key skip scan."""
     from django.db import connection, transaction
 
-    from calls.claiming import eligible_contacts
+    from calls.claiming import CALLABLE_SQL, ZONE_KEYS_SQL, _tables, lock_statement
 
     plan = ""
     try:
-        with transaction.atomic():
-            qs = (
-                eligible_contacts(campaign, now=NOW, zone_keys=["America/New_York"])
-                .order_by("next_attempt_at")
-                .select_for_update(skip_locked=True, of=("self",))[:50]
+        with transaction.atomic(), connection.cursor() as cursor:
+            sql, params = lock_statement(
+                {c.pk: 50 for c in campaigns},
+                campaigns={c.pk: c for c in campaigns},
+                keys={c.pk: keys for c in campaigns},
+                now=NOW,
             )
-            plan = qs.explain(analyze=True, buffers=True)
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
             raise Rollback
     except Rollback:
         pass
-    table = '"contacts_contact"'
+    one = ZONE_KEYS_SQL.format(campaign="w.id", callable=CALLABLE_SQL, **_tables())
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""EXPLAIN ANALYZE WITH RECURSIVE zone_keys(zkey) AS (
-                SELECT MIN(timezone_key) FROM {table}
-                 WHERE campaign_id = %s AND state IN ('pending', 'not_reached')
-                UNION ALL
-                SELECT (SELECT MIN(c.timezone_key) FROM {table} c
-                         WHERE c.campaign_id = %s AND c.state IN ('pending', 'not_reached')
-                           AND c.timezone_key > zone_keys.zkey)
-                  FROM zone_keys WHERE zone_keys.zkey IS NOT NULL)
-                SELECT zkey FROM zone_keys WHERE zkey IS NOT NULL""",
-            [campaign.pk, campaign.pk],
+            f"EXPLAIN ANALYZE SELECT w.id, k.zkey FROM unnest(%s::bigint[]) AS w(id), "
+            f"LATERAL ({one}) k",
+            [[c.pk for c in campaigns]],
         )
         keys_plan = "\n".join(row[0] for row in cursor.fetchall())
     return plan, keys_plan
@@ -228,13 +225,13 @@ def main() -> None:
             f"in {time.perf_counter() - started:.1f} s"
         )
 
-        plan, keys_plan = explain(campaigns[0])
-        print("\nEXPLAIN ANALYZE of the eligibility query (one campaign, one zone key):")
+        open_keys = ZONES[:4]
+        plan, keys_plan = explain(campaigns, open_keys)
+        print("\nEXPLAIN ANALYZE of the claim's lock (20 campaigns x 50, 4 open zone keys):")
         print(plan)
-        print("\nEXPLAIN ANALYZE of the zone-key skip scan (one campaign):")
+        print("\nEXPLAIN ANALYZE of the zone-key skip scan (20 campaigns):")
         print(keys_plan)
 
-        open_keys = ZONES[:4]
         floors = [time_floor(ids, open_keys) for _ in range(3)]
         floor = statistics.median(t for t, _ in floors)
         print(

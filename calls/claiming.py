@@ -2,26 +2,35 @@
 
 Eligibility (DESIGN.md §4): the contact is pending or not reached, has attempts left
 (`attempts_count < max_attempts + completion_attempts_count`), is due (`next_attempt_at <= now`),
-is not on the do-not-call list now (global or the campaign's own, not expired), and the calling
-window is open in its zone set (see campaigns.windows.zones_open). The campaign is running and
-inside its dates. Zone sets are worked out in Python once per tick from the campaign's few
-distinct zone keys; the claim filters on the open ones in SQL."""
+is not on the do-not-call list now (global or the campaign's own, not expired), has no booked
+call (its booking calls it), and the calling window is open in its zone set (see
+campaigns.windows.zones_open). The campaign is running and inside its dates. Zone sets are
+worked out in Python once per tick from the campaigns' few distinct zone keys; the claim filters
+on the open ones in SQL.
+
+The claim is written in SQL by hand (ELIGIBLE_SQL): on PostgreSQL one statement locks the
+whole tick's contacts across campaigns and zone keys; elsewhere (SQLite, where writers are
+serialised anyway) the same query runs once per campaign and zone key. Built with the ORM, a
+thousand claims spent more time compiling queries and building model instances than the
+database spent on them."""
 
 import datetime as dt
 import random
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
-from calls.models import CallAttempt, DiallerHeartbeat, ScheduledCall
+from calls.models import CallAttempt, DiallerHeartbeat, ScheduledCall, new_call_id
+from calls.rows import rows_cte
 from calls.scheduling import ACTIVE as BOOKED
 from calls.scheduling import claim_due_scheduled_calls
 from campaigns.models import Campaign
 from campaigns.windows import campaign_zone_open, open_zone_keys
-from contacts.models import Contact, active_exclusions
+from contacts.models import Contact, Exclusion
 
 
 def running_campaigns(now: dt.datetime) -> QuerySet[Campaign]:
@@ -34,45 +43,78 @@ def running_campaigns(now: dt.datetime) -> QuerySet[Campaign]:
     )
 
 
-def campaign_zone_keys(campaign_id: int) -> list[str]:
-    """The distinct zone keys of a campaign's callable contacts.
-
-    A skip scan (one index probe per distinct key on contact_claim_idx), so it costs the
-    number of zone sets, not the number of contacts: a plain DISTINCT would read every
-    callable contact of the campaign on every tick."""
-    table = connection.ops.quote_name(Contact._meta.db_table)
-    callable_states = "state IN ('pending', 'not_reached')"  # the index's own predicate
-    sql = f"""
-        WITH RECURSIVE zone_keys(zkey) AS (
-            SELECT MIN(timezone_key) FROM {table}
-             WHERE campaign_id = %s AND {callable_states}
-            UNION ALL
-            SELECT (SELECT MIN(c.timezone_key) FROM {table} c
-                     WHERE c.campaign_id = %s AND c.{callable_states}
-                       AND c.timezone_key > zone_keys.zkey)
-              FROM zone_keys WHERE zone_keys.zkey IS NOT NULL
-        )
-        SELECT zkey FROM zone_keys WHERE zkey IS NOT NULL
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [campaign_id, campaign_id])
-        return [row[0] for row in cursor.fetchall()]
+def _tables() -> dict[str, str]:
+    quote = connection.ops.quote_name
+    return {
+        "contacts": quote(Contact._meta.db_table),
+        "exclusions": quote(Exclusion._meta.db_table),
+        "scheduled": quote(ScheduledCall._meta.db_table),
+    }
 
 
-def eligible_contacts(campaign: Campaign, *, now: dt.datetime, zone_keys) -> QuerySet[Contact]:
-    """Contacts of `campaign` that may be dialled at `now`, restricted to open zone keys."""
-    on_do_not_call_list = active_exclusions(now, campaign.pk).filter(phone=OuterRef("phone"))
-    # A contact with a booked call is called by its booking, at the time it was booked for.
-    booked = ScheduledCall.objects.filter(contact=OuterRef("pk"), status__in=BOOKED)
-    return Contact.objects.filter(
-        ~Exists(on_do_not_call_list),
-        ~Exists(booked),
-        campaign=campaign,
-        state__in=Contact.CALLABLE_STATES,
-        timezone_key__in=list(zone_keys),
-        next_attempt_at__lte=now,
-        attempts_count__lt=F("completion_attempts_count") + campaign.max_attempts,
+CALLABLE_SQL = "state IN ('pending', 'not_reached')"  # contact_claim_idx's own predicate
+
+# A campaign's distinct zone keys among its callable contacts: a skip scan (one probe of
+# contact_claim_idx per distinct key), so it costs the number of zone sets, not the number of
+# contacts, as a plain DISTINCT would on every tick.
+ZONE_KEYS_SQL = """
+    WITH RECURSIVE zone_keys(zkey) AS (
+        SELECT MIN(timezone_key) FROM {contacts}
+         WHERE campaign_id = {campaign} AND {callable}
+        UNION ALL
+        SELECT (SELECT MIN(c.timezone_key) FROM {contacts} c
+                 WHERE c.campaign_id = {campaign} AND c.{callable}
+                   AND c.timezone_key > zone_keys.zkey)
+          FROM zone_keys WHERE zone_keys.zkey IS NOT NULL
     )
+    SELECT zkey FROM zone_keys WHERE zkey IS NOT NULL
+"""
+
+
+def zone_keys_by_campaign(campaign_ids: list[int]) -> dict[int, list[str]]:
+    """The distinct zone keys of each campaign's callable contacts (campaigns with none are
+    left out)."""
+    keys: dict[int, list[str]] = {}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            one = ZONE_KEYS_SQL.format(campaign="w.id", callable=CALLABLE_SQL, **_tables())
+            cursor.execute(
+                f"SELECT w.id, k.zkey FROM unnest(%s::bigint[]) AS w(id), LATERAL ({one}) k",
+                [list(campaign_ids)],
+            )
+            rows = cursor.fetchall()
+        else:
+            one = ZONE_KEYS_SQL.format(campaign="%s", callable=CALLABLE_SQL, **_tables())
+            rows = []
+            for cid in campaign_ids:
+                cursor.execute(one, [cid, cid])
+                rows += [(cid, key) for (key,) in cursor.fetchall()]
+    for cid, key in rows:
+        keys.setdefault(cid, []).append(key)
+    return keys
+
+
+# The contacts of one campaign and one zone key that may be dialled at `now`, oldest due
+# first: an ordered range of contact_claim_idx, so due contacts in closed zones are never read.
+# The placeholders in braces are filled per database (see lock_eligible_contacts).
+ELIGIBLE_SQL = f"""
+    SELECT {{columns}} FROM {{contacts}} c
+     WHERE c.campaign_id = {{campaign}} AND c.{CALLABLE_SQL} AND c.timezone_key = {{key}}
+       AND c.next_attempt_at <= %s
+       AND c.attempts_count < c.completion_attempts_count + {{max_attempts}}
+       AND NOT EXISTS (SELECT 1 FROM {{exclusions}} e
+                        WHERE e.phone = c.phone
+                          AND (e.campaign_id IS NULL OR e.campaign_id = c.campaign_id)
+                          AND (e.expires_at IS NULL OR e.expires_at > %s))
+       AND NOT EXISTS (SELECT 1 FROM {{scheduled}} s
+                        WHERE s.contact_id = c.id
+                          AND s.status IN ({", ".join(f"'{s}'" for s in BOOKED)}))
+       {{not_taken}}
+     ORDER BY c.next_attempt_at
+     LIMIT {{limit}} {{lock}}
+"""
+# What the dial step needs of a claimed contact (the rest is loaded only if asked for).
+CLAIMED_FIELDS = ("id", "campaign_id", "phone", "state", "last_attempt_number", "attempts_count")
 
 
 def live_calls_by_campaign() -> dict[int, int]:
@@ -106,31 +148,89 @@ def share_capacity(rooms: dict[int, int], total: int, order: list[int]) -> dict[
 
 
 def lock_eligible_contacts(
-    campaign: Campaign,
+    wanted: dict[int, int],
     *,
+    campaigns: dict[int, Campaign],
+    keys_by_campaign: dict[int, list[str]],
     now: dt.datetime,
-    zone_keys: list[str],
-    limit: int,
-    already: list[Contact] = (),
+    taken: list[int] = (),
 ) -> list[Contact]:
-    """Lock up to `limit` eligible contacts of `campaign`, skipping rows another worker holds.
+    """Lock up to wanted[campaign id] eligible contacts of each campaign in open zone keys,
+    skipping rows another worker holds and the ids in `taken` (locked by an earlier pass).
 
-    Must run inside the caller's transaction. One zone key at a time, each an ordered range of
-    contact_claim_idx (oldest due first), so due contacts in closed zones are never read; keys
-    come in a random order so no zone set is always served last."""
-    contacts: list[Contact] = []
-    taken = [c.pk for c in already]  # locked by this transaction's earlier pass
-    for key in random.sample(zone_keys, len(zone_keys)):
-        need = limit - len(contacts)
-        if need <= 0:
-            break
-        contacts += list(
-            eligible_contacts(campaign, now=now, zone_keys=[key])
-            .exclude(pk__in=taken)
-            .order_by("next_attempt_at")
-            .select_for_update(skip_locked=True, of=("self",))[:need]
-        )
-    return contacts
+    Must run inside the caller's transaction. A campaign's zone keys are read one after the
+    other, in a random order so no zone set is always served last."""
+    wanted = {cid: n for cid, n in wanted.items() if n > 0}
+    if not wanted:
+        return []
+    keys = {cid: random.sample(keys_by_campaign[cid], len(keys_by_campaign[cid])) for cid in wanted}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                *lock_statement(wanted, campaigns=campaigns, keys=keys, now=now, taken=taken)
+            )
+            rows = cursor.fetchall()
+        else:
+            at = connection.ops.adapt_datetimefield_value(now)
+            one = ELIGIBLE_SQL.format(
+                columns=_claimed_columns(),
+                campaign="%s",
+                key="%s",
+                max_attempts="%s",
+                limit="%s",
+                lock="",
+                not_taken=f"AND c.id NOT IN ({', '.join(['%s'] * len(taken))})" if taken else "",
+                **_tables(),
+            )
+            rows = []
+            for cid, need in wanted.items():
+                for key in keys[cid]:
+                    got = len(rows)
+                    params = [cid, key, at, campaigns[cid].max_attempts, at, *taken, need]
+                    cursor.execute(one, params)
+                    rows += cursor.fetchall()
+                    need -= len(rows) - got
+                    if need <= 0:
+                        break
+    names = [f.attname for f in Contact._meta.concrete_fields if f.attname in CLAIMED_FIELDS]
+    return [Contact.from_db(connection.alias, names, row) for row in rows]
+
+
+def _claimed_columns() -> str:
+    names = [f.attname for f in Contact._meta.concrete_fields if f.attname in CLAIMED_FIELDS]
+    return ", ".join(f"c.{connection.ops.quote_name(name)}" for name in names)
+
+
+def lock_statement(wanted, *, campaigns, keys, now, taken=()) -> tuple[str, list]:
+    """PostgreSQL: the whole claim's lock as one statement (sql, params). For each campaign,
+    its zone keys in the order given, each an ordered range of contact_claim_idx, until the
+    campaign has what it wants; rows are locked only as they are taken."""
+    one = ELIGIBLE_SQL.format(
+        columns=_claimed_columns(),
+        campaign="w.campaign_id",
+        key="k.zkey",
+        max_attempts="w.max_attempts",
+        limit="w.lim",
+        lock="FOR UPDATE OF c SKIP LOCKED",
+        not_taken="AND c.id <> ALL(%s::bigint[])" if taken else "",
+        **_tables(),
+    )
+    ids = list(wanted)
+    at = connection.ops.adapt_datetimefield_value(now)
+    sql = f"""SELECT p.* FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::text[])
+                             AS w(campaign_id, lim, max_attempts, zkeys),
+              LATERAL (SELECT q.* FROM unnest(string_to_array(w.zkeys, E'\\n')) AS k(zkey),
+                       LATERAL ({one}) q LIMIT w.lim) p"""
+    params = [
+        ids,
+        [wanted[cid] for cid in ids],
+        [campaigns[cid].max_attempts for cid in ids],
+        ["\n".join(keys[cid]) for cid in ids],
+        at,
+        at,
+        *([list(taken)] if taken else []),
+    ]
+    return sql, params
 
 
 def queue_attempts(
@@ -139,40 +239,50 @@ def queue_attempts(
     """Create the queued attempts of locked contacts and mark them in progress: one INSERT and
     one UPDATE for the whole batch, in the caller's transaction.
 
-    The INSERT is written by hand (INSERT … SELECT from the contact and campaign rows): the
-    ORM's bulk_create spends more time compiling a thousand rows than the database spends
-    storing them. The attempt number and the call settings are read in SQL from the rows this
-    transaction has locked."""
+    The INSERT is written by hand (INSERT … SELECT from the contact and campaign rows), and
+    the instances are built with from_db: the ORM's bulk_create spends more time compiling a
+    thousand rows than the database spends storing them. The attempt number and the call
+    settings are read in SQL from the rows this transaction has locked."""
     if not contacts:
         return []
+    names = [f.attname for f in CallAttempt._meta.concrete_fields]
+    defaults = {
+        f.attname: None if f.has_default() and callable(f.default) else f.get_default()
+        for f in CallAttempt._meta.concrete_fields
+    }
+    defaults.update(status=CallAttempt.Status.QUEUED, provider=provider, created_at=now)
+    contact_field = CallAttempt._meta.get_field("contact")
+    campaign_field = CallAttempt._meta.get_field("campaign")
     attempts = []
     for contact in contacts:
         campaign = campaigns[contact.campaign_id]
-        contact.campaign = campaign
-        attempt = CallAttempt(
-            contact=contact,
-            campaign=campaign,
+        values = dict(
+            defaults,
+            id=uuid.uuid4(),
+            call_id=new_call_id(),
+            contact_id=contact.pk,
+            campaign_id=campaign.pk,
             attempt_number=contact.last_attempt_number + 1,
-            provider=provider,
             caller_id=campaign.caller_id,
             machine_detection=campaign.machine_detection,
-            status=CallAttempt.Status.QUEUED,
-            created_at=now,
             contact_state_before=contact.state,
         )
-        attempt._state.adding, attempt._state.db = False, connection.alias
+        # from_db: an instance of a row, without the ORM's per-keyword __init__ work.
+        attempt = CallAttempt.from_db(connection.alias, names, [values[n] for n in names])
+        contact_field.set_cached_value(attempt, contact)
+        campaign_field.set_cached_value(attempt, campaign)
+        Contact._meta.get_field("campaign").set_cached_value(contact, campaign)
         attempts.append(attempt)
     opts, quote = CallAttempt._meta, connection.ops.quote_name
-    rows = ", ".join(["(%s, %s, %s)"] * len(attempts))
-    params = [
-        value
-        for a in attempts
-        for value in (opts.pk.get_db_prep_value(a.pk, connection), a.call_id, a.contact_id)
-    ]
+    new_rows, params = rows_cte(
+        "v",
+        [("id", "uuid"), ("call_id", "text"), ("contact_id", "bigint")],
+        [(opts.pk.get_db_prep_value(a.pk, connection), a.call_id, a.contact_id) for a in attempts],
+    )
     created_at = opts.get_field("created_at").get_db_prep_value(now, connection)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""WITH v(id, call_id, contact_id) AS (VALUES {rows})
+            f"""WITH {new_rows}
                 INSERT INTO {quote(opts.db_table)} (id, call_id, contact_id, campaign_id,
                     attempt_number, provider, status, answered_by, caller_id, machine_detection,
                     survey_finished, opted_out, error_code, error_message, created_at,
@@ -228,18 +338,21 @@ def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
     claim = Claim()
     keys_by_campaign: dict[int, list[str]] = {}
     campaigns = {c.pk: c for c in running_campaigns(now)}
+    in_window = []
     for campaign in campaigns.values():
         if campaign.window_policy == Campaign.WindowPolicy.CAMPAIGN and not campaign_zone_open(
             campaign, now=now
         ):
             claim.skipped["window_closed"] += 1
-            continue
-        all_keys = campaign_zone_keys(campaign.pk)
-        keys = open_zone_keys(campaign, all_keys, now=now)
-        if keys:
-            keys_by_campaign[campaign.pk] = keys
         else:
-            claim.skipped["window_closed" if all_keys else "no_callable_contacts"] += 1
+            in_window.append(campaign.pk)
+    all_keys = zone_keys_by_campaign(in_window)
+    for cid in in_window:
+        keys = open_zone_keys(campaigns[cid], all_keys.get(cid, []), now=now)
+        if keys:
+            keys_by_campaign[cid] = keys
+        else:
+            claim.skipped["window_closed" if all_keys.get(cid) else "no_callable_contacts"] += 1
     with transaction.atomic():
         lock_dialler(now)
         live = live_calls_by_campaign()
@@ -286,18 +399,15 @@ def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
         # Second pass: what a campaign with few eligible contacts left unused goes to the
         # campaigns that filled their share.
         for _ in range(2):
-            for cid in order:
-                if shares[cid] - got[cid] <= 0:
-                    continue
-                contacts = lock_eligible_contacts(
-                    campaigns[cid],
-                    now=now,
-                    zone_keys=keys_by_campaign[cid],
-                    limit=shares[cid] - got[cid],
-                    already=[c for c in locked if c.campaign_id == cid],
-                )
-                got[cid] += len(contacts)
-                locked += contacts
+            contacts = lock_eligible_contacts(
+                {cid: shares[cid] - got[cid] for cid in order},
+                campaigns=campaigns,
+                keys_by_campaign=keys_by_campaign,
+                now=now,
+                taken=[c.pk for c in locked],
+            )
+            got.update(c.campaign_id for c in contacts)
+            locked += contacts
             left = total - len(locked)
             full = {cid: rooms[cid] - got[cid] for cid in order if got[cid] == shares[cid]}
             if left <= 0 or not any(full.values()):

@@ -24,6 +24,7 @@ from calls.models import CallAttempt, CallEvent, DiallerHeartbeat
 from calls.outcomes import settle_contact
 from calls.pacing import TokenBucket, default_pace, pace_budget
 from calls.recovery import recover_lost_attempts
+from calls.rows import rows_cte
 from calls.telephony.base import (
     NumberRejected,
     Provider,
@@ -239,34 +240,42 @@ def record_dialled(dialled: list[tuple[CallAttempt, str]], *, now: dt.datetime) 
     """The provider accepted these calls: store each SID, mark them initiated (unless a
     callback already moved them on) and count the attempt on its contact, in one transaction
     of two statements whatever the batch. An attempt recovery has already closed keeps its
-    verdict; a contact that has moved on to a newer attempt is not counted (the fence)."""
+    verdict; a contact that has moved on to a newer attempt is not counted (the fence).
+
+    Each attempt is written back once, by the tick that dialled it, so the update needs no
+    `dialled_at IS NULL` guard, and must not have one: the planner's statistics rarely hold
+    any undialled attempt, and a one-row estimate made it compare every batch row with every
+    queued attempt."""
     attempts = quote(CallAttempt._meta.db_table)
     contacts = quote(Contact._meta.db_table)
     pk = CallAttempt._meta.pk
     at = CallAttempt._meta.get_field("dialled_at").get_db_prep_value(now, connection)
-    rows = ", ".join(["(%s, %s)"] * len(dialled))
-    params = [v for a, sid in dialled for v in (pk.get_db_prep_value(a.pk, connection), sid)]
+    results, params = rows_cte(
+        "v",
+        [("id", "uuid"), ("sid", "text")],
+        [(pk.get_db_prep_value(a.pk, connection), sid) for a, sid in dialled],
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"""WITH v(id, sid) AS (VALUES {rows})
+            f"""WITH {results}
                 UPDATE {attempts}
                    SET provider_call_sid = v.sid, dialled_at = %s,
                        status = CASE WHEN {attempts}.status = 'queued' THEN 'initiated'
                                      ELSE {attempts}.status END
                   FROM v
-                 WHERE {attempts}.id = v.id AND {attempts}.dialled_at IS NULL
-                   AND {attempts}.error_code = ''
+                 WHERE {attempts}.id = v.id AND {attempts}.error_code = ''
              RETURNING {attempts}.contact_id, {attempts}.attempt_number""",
             [*params, at],
         )
         counted = cursor.fetchall()
         if counted:
+            fence, params = rows_cte("v", [("id", "bigint"), ("n", "integer")], counted)
             cursor.execute(
-                f"""WITH v(id, n) AS (VALUES {", ".join(["(%s, %s)"] * len(counted))})
+                f"""WITH {fence}
                     UPDATE {contacts} SET attempts_count = attempts_count + 1
                       FROM v
                      WHERE {contacts}.id = v.id AND {contacts}.last_attempt_number = v.n""",
-                [v for row in counted for v in row],
+                params,
             )
     # No CallEvent per successful dial: the attempt row holds the SID and dialled_at, and the
     # provider's callbacks log what follows; events are for what went wrong.
