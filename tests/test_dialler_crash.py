@@ -27,10 +27,13 @@ django.setup()
 from calls.dialler import tick
 from calls.pacing import TokenBucket
 
+printing = threading.Lock()  # dial threads print one whole line each
+
 class HangingProvider:
     name = "hanging"
     def place_call(self, attempt, urls):
-        print("dialling", flush=True)
+        with printing:
+            print("dialling", flush=True)
         threading.Event().wait()
     def cancel(self, sid):
         pass
