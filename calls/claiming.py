@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from calls.models import CallAttempt, DiallerHeartbeat, ScheduledCall, new_call_id
 from calls.rows import rows_cte
@@ -253,6 +253,7 @@ def queue_attempts(
     defaults.update(status=CallAttempt.Status.QUEUED, provider=provider, created_at=now)
     contact_field = CallAttempt._meta.get_field("contact")
     campaign_field = CallAttempt._meta.get_field("campaign")
+    contact_campaign_field = Contact._meta.get_field("campaign")
     attempts = []
     for contact in contacts:
         campaign = campaigns[contact.campaign_id]
@@ -271,7 +272,7 @@ def queue_attempts(
         attempt = CallAttempt.from_db(connection.alias, names, [values[n] for n in names])
         contact_field.set_cached_value(attempt, contact)
         campaign_field.set_cached_value(attempt, campaign)
-        Contact._meta.get_field("campaign").set_cached_value(contact, campaign)
+        contact_campaign_field.set_cached_value(contact, campaign)
         attempts.append(attempt)
     opts, quote = CallAttempt._meta, connection.ops.quote_name
     new_rows, params = rows_cte(
@@ -279,7 +280,7 @@ def queue_attempts(
         [("id", "uuid"), ("call_id", "text"), ("contact_id", "bigint")],
         [(opts.pk.get_db_prep_value(a.pk, connection), a.call_id, a.contact_id) for a in attempts],
     )
-    created_at = opts.get_field("created_at").get_db_prep_value(now, connection)
+    at = opts.get_field("created_at").get_db_prep_value(now, connection)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""WITH {new_rows}
@@ -293,16 +294,19 @@ def queue_attempts(
                   FROM v
                   JOIN {quote(Contact._meta.db_table)} c ON c.id = v.contact_id
                   JOIN {quote(Campaign._meta.db_table)} camp ON camp.id = c.campaign_id""",
-            [*params, provider, created_at],
+            [*params, provider, at],
         )
         if cursor.rowcount not in (-1, len(attempts)):  # sqlite3 says -1 after WITH
             raise RuntimeError("queue_attempts: an attempt row was not created")
-    Contact.objects.filter(pk__in=[c.pk for c in contacts]).update(
-        state=Contact.State.IN_PROGRESS,
-        last_attempt_number=F("last_attempt_number") + 1,
-        last_attempt_at=now,
-        updated_at=now,
-    )
+        claimed, params = rows_cte("v", [("id", "bigint")], [(c.pk,) for c in contacts])
+        cursor.execute(
+            f"""WITH {claimed}
+                UPDATE {quote(Contact._meta.db_table)}
+                   SET state = 'in_progress', last_attempt_number = last_attempt_number + 1,
+                       last_attempt_at = %s, updated_at = %s
+                 WHERE id IN (SELECT id FROM v)""",
+            [*params, at, at],
+        )
     for contact in contacts:
         contact.state = Contact.State.IN_PROGRESS
         contact.last_attempt_number += 1
