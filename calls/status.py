@@ -243,7 +243,10 @@ def record_call_status(
     )
     if target not in CallAttempt.FINAL_STATUSES:
         row = _log_and_move(params)  # autocommit: the statement is its own transaction
-        return None if row is None else StatusResult(moved=row[1] is not None, status=row[0])
+        if row is None:
+            return None
+        moved = row[1] is not None
+        return StatusResult(moved=moved, status=target if moved else row[0])
     with transaction.atomic():
         row = _log_and_move(params)
         if row is None:
