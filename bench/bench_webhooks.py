@@ -25,6 +25,8 @@ from urllib.parse import urlencode
 
 ATTEMPTS = int(os.environ.get("BENCH_WEBHOOK_CALLS", "800"))
 CLIENT_THREADS = 12
+WORKERS = int(os.environ.get("BENCH_WEBHOOK_WORKERS", "3"))
+THREADS = int(os.environ.get("BENCH_WEBHOOK_THREADS", "4"))
 TARGET_RATE = 500
 TARGET_RATIO = 2.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,9 +199,9 @@ def start_gunicorn(port: int, env: dict) -> subprocess.Popen:
             "--worker-class",
             "gthread",
             "--workers",
-            "3",
+            str(WORKERS),
             "--threads",
-            "4",
+            str(THREADS),
             "--keep-alive",
             "30",
             "--log-level",
@@ -246,7 +248,7 @@ def main() -> None:
     server = start_gunicorn(port, env)
     try:
         run_load(port, bare[:50])  # warm up the workers and their connections
-        print(f"{ATTEMPTS} calls, {CLIENT_THREADS} client threads, gunicorn gthread 3x4")
+        print(f"{ATTEMPTS} calls, {CLIENT_THREADS} client threads, gthread {WORKERS}x{THREADS}")
         rate = report("status callbacks", *run_load(port, webhook))
         reference = report("bare UPDATE view", *run_load(port, bare[50:] + bare[:50]))
     finally:

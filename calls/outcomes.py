@@ -31,7 +31,9 @@ def settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
 
     A booked call's attempt also moves its ScheduledCall on (done, quick retry, next
     occurrence, or failed), whether or not the fence held the contact back."""
-    with transaction.atomic():
+    # Every caller holds its own transaction around this and lets errors roll it all back, so
+    # a savepoint would only cost two round trips.
+    with transaction.atomic(savepoint=False):
         state = _settle_contact(attempt, now=now)
         if attempt.scheduled_call_id:
             settle_scheduled_call(attempt, now=now)
@@ -39,62 +41,62 @@ def settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
 
 
 def _settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
-    campaign = attempt.campaign
     outcome = attempt.outcome
     changes: dict = {}
-    with transaction.atomic():
-        contact = (
-            Contact.objects.select_for_update()
-            .filter(
-                pk=attempt.contact_id,
-                state=Contact.State.IN_PROGRESS,
-                last_attempt_number=attempt.attempt_number,
-            )
-            .first()
+    contact = (
+        Contact.objects.select_for_update(of=("self",))
+        .select_related("campaign")  # the attempt's campaign, read with the lock
+        .filter(
+            pk=attempt.contact_id,
+            state=Contact.State.IN_PROGRESS,
+            last_attempt_number=attempt.attempt_number,
         )
-        if contact is None:
-            return None
-        budget = contact.attempt_budget()
-        used = contact.attempts_count
-        if outcome not in NOT_CALLS and not _dial_recorded(attempt):
-            # The provider's final callback beat the dial step's write-back, which will count
-            # this call a moment later: judge the budget as it will be.
-            used += 1
-        if outcome == "refused":
-            changes["state"] = Contact.State.REFUSED
-        elif outcome == "completed":
-            changes["state"] = Contact.State.COMPLETED
-        elif outcome == "rejected":
-            changes["state"] = Contact.State.INVALID
-        elif attempt.scheduled_call_id and attempt.contact_state_before:
-            # A booked call that did not reach the person: its own retry rule applies
-            # (calls.scheduling), the contact keeps its place in the campaign.
-            changes["state"] = attempt.contact_state_before
-            if changes["state"] in Contact.CALLABLE_STATES and used >= budget:
-                changes["state"] = Contact.State.EXHAUSTED  # the booked call used the last one
-        elif outcome in ("provider_unavailable", "lost") and not attempt.reached_provider:
-            changes["state"] = (
-                Contact.State.PENDING if contact.attempts_count == 0 else Contact.State.NOT_REACHED
-            )
-            changes["next_attempt_at"] = now + NOT_A_CALL_RETRY
-        elif outcome == "callback":
-            # The person asked for a later call: it is theirs, not one of our retries.
-            changes["state"] = Contact.State.NOT_REACHED
-            changes["next_attempt_at"] = attempt.callback_requested_for
-            if used >= budget:
-                changes["completion_attempts_count"] = F("completion_attempts_count") + 1
-        elif outcome == "incomplete" and (
-            contact.completion_attempts_count < campaign.completion_max_attempts
-        ):
-            changes["state"] = Contact.State.NOT_REACHED
-            changes["next_attempt_at"] = now + campaign.retry_delay("incomplete")
+        .first()
+    )
+    if contact is None:
+        return None
+    campaign = contact.campaign
+    budget = contact.attempt_budget()
+    used = contact.attempts_count
+    if outcome not in NOT_CALLS and not _dial_recorded(attempt):
+        # The provider's final callback beat the dial step's write-back, which will count
+        # this call a moment later: judge the budget as it will be.
+        used += 1
+    if outcome == "refused":
+        changes["state"] = Contact.State.REFUSED
+    elif outcome == "completed":
+        changes["state"] = Contact.State.COMPLETED
+    elif outcome == "rejected":
+        changes["state"] = Contact.State.INVALID
+    elif attempt.scheduled_call_id and attempt.contact_state_before:
+        # A booked call that did not reach the person: its own retry rule applies
+        # (calls.scheduling), the contact keeps its place in the campaign.
+        changes["state"] = attempt.contact_state_before
+        if changes["state"] in Contact.CALLABLE_STATES and used >= budget:
+            changes["state"] = Contact.State.EXHAUSTED  # the booked call used the last one
+    elif outcome in ("provider_unavailable", "lost") and not attempt.reached_provider:
+        changes["state"] = (
+            Contact.State.PENDING if contact.attempts_count == 0 else Contact.State.NOT_REACHED
+        )
+        changes["next_attempt_at"] = now + NOT_A_CALL_RETRY
+    elif outcome == "callback":
+        # The person asked for a later call: it is theirs, not one of our retries.
+        changes["state"] = Contact.State.NOT_REACHED
+        changes["next_attempt_at"] = attempt.callback_requested_for
+        if used >= budget:
             changes["completion_attempts_count"] = F("completion_attempts_count") + 1
-        elif used < budget:
-            changes["state"] = Contact.State.NOT_REACHED
-            changes["next_attempt_at"] = now + campaign.retry_delay(outcome)
-        else:
-            changes["state"] = Contact.State.EXHAUSTED
-        Contact.objects.filter(pk=contact.pk).update(updated_at=now, **changes)
+    elif outcome == "incomplete" and (
+        contact.completion_attempts_count < campaign.completion_max_attempts
+    ):
+        changes["state"] = Contact.State.NOT_REACHED
+        changes["next_attempt_at"] = now + campaign.retry_delay("incomplete")
+        changes["completion_attempts_count"] = F("completion_attempts_count") + 1
+    elif used < budget:
+        changes["state"] = Contact.State.NOT_REACHED
+        changes["next_attempt_at"] = now + campaign.retry_delay(outcome)
+    else:
+        changes["state"] = Contact.State.EXHAUSTED
+    Contact.objects.filter(pk=contact.pk).update(updated_at=now, **changes)
     return changes["state"]
 
 

@@ -6,10 +6,11 @@ late `ringing` after `completed` or a replay matches nothing and changes nothing
 callbacks racing to end one attempt exactly one wins, and only the winner settles the contact."""
 
 import datetime as dt
+import json
 import logging
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 
@@ -71,6 +72,44 @@ class StatusResult:
     contact_state: str | None = None  # the contact's new state, when this callback ended the call
 
 
+def status_changes(
+    target: str,
+    *,
+    at: dt.datetime,
+    sequence_number: int | None = None,
+    answered_by: str | None = None,
+    duration: int | None = None,
+    sid: str = "",
+    error_code: str = "",
+    error_message: str = "",
+) -> dict:
+    """What a move to `target` writes, as plain values; None leaves a column as it is.
+    `provider_call_sid` and `answered_at` only fill an empty column, `last_sequence_number`
+    keeps the highest."""
+    final = target in CallAttempt.FINAL_STATUSES
+    answered_at = None
+    if target == S.IN_PROGRESS:
+        answered_at = at
+    elif target == S.COMPLETED and duration:
+        answered_at = at - dt.timedelta(seconds=duration)  # answered, even if "answered" never came
+    return {
+        "status": target,
+        "provider_call_sid": sid or None,
+        "last_sequence_number": sequence_number,
+        "answered_by": answered_by_from_twilio(answered_by),
+        "answered_at": answered_at,
+        "ended_at": at if final else None,
+        "duration": duration if final else None,
+        "error_code": error_code[:64] if final and error_code else None,
+        "error_message": error_message if final and error_code else None,
+    }
+
+
+def earlier_stages(target: str) -> list[str]:
+    stage = CallAttempt.STAGE[target]
+    return [s for s, st in CallAttempt.STAGE.items() if st < stage]
+
+
 def apply_call_status(
     attempt: CallAttempt,
     *,
@@ -94,49 +133,39 @@ def apply_call_status(
     target = TWILIO_STATUSES.get(status, status)
     if target not in CallAttempt.STAGE:
         raise ValueError(f"Unknown call status {status!r}.")
-    at = at or now
-    stage = CallAttempt.STAGE[target]
-    earlier = [s for s, st in CallAttempt.STAGE.items() if st < stage]
-    changes: dict = {"status": target}
-    if sid:
-        changes["provider_call_sid"] = Coalesce(F("provider_call_sid"), Value(sid))
+    values = status_changes(
+        target,
+        at=at or now,
+        sequence_number=sequence_number,
+        answered_by=answered_by,
+        duration=duration,
+        sid=sid,
+        error_code=error_code,
+        error_message=error_message,
+    )
+    changes = {field: value for field, value in values.items() if value is not None}
+    for field in ("provider_call_sid", "answered_at"):
+        if field in changes:
+            changes[field] = Coalesce(F(field), Value(changes[field]))
     if sequence_number is not None:
         changes["last_sequence_number"] = Greatest(
             Coalesce(F("last_sequence_number"), Value(-1)), Value(sequence_number)
         )
-    who = answered_by_from_twilio(answered_by)
-    if who:
-        changes["answered_by"] = who
-    if target == S.IN_PROGRESS:
-        changes["answered_at"] = Coalesce(F("answered_at"), Value(at))
     final = target in CallAttempt.FINAL_STATUSES
-    if final:
-        changes["ended_at"] = at
-        if duration is not None:
-            changes["duration"] = duration
-        if error_code:
-            changes["error_code"] = error_code[:64]
-            changes["error_message"] = error_message
-        if target == S.COMPLETED and duration:
-            # Answered, even if the "answered" callback never came.
-            changes["answered_at"] = Coalesce(
-                F("answered_at"), Value(at - dt.timedelta(seconds=duration))
-            )
 
     # No savepoint when a webhook's transaction holds this one: one round trip less each.
     with transaction.atomic(savepoint=False):
         # Stages only ever go forward, so an attempt loaded at or past this stage still is:
         # a duplicate or a late callback need not even try.
-        loaded_before = CallAttempt.STAGE.get(attempt.status, 0) < stage
+        loaded_before = CallAttempt.STAGE.get(attempt.status, 0) < CallAttempt.STAGE[target]
         moved = loaded_before and (
-            CallAttempt.objects.filter(pk=attempt.pk, status__in=earlier).update(**changes)
+            CallAttempt.objects.filter(pk=attempt.pk, status__in=earlier_stages(target)).update(
+                **changes
+            )
         )
         if not moved:
             if final and duration is not None:
-                # Recovery closed it blind; the provider knows how long it really lasted.
-                CallAttempt.objects.filter(
-                    pk=attempt.pk, error_code="lost", duration__isnull=True
-                ).update(duration=duration)
+                _fill_lost_duration(CallAttempt.objects.filter(pk=attempt.pk), duration)
             return StatusResult(moved=False, status=attempt.status)
         if not final:
             # The webhook's own CallEvent already tells this move; nothing else to do.
@@ -144,21 +173,121 @@ def apply_call_status(
             return StatusResult(moved=True, status=target)
         # Only the attempt's own fields: the campaign and contact loaded with it stay cached.
         attempt.refresh_from_db(fields=REFRESHED_FIELDS)
-        contact_state = settle_contact(attempt, now=now)
-        CallEvent.objects.create(
-            attempt=attempt,
-            kind="status",
-            message=f"{target}, {attempt.outcome} (answered by {attempt.answered_by}); "
-            f"contact {contact_state or 'not moved: it has moved on'}",
-            actor="provider",
-            at=now,
-        )
+        return _settle(attempt, now=now)
+
+
+# The status webhook in one statement: log the callback, and move the attempt while it is at
+# an earlier stage (the guard). Both see the row as it was; a concurrent move of the same row
+# makes the UPDATE wait, then re-check its guard on the new version (READ COMMITTED), so of
+# racing finals exactly one returns a row.
+ATTEMPT_COLUMNS = [f.column for f in CallAttempt._meta.concrete_fields]
+ATTEMPT_ATTNAMES = [f.attname for f in CallAttempt._meta.concrete_fields]
+LOG_AND_MOVE = f"""
+WITH attempt AS (
+    SELECT id, status FROM calls_callattempt WHERE call_id = %(call_id)s
+), logged AS (
+    INSERT INTO calls_callevent (attempt_id, kind, message, payload, actor, "at")
+    SELECT id, 'webhook', %(message)s, %(payload)s::jsonb, 'provider', %(now)s FROM attempt
+), moved AS (
+    UPDATE calls_callattempt SET
+        status = %(status)s,
+        provider_call_sid = COALESCE(provider_call_sid, %(provider_call_sid)s),
+        last_sequence_number = GREATEST(last_sequence_number, %(last_sequence_number)s),
+        answered_by = COALESCE(%(answered_by)s, answered_by),
+        answered_at = COALESCE(answered_at, %(answered_at)s),
+        ended_at = COALESCE(%(ended_at)s, ended_at),
+        duration = COALESCE(%(duration)s, duration),
+        error_code = COALESCE(%(error_code)s, error_code),
+        error_message = COALESCE(%(error_message)s, error_message)
+    WHERE call_id = %(call_id)s AND status = ANY(%(earlier)s)
+    RETURNING {", ".join(f'"{column}"' for column in ATTEMPT_COLUMNS)}
+)
+SELECT attempt.status, moved.* FROM attempt LEFT JOIN moved ON true
+"""
+
+
+def record_call_status(
+    call_id: str,
+    *,
+    event: CallEvent,
+    status: str,
+    now: dt.datetime,
+    **details,
+) -> StatusResult | None:
+    """The status webhook's work: store `event` (the callback, phones masked) on the attempt
+    with our `call_id`, and apply `status` to it as `apply_call_status` does (same `details`).
+    Returns None, having written nothing, when no attempt has that call id; an unknown status
+    is stored, then raises ValueError.
+
+    On PostgreSQL a status that does not end the call is one statement and one commit; a final
+    one adds the contact's settlement in the same transaction."""
+    target = TWILIO_STATUSES.get(status, status)
+    if connection.vendor != "postgresql" or target not in CallAttempt.STAGE:
+        attempt = CallAttempt.objects.filter(call_id=call_id).first()
+        if attempt is None:
+            return None
+        with transaction.atomic():
+            event.attempt = attempt
+            event.save()
+            if target in CallAttempt.STAGE:
+                return apply_call_status(attempt, status=status, now=now, **details)
+        raise ValueError(f"Unknown call status {status!r}.")
+
+    params = status_changes(target, at=details.pop("at", None) or now, **details)
+    params.update(
+        call_id=call_id,
+        earlier=earlier_stages(target),
+        message=event.message,
+        payload=json.dumps(event.payload),
+        now=event.at,
+    )
+    if target not in CallAttempt.FINAL_STATUSES:
+        row = _log_and_move(params)  # autocommit: the statement is its own transaction
+        if row is None:
+            return None
+        moved = row[1] is not None
+        return StatusResult(moved=moved, status=target if moved else row[0])
+    with transaction.atomic():
+        row = _log_and_move(params)
+        if row is None:
+            return None
+        if row[1] is None:
+            if params["duration"] is not None:
+                attempts = CallAttempt.objects.filter(call_id=call_id)
+                _fill_lost_duration(attempts, params["duration"])
+            return StatusResult(moved=False, status=row[0])
+        attempt = CallAttempt.from_db(connection.alias, ATTEMPT_ATTNAMES, row[1:])
+        return _settle(attempt, now=now)
+
+
+def _log_and_move(params: dict) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(LOG_AND_MOVE, params)
+        return cursor.fetchone()
+
+
+def _fill_lost_duration(attempts, duration: int) -> None:
+    """Recovery closed the attempt blind; the provider knows how long it really lasted."""
+    attempts.filter(error_code="lost", duration__isnull=True).update(duration=duration)
+
+
+def _settle(attempt: CallAttempt, *, now: dt.datetime) -> StatusResult:
+    """The attempt has just ended (this caller moved it): settle its contact, log the end."""
+    contact_state = settle_contact(attempt, now=now)
+    CallEvent.objects.create(
+        attempt=attempt,
+        kind="status",
+        message=f"{attempt.status}, {attempt.outcome} (answered by {attempt.answered_by}); "
+        f"contact {contact_state or 'not moved: it has moved on'}",
+        actor="provider",
+        at=now,
+    )
     log.info(
         "attempt %s ended %s (%s); contact %s -> %s",
         attempt.pk,
-        target,
+        attempt.status,
         attempt.outcome,
         attempt.contact_id,
         contact_state or "unchanged (moved on)",
     )
-    return StatusResult(moved=True, status=target, contact_state=contact_state)
+    return StatusResult(moved=True, status=attempt.status, contact_state=contact_state)

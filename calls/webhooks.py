@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from calls import survey
 from calls.models import CallAttempt, CallEvent
 from calls.signatures import has_valid_signature
-from calls.status import apply_call_status
+from calls.status import record_call_status
 from campaigns.models import Question
 from contacts.phones import mask_phone
 
@@ -93,13 +93,28 @@ def timestamp(value: str | None) -> dt.datetime | None:
         return None
 
 
-@provider_webhook()
-def status_callback(request: HttpRequest, attempt: CallAttempt, *, now) -> HttpResponse:
+@csrf_exempt
+@require_POST
+def status_callback(request: HttpRequest, call_id: str) -> HttpResponse:
+    """The general path's steps (signature, log, apply) without loading the attempt first:
+    `record_call_status` finds it by our call id."""
+    if not has_valid_signature(request):
+        log.warning("webhook %s refused: missing or bad signature", request.path)
+        return HttpResponseForbidden("Invalid signature.")
     params = request.POST
     status = params.get("CallStatus", "")
+    now = timezone.now()
+    event = CallEvent(
+        kind="webhook",
+        message=f"status_callback {status}".strip(),
+        payload=masked_payload(params),
+        actor="provider",
+        at=now,
+    )
     try:
-        apply_call_status(
-            attempt,
+        result = record_call_status(
+            call_id,
+            event=event,
             status=status,
             now=now,
             at=timestamp(params.get("Timestamp")),
@@ -112,6 +127,8 @@ def status_callback(request: HttpRequest, attempt: CallAttempt, *, now) -> HttpR
         )
     except ValueError:
         return HttpResponse(f"Unknown CallStatus {status!r}.", status=400)
+    if result is None:
+        raise Http404("Unknown call.")
     return HttpResponse(status=204)
 
 

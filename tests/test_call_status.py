@@ -219,6 +219,7 @@ def test_unknown_status_is_a_400_and_changes_nothing(client, frozen):
     assert response.status_code == 400
     attempt.refresh_from_db()
     assert attempt.status == "initiated"
+    assert CallEvent.objects.get(attempt=attempt).payload["CallStatus"] == "exploded"
 
 
 @pytest.mark.django_db

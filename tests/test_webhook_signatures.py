@@ -108,7 +108,9 @@ def test_unknown_call_id_is_404_once_signed_and_403_unsigned(client, now):
     url = "http://127.0.0.1:8000/webhooks/status/no-such-call/"
     with override_settings(PUBLIC_BASE_URL="http://127.0.0.1:8000"):
         assert signed_post(client, url, {"CallStatus": "ringing"}).status_code == 404
+        assert signed_post(client, url, {"CallStatus": "completed"}).status_code == 404
     assert client.post("/webhooks/status/no-such-call/").status_code == 403
+    assert not CallEvent.objects.exists()
 
 
 @pytest.mark.django_db
