@@ -35,13 +35,12 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumberType
-from phonenumbers import timezone as phone_timezone
 
 from campaigns.models import Campaign
 from campaigns.windows import is_valid_zone
 from contacts.models import Contact, Exclusion, active_exclusions, zone_key
-from contacts.phones import mask_phone
+from contacts.numbering import read_number
+from contacts.phones import mask_phone, normalise_phone, timezones_for
 
 BATCH_SIZE = 2000
 MAX_REJECTIONS_LISTED = 100
@@ -268,83 +267,18 @@ def _batches(rows):
 # --- phones ---------------------------------------------------------------------------------
 
 
-E164_TEXT = re.compile(r"\+[1-9]\d{6,14}")
-_SEPARATORS = str.maketrans("", "", " -.()\u00a0")
-
-
 def _parse_phone(raw: str, region: str | None) -> tuple[str, list[str]]:
-    """(E.164, libphonenumber's zones) for a raw number, or raise ValueError with the reason.
-
-    The same answers as contacts.phones.normalise_phone + timezones_for (a test compares them
-    on random numbers), with the number parsed and typed once: the import's speed is mostly
-    this function. The number's type says both whether it is valid (`is_valid_number` is
-    "type is not UNKNOWN") and whether its zones come from its prefix or from its country.
-    Text already in E.164 (spaces, dashes, dots and brackets aside) skips libphonenumber's
-    parser."""
+    """(E.164, zones) for a raw number, or raise ValueError with the reason: the answers of
+    contacts.phones.normalise_phone + timezones_for. The import's speed is mostly this
+    function, so plainly written valid numbers (nearly all of a real file) are read by
+    contacts.numbering; anything else goes through phonenumbers' parser."""
     if not raw:
         raise ValueError("The phone number is empty.")
-    e164 = raw.translate(_SEPARATORS) if raw[0] == "+" else raw  # "+1 (212) 555-0123"
-    number = _from_e164(e164) if E164_TEXT.fullmatch(e164) else None
-    kind = _number_kind(number) if number is not None else PhoneNumberType.UNKNOWN
-    if kind == PhoneNumberType.UNKNOWN:
-        # Not plain E.164, or invalid as it stands: the parser knows the lenient readings
-        # (a national trunk prefix after the country code, spaces, letters...).
-        try:
-            number = phonenumbers.parse(raw, region)
-        except phonenumbers.NumberParseException as exc:
-            raise ValueError(f"{mask_phone(raw)} is not a phone number ({exc._msg}).") from exc
-        kind = _number_kind(number)
-        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    if kind == PhoneNumberType.UNKNOWN:
-        raise ValueError(f"{mask_phone(raw)} is not a valid phone number.")
-    if phonenumbers.is_number_type_geographical(kind, number.country_code):
-        zones = phone_timezone.time_zones_for_geographical_number(number)
-    else:
-        zones = phone_timezone.time_zones_for_number(number)
-    return e164, sorted(z for z in zones if z != phone_timezone.UNKNOWN_TIMEZONE)
-
-
-try:  # libphonenumber's own type matcher; see _number_kind
-    from phonenumbers.phonenumberutil import _number_type_helper
-    from phonenumbers.phonenumberutil import re_compile as _re_compile
-except ImportError:  # pragma: no cover - a phonenumbers release without them
-    _number_type_helper = None
-
-
-def _number_kind(number: phonenumbers.PhoneNumber) -> int:
-    """phonenumbers.number_type(number), matching the number against its region's patterns
-    once instead of twice where a country code is shared by several regions (+1: the US,
-    Canada and the Caribbean): number_type() first finds the region by matching each
-    candidate's patterns, then matches the found region's patterns again."""
-    regions = COUNTRY_CODE_TO_REGION_CODE.get(number.country_code)
-    if _number_type_helper is None or not regions or len(regions) == 1:
-        return phonenumbers.number_type(number)
-    national = phonenumbers.national_significant_number(number)
-    for region in regions:
-        metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
-        if metadata is None:
-            continue
-        if metadata.leading_digits is not None:
-            if _re_compile(metadata.leading_digits).match(national):
-                return _number_type_helper(national, metadata)
-        else:
-            kind = _number_type_helper(national, metadata)
-            if kind != PhoneNumberType.UNKNOWN:
-                return kind
-    return PhoneNumberType.UNKNOWN
-
-
-def _from_e164(text: str) -> phonenumbers.PhoneNumber | None:
-    """The number of an E.164 string without the text parser (country codes are prefix-free);
-    None for anything unusual (a national number with a leading zero), left to the parser."""
-    for length in (1, 2, 3):
-        code = int(text[1 : 1 + length])
-        if code in COUNTRY_CODE_TO_REGION_CODE:
-            national = text[1 + length :]
-            if not national or national[0] == "0":
-                return None
-            return phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
-    return None
+    found = read_number(raw, region)
+    if found is not None:
+        return found
+    phone = normalise_phone(raw, region)  # InvalidPhone is a ValueError
+    return phone, timezones_for(phone)
 
 
 def _region(default_region: str | None) -> str | None:

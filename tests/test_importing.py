@@ -295,15 +295,11 @@ def near_example(region: str, kind: int, suffix: int) -> str | None:
 @given(
     region=st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS)),
     kind=st.sampled_from(
-        [
-            phonenumbers.PhoneNumberType.FIXED_LINE,
-            phonenumbers.PhoneNumberType.MOBILE,
-            phonenumbers.PhoneNumberType.TOLL_FREE,
-        ]
+        [t for n, t in vars(phonenumbers.PhoneNumberType).items() if n.isupper() and t]
     ),
     suffix=st.integers(min_value=0, max_value=999),
-    spaced=st.booleans(),
-    default_region=st.sampled_from(["US", "FR", "GB"]),
+    spaced=st.sampled_from(["", " ", "-", "()"]),
+    default_region=st.sampled_from(["US", "FR", "GB", "DE", "IT"]),
 )
 def test_import_phone_parsing_matches_normalise_phone(region, kind, suffix, spaced, default_region):
     raw = near_example(region, kind, suffix)
