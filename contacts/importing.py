@@ -408,22 +408,32 @@ def _parse_contact_batch(batch, region, report) -> dict[str, tuple[dict, list[st
 
 def _write_contact_batch(parsed, writer) -> tuple[int, int, int]:
     """Write a parsed batch in one transaction, skipping the numbers the campaign already has;
-    returns (duplicates, created, excluded)."""
+    returns (duplicates, created, excluded).
+
+    Into a campaign that had no contacts when the import began, the batch is written without
+    looking its numbers up first, and the unique constraint on (campaign, phone) tells if one
+    was there after all (a number seen in an earlier batch, or added meanwhile): the batch is
+    rolled back and written again with the lookup, as is every later batch. The lookup is a
+    fifth of PostgreSQL's work on a batch, and its plan is at the mercy of the statistics of
+    a campaign that grows from nothing during the import."""
     if not parsed:
         return 0, 0, 0
     campaign, now = writer.campaign, writer.now
-    for retry in range(3):
+    failures = 0
+    while True:
         try:
             with transaction.atomic():
                 # Serialises imports into one campaign, so two of them never race on a phone.
                 Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
                 phones = _phone_list(parsed)
-                # order_by(): no ORDER BY (the model's ordering would join the campaigns).
-                existing = set(
-                    Contact.objects.filter(campaign=campaign, phone__in=phones)
-                    .order_by()
-                    .values_list("phone", flat=True)
-                )
+                existing = set()
+                if writer.look_up_existing:
+                    # order_by(): no ORDER BY (the model's ordering would join the campaigns).
+                    existing = set(
+                        Contact.objects.filter(campaign=campaign, phone__in=phones)
+                        .order_by()
+                        .values_list("phone", flat=True)
+                    )
                 excluded = set(
                     active_exclusions(now, campaign.pk)
                     .filter(phone__in=phones)
@@ -438,9 +448,13 @@ def _write_contact_batch(parsed, writer) -> tuple[int, int, int]:
                 writer.insert(new)
             break
         except IntegrityError:
+            if not writer.look_up_existing:
+                writer.look_up_existing = True
+                continue
             # Someone added one of these phones between our lookup and the insert (a contact
             # saved by hand): look again.
-            if retry == 2:
+            failures += 1
+            if failures == 3:
                 raise
     return len(existing), len(new), sum(1 for row in new if row[3])
 
@@ -464,6 +478,7 @@ class _ContactWriter:
         self.campaign = campaign
         self.now = now
         self.fields = [f for f in Contact._meta.concrete_fields if not f.primary_key]
+        self.look_up_existing = Contact.objects.filter(campaign=campaign).exists()
         self._zone_texts: dict[tuple, tuple[str, str]] = {}  # zones -> (JSON, timezone_key)
 
     def _zone_text(self, zones: list[str]) -> tuple[str, str]:
@@ -557,7 +572,13 @@ class _ContactWriter:
                 f"\t{_escape(zones_json)}\t{_escape(key)}"
                 f"\t{excluded_state if excluded else pending}{suffix}"
             )
-        with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        # wrap_database_errors: psycopg's own cursor raises psycopg's errors; the caller
+        # catches Django's IntegrityError.
+        with (
+            connection.wrap_database_errors,
+            connection.cursor() as cursor,
+            cursor.cursor.copy(statement) as copy,
+        ):
             copy.write("".join(lines))
 
 
