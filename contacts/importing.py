@@ -480,6 +480,7 @@ class _ContactWriter:
         self.fields = [f for f in Contact._meta.concrete_fields if not f.primary_key]
         self.look_up_existing = Contact.objects.filter(campaign=campaign).exists()
         self._zone_texts: dict[tuple, tuple[str, str]] = {}  # zones -> (JSON, timezone_key)
+        self._zone_copy_texts: dict[tuple, str] = {}  # zones -> both, as COPY columns
 
     def _zone_text(self, zones: list[str]) -> tuple[str, str]:
         key = tuple(zones)
@@ -563,14 +564,18 @@ class _ContactWriter:
         lines = []
         for phone, values, zones, excluded in rows:
             attributes = {k: v for k, v in values.items() if k not in CONTACT_FIELDS and v}
-            zones_json, key = self._zone_text(zones)
+            zone_columns = self._zone_copy_texts.get(tuple(zones))
+            if zone_columns is None:
+                zones_json, key = self._zone_text(zones)
+                zone_columns = self._zone_copy_texts[tuple(zones)] = (
+                    f"{_escape(zones_json)}\t{_escape(key)}"
+                )
             lines.append(
                 f"{phone}\t{_escape(values.get('name', ''))}"
                 f"\t{_escape(values.get('external_id', ''))}"
                 f"\t{_escape(values.get('language', ''))}"
                 f"\t{_escape(json.dumps(attributes)) if attributes else '{}'}"
-                f"\t{_escape(zones_json)}\t{_escape(key)}"
-                f"\t{excluded_state if excluded else pending}{suffix}"
+                f"\t{zone_columns}\t{excluded_state if excluded else pending}{suffix}"
             )
         # wrap_database_errors: psycopg's own cursor raises psycopg's errors; the caller
         # catches Django's IntegrityError.

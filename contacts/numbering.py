@@ -126,6 +126,17 @@ class _Country:
         self.country_zones = _zones(
             phone_timezone._country_level_time_zones_for_number(PhoneNumber(country_code=code))
         )
+        # The lengths of the zone prefixes that can start one of this country's numbers,
+        # longest first: the only ones worth looking up (+1 has 4 and 7 digit prefixes, not 9).
+        self.zone_prefix_lengths = sorted(
+            {
+                len(prefix)
+                for prefix in phone_timezone.TIMEZONE_DATA
+                if (prefix.startswith(self.text) or self.text.startswith(prefix))
+                and len(prefix) <= phone_timezone.TIMEZONE_LONGEST_PREFIX
+            },
+            reverse=True,
+        )
 
     def number_type(self, national: str) -> int:
         """phonenumbers.number_type() of +<code><national>: the region is found as
@@ -171,10 +182,11 @@ def _zones(found: tuple) -> list[str]:
     return _zone_lists[found]
 
 
-def _geographical_zones(e164: str) -> list[str]:
-    """time_zones_for_geographical_number(), from the E.164 text it formats the number into."""
+def _geographical_zones(country: _Country, e164: str) -> list[str]:
+    """time_zones_for_geographical_number(): the zones of the longest prefix of the E.164
+    text (without its +) that libphonenumber's zone data knows."""
     data = phone_timezone.TIMEZONE_DATA
-    for length in range(phone_timezone.TIMEZONE_LONGEST_PREFIX, 0, -1):
+    for length in country.zone_prefix_lengths:
         found = data.get(e164[1 : 1 + length])
         if found is not None:
             return _zones(found)
@@ -227,5 +239,5 @@ def read_number(raw: str, region: str | None) -> tuple[str, list[str]] | None:
         return None
     e164 = f"+{country.text}{national}"
     if is_number_type_geographical(kind, country.code):
-        return e164, _geographical_zones(e164)
+        return e164, _geographical_zones(country, e164)
     return e164, country.country_zones
