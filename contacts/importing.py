@@ -5,11 +5,12 @@ to `import_contacts` / `import_exclusions` and present the `ImportReport` they r
 
 The file is read incrementally and processed in batches of BATCH_SIZE rows. Each batch is one
 transaction: the phones already in the campaign (and the exclusions in force) are looked up in
-one query each, the new rows are written with one `bulk_create`. Memory therefore depends on the
-batch, not on the file, and a crash mid-file leaves whole batches behind, never half a row or
-half a batch. Rows with bad data are rejected (line number and reason) without stopping the
-rest; problems with the whole file (empty, no header, no phone column, binary, not UTF-8) raise
-`ImportFileError` before anything is written.
+one query each (the first skipped while the campaign had no contacts; see
+_write_contact_batch), the new rows are written with one COPY on PostgreSQL, one multi-row
+INSERT elsewhere. Memory therefore depends on the batch, not on the file, and a crash mid-file
+leaves whole batches behind, never half a row or half a batch. Rows with bad data are rejected
+(line number and reason) without stopping the rest; problems with the whole file (empty, no
+header, no phone column, binary, not UTF-8) raise `ImportFileError` before anything is written.
 
 CSV format: a header row; `phone` is required; `name`, `external_id`, `language` and `timezone`
 (one IANA zone, or several separated by spaces or `|`) are recognised; any other column is kept
