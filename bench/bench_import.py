@@ -4,18 +4,24 @@ Creates a scratch database (vs_bench_import, on the server of DATABASE_URL or th
 writes a CSV of 1,000,000 contacts (70% E.164, 30% national formats like "(212) 555-0123"),
 imports it with contacts.importing.import_contacts, then COPYs the same file into a plain table
 with no index, and prints both with the targets. The import runs in a child process so its
-peak memory (ru_maxrss) is its own. `python -m bench.bench_import [rows]`."""
+peak memory (ru_maxrss) is its own. `python -m bench.bench_import [rows]`, or
+BENCH_IMPORT_ROWS=100000 for `python -m bench import`.
+
+Besides wall-clock times it prints the CPU time each side used: the import process's and,
+when PostgreSQL runs on this machine, its server processes' (read from /proc). On a machine
+shared with other work, wall-clock figures swing with the load; CPU seconds do much less."""
 
 import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-ROWS = 1_000_000
+ROWS = int(os.environ.get("BENCH_IMPORT_ROWS", 1_000_000))
 SCRATCH_DB = "vs_bench_import"
 TARGET_ROWS_PER_SECOND = 20_000
 TARGET_COPY_RATIO = 5.0
@@ -81,12 +87,14 @@ def child(csv_path: str) -> None:
     call_command("migrate", verbosity=0)
     campaign = Campaign.objects.create(name="bench")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    server = ServerCpu()
     client_cpu = time.process_time()
     start = time.perf_counter()
     with open(csv_path, "rb") as stream:
         report = import_contacts(campaign=campaign, stream=stream, default_region="US")
     import_seconds = time.perf_counter() - start
     client_cpu = time.process_time() - client_cpu
+    import_server_cpu = server.stop()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     stored = Contact.objects.filter(campaign=campaign).count()
 
@@ -94,6 +102,8 @@ def child(csv_path: str) -> None:
         cursor.execute(
             "CREATE TABLE copy_reference (phone text, name text, external_id text, segment text)"
         )
+        server = ServerCpu()
+        copy_cpu = time.process_time()
         start = time.perf_counter()
         with (
             open(csv_path, "rb") as stream,
@@ -104,11 +114,61 @@ def child(csv_path: str) -> None:
             while chunk := stream.read(1 << 20):
                 copy.write(chunk)
         copy_seconds = time.perf_counter() - start
+        copy_cpu = time.process_time() - copy_cpu
+        copy_server_cpu = server.stop()
     print(
         f"RESULT {report.rows} {report.created} {report.rejected} {stored} "
         f"{import_seconds:.3f} {copy_seconds:.3f} {peak_kb} {before} "
-        f"{client_cpu:.3f}"
+        f"{client_cpu:.3f} {import_server_cpu:.3f} {copy_cpu:.3f} {copy_server_cpu:.3f}"
     )
+
+
+class ServerCpu:
+    """CPU seconds used by PostgreSQL's processes serving this database (the import's writer
+    thread has its own connection), read from /proc every 0.2 s; -1 when the server is not
+    on this machine. A connection that ends between two readings loses at most 0.2 s."""
+
+    def __init__(self):
+        import psycopg
+
+        self._conn = psycopg.connect(scratch_url(), autocommit=True)
+        self._own_pid = self._conn.info.backend_pid
+        self._start: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._done = threading.Event()
+        self._available = self._read() is not None
+        self._start = dict(self._last)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        pids = self._conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> %s",
+            [self._own_pid],
+        ).fetchall()
+        tick = os.sysconf("SC_CLK_TCK")
+        for (pid,) in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                return None
+            self._last[pid] = (int(fields[11]) + int(fields[12])) / tick
+        return self._last
+
+    def _run(self):
+        while self._available and not self._done.wait(0.2):
+            self._read()
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        if self._available:
+            self._read()
+        self._conn.close()
+        if not self._available:
+            return -1.0
+        return sum(cpu - self._start.get(pid, 0.0) for pid, cpu in self._last.items())
 
 
 def main(rows: int = ROWS) -> None:
@@ -132,7 +192,7 @@ def main(rows: int = ROWS) -> None:
                 raise SystemExit("bench_import: the import child failed")
         fields = line.split()[1:]
         read, created, rejected, stored, import_s, copy_s, peak_kb, base_kb = fields[:8]
-        client_cpu = float(fields[8])
+        client_cpu, server_cpu, copy_cpu, copy_server_cpu = map(float, fields[8:12])
         import_s, copy_s = float(import_s), float(copy_s)
         rate, copy_rate = int(read) / import_s, int(read) / copy_s
         ratio = import_s / copy_s
@@ -148,8 +208,19 @@ def main(rows: int = ROWS) -> None:
             f"{int(read) / client_cpu:,.0f} rows per CPU-second (PostgreSQL's share runs in "
             "its own processes, beside the parsing)"
         )
+        if server_cpu >= 0:
+            print(
+                f"  CPU used by PostgreSQL for the import: {server_cpu:.1f} s "
+                f"({int(read) / max(server_cpu, 0.001):,.0f} rows per CPU-second)"
+            )
         print(f"COPY into a plain table: {copy_s:.1f} s, {copy_rate:,.0f} rows/s")
         print(f"import / COPY time: {ratio:.1f}x")
+        if server_cpu >= 0:
+            import_total, copy_total = client_cpu + server_cpu, copy_cpu + copy_server_cpu
+            print(
+                f"  CPU, both sides: import {import_total:.1f} s, COPY {copy_total:.1f} s: "
+                f"{import_total / max(copy_total, 0.001):.1f}x"
+            )
         print(
             f"peak memory of the import process (ru_maxrss): {peak_mb:.0f} MB "
             f"(before the import: {int(base_kb) / 1024:.0f} MB)"

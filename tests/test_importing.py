@@ -180,6 +180,26 @@ def test_duplicates_across_batches_are_caught(monkeypatch):
     assert (report.created, report.duplicates) == (3, 2)
 
 
+def test_a_number_added_to_the_campaign_during_the_import_is_a_duplicate(monkeypatch):
+    monkeypatch.setattr(importing, "BATCH_SIZE", 10)
+    campaign = CampaignFactory()
+    phones = [f"+1212555{n:04d}" for n in range(100, 140)]
+    real_parse = importing._parse_contact_batch
+    parsed_batches = []
+
+    def parse_then_someone_adds_a_contact(batch, region, report):
+        parsed_batches.append(1)
+        if len(parsed_batches) == 2:  # the first batch is written; the third holds this one
+            ContactFactory(campaign=campaign, phone=phones[25], state=Contact.State.COMPLETED)
+        return real_parse(batch, region, report)
+
+    monkeypatch.setattr(importing, "_parse_contact_batch", parse_then_someone_adds_a_contact)
+    report = import_contacts(campaign=campaign, stream=csv_bytes("phone\n" + "\n".join(phones)))
+    assert (report.created, report.duplicates, report.rejected) == (39, 1, 0)
+    assert Contact.objects.filter(campaign=campaign).count() == 40
+    assert Contact.objects.get(campaign=campaign, phone=phones[25]).state == "completed"
+
+
 US_AREA_CODES = [
     area
     for area in range(201, 990)
@@ -295,15 +315,11 @@ def near_example(region: str, kind: int, suffix: int) -> str | None:
 @given(
     region=st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS)),
     kind=st.sampled_from(
-        [
-            phonenumbers.PhoneNumberType.FIXED_LINE,
-            phonenumbers.PhoneNumberType.MOBILE,
-            phonenumbers.PhoneNumberType.TOLL_FREE,
-        ]
+        [t for n, t in vars(phonenumbers.PhoneNumberType).items() if n.isupper() and t]
     ),
     suffix=st.integers(min_value=0, max_value=999),
-    spaced=st.booleans(),
-    default_region=st.sampled_from(["US", "FR", "GB"]),
+    spaced=st.sampled_from(["", " ", "-", "()"]),
+    default_region=st.sampled_from(["US", "FR", "GB", "DE", "IT"]),
 )
 def test_import_phone_parsing_matches_normalise_phone(region, kind, suffix, spaced, default_region):
     raw = near_example(region, kind, suffix)
