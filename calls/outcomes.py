@@ -7,11 +7,12 @@ this module only moves the contact."""
 
 import datetime as dt
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from calls.models import CallAttempt
 from calls.scheduling import settle_scheduled_call
+from campaigns.models import Campaign
 from contacts.models import Contact
 
 # Outages and crashes before dialling are not calls to the person: the contact goes back to
@@ -43,16 +44,7 @@ def settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
 def _settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
     outcome = attempt.outcome
     changes: dict = {}
-    contact = (
-        Contact.objects.select_for_update(of=("self",))
-        .select_related("campaign")  # the attempt's campaign, read with the lock
-        .filter(
-            pk=attempt.contact_id,
-            state=Contact.State.IN_PROGRESS,
-            last_attempt_number=attempt.attempt_number,
-        )
-        .first()
-    )
+    contact = _lock_contact(attempt)
     if contact is None:
         return None
     campaign = contact.campaign
@@ -98,6 +90,35 @@ def _settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
         changes["state"] = Contact.State.EXHAUSTED
     Contact.objects.filter(pk=contact.pk).update(updated_at=now, **changes)
     return changes["state"]
+
+
+def _lock_contact(attempt: CallAttempt) -> Contact | None:
+    """The attempt's contact, locked, while it is still in progress on this attempt (else
+    None), with its campaign. Written by hand: the ORM took longer to compile this query than
+    the database took to run it, on every final callback."""
+    contacts = connection.ops.quote_name(Contact._meta.db_table)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    found = list(
+        Contact.objects.raw(
+            f"SELECT * FROM {contacts} WHERE id = %s AND state = %s AND last_attempt_number = %s"
+            + lock,
+            [attempt.contact_id, Contact.State.IN_PROGRESS, attempt.attempt_number],
+        )
+    )
+    if not found:
+        return None
+    contact = found[0]
+    field = CallAttempt._meta.get_field("campaign")
+    if field.is_cached(attempt):
+        campaign = attempt.campaign
+    else:
+        campaigns = connection.ops.quote_name(Campaign._meta.db_table)
+        campaign = Campaign.objects.raw(
+            f"SELECT * FROM {campaigns} WHERE id = %s", [attempt.campaign_id]
+        )[0]
+        field.set_cached_value(attempt, campaign)
+    Contact._meta.get_field("campaign").set_cached_value(contact, campaign)
+    return contact
 
 
 def _dial_recorded(attempt: CallAttempt) -> bool:
