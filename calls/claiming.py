@@ -49,6 +49,8 @@ def _tables() -> dict[str, str]:
         "contacts": quote(Contact._meta.db_table),
         "exclusions": quote(Exclusion._meta.db_table),
         "scheduled": quote(ScheduledCall._meta.db_table),
+        "attempts": quote(CallAttempt._meta.db_table),
+        "campaigns": quote(Campaign._meta.db_table),
     }
 
 
@@ -96,7 +98,7 @@ def zone_keys_by_campaign(campaign_ids: list[int]) -> dict[int, list[str]]:
 
 # The contacts of one campaign and one zone key that may be dialled at `now`, oldest due
 # first: an ordered range of contact_claim_idx, so due contacts in closed zones are never read.
-# The placeholders in braces are filled per database (see lock_eligible_contacts).
+# The placeholders in braces are filled per database (see claim_contacts).
 ELIGIBLE_SQL = f"""
     SELECT {{columns}} FROM {{contacts}} c
      WHERE c.campaign_id = {{campaign}} AND c.{CALLABLE_SQL} AND c.timezone_key = {{key}}
@@ -147,66 +149,83 @@ def share_capacity(rooms: dict[int, int], total: int, order: list[int]) -> dict[
     return shares
 
 
-def lock_eligible_contacts(
+def claim_contacts(
     wanted: dict[int, int],
     *,
     campaigns: dict[int, Campaign],
     keys_by_campaign: dict[int, list[str]],
     now: dt.datetime,
+    provider: str,
     taken: list[int] = (),
-) -> list[Contact]:
-    """Lock up to wanted[campaign id] eligible contacts of each campaign in open zone keys,
-    skipping rows another worker holds and the ids in `taken` (locked by an earlier pass).
+) -> list[CallAttempt]:
+    """Claim up to wanted[campaign id] eligible contacts of each campaign in its open zone
+    keys: lock them (skipping rows another worker holds, and the ids in `taken`, claimed by
+    an earlier pass), mark them in progress and create their queued attempts, in the
+    caller's transaction. Returns the attempts, each with its contact and campaign.
 
-    Must run inside the caller's transaction. A campaign's zone keys are read one after the
-    other, in a random order so no zone set is always served last."""
+    A campaign's zone keys are read one after the other, in a random order so no zone set is
+    always served last. On PostgreSQL all of it is one statement (CLAIM_SQL); elsewhere the
+    contacts are picked per campaign and zone key, then written with one INSERT and one
+    UPDATE."""
     wanted = {cid: n for cid, n in wanted.items() if n > 0}
     if not wanted:
         return []
     keys = {cid: random.sample(keys_by_campaign[cid], len(keys_by_campaign[cid])) for cid in wanted}
+    new = [(uuid.uuid4(), new_call_id()) for _ in range(sum(wanted.values()))]
+    at = CallAttempt._meta.get_field("created_at").get_db_prep_value(now, connection)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            lock, params = lock_statement(
+                wanted, campaigns=campaigns, keys=keys, now=now, taken=taken
+            )
+            ids, call_ids = zip(*new, strict=True)
             cursor.execute(
-                *lock_statement(wanted, campaigns=campaigns, keys=keys, now=now, taken=taken)
+                CLAIM_SQL.format(lock=lock, columns=_claimed_columns("p"), **_tables()),
+                [*params, list(ids), list(call_ids), at, at, provider, at],
             )
             rows = cursor.fetchall()
         else:
-            at = connection.ops.adapt_datetimefield_value(now)
-            one = ELIGIBLE_SQL.format(
-                columns=_claimed_columns(),
-                campaign="%s",
-                key="%s",
-                max_attempts="%s",
-                limit="%s",
-                lock="",
-                not_taken=f"AND c.id NOT IN ({', '.join(['%s'] * len(taken))})" if taken else "",
-                **_tables(),
-            )
-            rows = []
-            for cid, need in wanted.items():
-                for key in keys[cid]:
-                    got = len(rows)
-                    params = [cid, key, at, campaigns[cid].max_attempts, at, *taken, need]
-                    cursor.execute(one, params)
-                    rows += cursor.fetchall()
-                    need -= len(rows) - got
-                    if need <= 0:
-                        break
-    names = [f.attname for f in Contact._meta.concrete_fields if f.attname in CLAIMED_FIELDS]
-    return [Contact.from_db(connection.alias, names, row) for row in rows]
+            picked = _pick(cursor, wanted, campaigns, keys, now, taken)
+            rows = [(*row, *ids) for row, ids in zip(picked, new[: len(picked)], strict=True)]
+            if rows:
+                _queue(cursor, rows, at=at, provider=provider)
+    return _claimed_attempts(rows, campaigns=campaigns, now=now, provider=provider)
 
 
-def _claimed_columns() -> str:
-    names = [f.attname for f in Contact._meta.concrete_fields if f.attname in CLAIMED_FIELDS]
-    return ", ".join(f"c.{connection.ops.quote_name(name)}" for name in names)
+# PostgreSQL's claim in one statement: lock the rows (the {lock} SELECT), pair each with a
+# new attempt id and call id (made in Python, numbered), mark the contacts in progress and
+# insert their attempts. Every part reads the locked rows as they were before the update.
+CLAIM_SQL = """
+    WITH picked AS (
+        SELECT p.*, row_number() OVER () AS n FROM ({lock}) p
+    ), new(id, call_id, n) AS (
+        SELECT * FROM unnest(%s::uuid[], %s::text[]) WITH ORDINALITY
+    ), claimed AS (
+        UPDATE {contacts} t
+           SET state = 'in_progress', last_attempt_number = t.last_attempt_number + 1,
+               attempts_count = t.attempts_count + 1, last_attempt_at = %s, updated_at = %s
+          FROM picked WHERE t.id = picked.id
+    ), queued AS (
+        INSERT INTO {attempts} (id, call_id, contact_id, campaign_id, attempt_number, provider,
+            status, answered_by, caller_id, machine_detection, survey_finished, opted_out,
+            error_code, error_message, created_at, contact_state_before)
+        SELECT new.id, new.call_id, p.id, p.campaign_id, p.last_attempt_number + 1, %s,
+               'queued', 'unknown', camp.caller_id, camp.machine_detection, FALSE, FALSE,
+               '', '', %s, p.state
+          FROM picked p
+          JOIN new ON new.n = p.n
+          JOIN {campaigns} camp ON camp.id = p.campaign_id
+    )
+    SELECT {columns}, new.id, new.call_id FROM picked p JOIN new ON new.n = p.n
+"""
 
 
 def lock_statement(wanted, *, campaigns, keys, now, taken=()) -> tuple[str, list]:
-    """PostgreSQL: the whole claim's lock as one statement (sql, params). For each campaign,
-    its zone keys in the order given, each an ordered range of contact_claim_idx, until the
-    campaign has what it wants; rows are locked only as they are taken."""
+    """PostgreSQL: the SELECT that locks the claim's contacts (sql, params). For each
+    campaign, its zone keys in the order given, each an ordered range of contact_claim_idx,
+    until the campaign has what it wants; rows are locked only as they are taken."""
     one = ELIGIBLE_SQL.format(
-        columns=_claimed_columns(),
+        columns=_claimed_columns("c"),
         campaign="w.campaign_id",
         key="k.zkey",
         max_attempts="w.max_attempts",
@@ -217,10 +236,10 @@ def lock_statement(wanted, *, campaigns, keys, now, taken=()) -> tuple[str, list
     )
     ids = list(wanted)
     at = connection.ops.adapt_datetimefield_value(now)
-    sql = f"""SELECT p.* FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::text[])
+    sql = f"""SELECT q.* FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::text[])
                              AS w(campaign_id, lim, max_attempts, zkeys),
-              LATERAL (SELECT q.* FROM unnest(string_to_array(w.zkeys, E'\\n')) AS k(zkey),
-                       LATERAL ({one}) q LIMIT w.lim) p"""
+              LATERAL (SELECT r.* FROM unnest(string_to_array(w.zkeys, E'\\n')) AS k(zkey),
+                       LATERAL ({one}) r LIMIT w.lim) q"""
     params = [
         ids,
         [wanted[cid] for cid in ids],
@@ -233,19 +252,84 @@ def lock_statement(wanted, *, campaigns, keys, now, taken=()) -> tuple[str, list
     return sql, params
 
 
-def queue_attempts(
-    contacts: list[Contact], *, campaigns: dict[int, Campaign], now: dt.datetime, provider: str
-) -> list[CallAttempt]:
-    """Create the queued attempts of locked contacts and mark them in progress: one INSERT and
-    one UPDATE for the whole batch, in the caller's transaction.
+def _claimed_columns(alias: str) -> str:
+    names = [f.attname for f in Contact._meta.concrete_fields if f.attname in CLAIMED_FIELDS]
+    return ", ".join(f"{alias}.{connection.ops.quote_name(name)}" for name in names)
 
-    The INSERT is written by hand (INSERT … SELECT from the contact and campaign rows), and
-    the instances are built with from_db: the ORM's bulk_create spends more time compiling a
-    thousand rows than the database spends storing them. The attempt number and the call
-    settings are read in SQL from the rows this transaction has locked."""
-    if not contacts:
-        return []
-    names = [f.attname for f in CallAttempt._meta.concrete_fields]
+
+def _pick(cursor, wanted, campaigns, keys, now, taken) -> list[tuple]:
+    """Not PostgreSQL: the eligible contacts, one query per campaign and zone key, unlocked
+    (SQLite lets one writer at a time in; the claim's transaction is that writer)."""
+    at = connection.ops.adapt_datetimefield_value(now)
+    one = ELIGIBLE_SQL.format(
+        columns=_claimed_columns("c"),
+        campaign="%s",
+        key="%s",
+        max_attempts="%s",
+        limit="%s",
+        lock="",
+        not_taken=f"AND c.id NOT IN ({', '.join(['%s'] * len(taken))})" if taken else "",
+        **_tables(),
+    )
+    rows = []
+    for cid, need in wanted.items():
+        for key in keys[cid]:
+            cursor.execute(one, [cid, key, at, campaigns[cid].max_attempts, at, *taken, need])
+            found = cursor.fetchall()
+            rows += found
+            need -= len(found)
+            if need <= 0:
+                break
+    return rows
+
+
+def _queue(cursor, rows, *, at, provider: str) -> None:
+    """Not PostgreSQL: insert the picked contacts' attempts (read from their rows as they
+    are) and mark the contacts in progress."""
+    pk = CallAttempt._meta.pk
+    columns = _claimed_field_names()
+    id_at = columns.index("id")
+    new, params = rows_cte(
+        "v",
+        [("id", "uuid"), ("call_id", "text"), ("contact_id", "bigint")],
+        [(pk.get_db_prep_value(row[-2], connection), row[-1], row[id_at]) for row in rows],
+    )
+    tables = _tables()
+    cursor.execute(
+        f"""WITH {new}
+            INSERT INTO {tables["attempts"]} (id, call_id, contact_id, campaign_id,
+                attempt_number, provider, status, answered_by, caller_id, machine_detection,
+                survey_finished, opted_out, error_code, error_message, created_at,
+                contact_state_before)
+            SELECT v.id, v.call_id, c.id, c.campaign_id, c.last_attempt_number + 1, %s,
+                   'queued', 'unknown', camp.caller_id, camp.machine_detection,
+                   FALSE, FALSE, '', '', %s, c.state
+              FROM v
+              JOIN {tables["contacts"]} c ON c.id = v.contact_id
+              JOIN {tables["campaigns"]} camp ON camp.id = c.campaign_id""",
+        [*params, provider, at],
+    )
+    claimed, params = rows_cte("v", [("id", "bigint")], [(row[id_at],) for row in rows])
+    cursor.execute(
+        f"""WITH {claimed}
+            UPDATE {tables["contacts"]}
+               SET state = 'in_progress', last_attempt_number = last_attempt_number + 1,
+                   attempts_count = attempts_count + 1, last_attempt_at = %s, updated_at = %s
+             WHERE id IN (SELECT id FROM v)""",
+        [*params, at, at],
+    )
+
+
+def _claimed_field_names() -> list[str]:
+    return [f.attname for f in Contact._meta.concrete_fields if f.attname in CLAIMED_FIELDS]
+
+
+def _claimed_attempts(rows, *, campaigns, now, provider) -> list[CallAttempt]:
+    """The claimed rows (contact columns as they were, new attempt id, call id) as model
+    instances in their new state. Built with from_db: the ORM's keyword __init__ for two
+    thousand instances cost more than the database's work on them."""
+    names = _claimed_field_names()
+    attempt_names = [f.attname for f in CallAttempt._meta.concrete_fields]
     defaults = {
         f.attname: None if f.has_default() and callable(f.default) else f.get_default()
         for f in CallAttempt._meta.concrete_fields
@@ -255,12 +339,13 @@ def queue_attempts(
     campaign_field = CallAttempt._meta.get_field("campaign")
     contact_campaign_field = Contact._meta.get_field("campaign")
     attempts = []
-    for contact in contacts:
+    for row in rows:
+        contact = Contact.from_db(connection.alias, names, row[:-2])
         campaign = campaigns[contact.campaign_id]
         values = dict(
             defaults,
-            id=uuid.uuid4(),
-            call_id=new_call_id(),
+            id=row[-2],
+            call_id=row[-1],
             contact_id=contact.pk,
             campaign_id=campaign.pk,
             attempt_number=contact.last_attempt_number + 1,
@@ -268,49 +353,17 @@ def queue_attempts(
             machine_detection=campaign.machine_detection,
             contact_state_before=contact.state,
         )
-        # from_db: an instance of a row, without the ORM's per-keyword __init__ work.
-        attempt = CallAttempt.from_db(connection.alias, names, [values[n] for n in names])
-        contact_field.set_cached_value(attempt, contact)
-        campaign_field.set_cached_value(attempt, campaign)
-        contact_campaign_field.set_cached_value(contact, campaign)
-        attempts.append(attempt)
-    opts, quote = CallAttempt._meta, connection.ops.quote_name
-    new_rows, params = rows_cte(
-        "v",
-        [("id", "uuid"), ("call_id", "text"), ("contact_id", "bigint")],
-        [(opts.pk.get_db_prep_value(a.pk, connection), a.call_id, a.contact_id) for a in attempts],
-    )
-    at = opts.get_field("created_at").get_db_prep_value(now, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""WITH {new_rows}
-                INSERT INTO {quote(opts.db_table)} (id, call_id, contact_id, campaign_id,
-                    attempt_number, provider, status, answered_by, caller_id, machine_detection,
-                    survey_finished, opted_out, error_code, error_message, created_at,
-                    contact_state_before)
-                SELECT v.id, v.call_id, c.id, c.campaign_id, c.last_attempt_number + 1, %s,
-                       'queued', 'unknown', camp.caller_id, camp.machine_detection,
-                       FALSE, FALSE, '', '', %s, c.state
-                  FROM v
-                  JOIN {quote(Contact._meta.db_table)} c ON c.id = v.contact_id
-                  JOIN {quote(Campaign._meta.db_table)} camp ON camp.id = c.campaign_id""",
-            [*params, provider, at],
+        attempt = CallAttempt.from_db(
+            connection.alias, attempt_names, [values[n] for n in attempt_names]
         )
-        if cursor.rowcount not in (-1, len(attempts)):  # sqlite3 says -1 after WITH
-            raise RuntimeError("queue_attempts: an attempt row was not created")
-        claimed, params = rows_cte("v", [("id", "bigint")], [(c.pk,) for c in contacts])
-        cursor.execute(
-            f"""WITH {claimed}
-                UPDATE {quote(Contact._meta.db_table)}
-                   SET state = 'in_progress', last_attempt_number = last_attempt_number + 1,
-                       last_attempt_at = %s, updated_at = %s
-                 WHERE id IN (SELECT id FROM v)""",
-            [*params, at, at],
-        )
-    for contact in contacts:
         contact.state = Contact.State.IN_PROGRESS
         contact.last_attempt_number += 1
+        contact.attempts_count += 1
         contact.last_attempt_at = now
+        contact_campaign_field.set_cached_value(contact, campaign)
+        contact_field.set_cached_value(attempt, contact)
+        campaign_field.set_cached_value(attempt, campaign)
+        attempts.append(attempt)
     return attempts
 
 
@@ -399,26 +452,23 @@ def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
         if starved := sum(1 for cid in rooms if shares[cid] == 0):
             claim.skipped["paced_or_capped"] += starved
         got: dict[int, int] = Counter()
-        locked: list[Contact] = []
         # Second pass: what a campaign with few eligible contacts left unused goes to the
         # campaigns that filled their share.
         for _ in range(2):
-            contacts = lock_eligible_contacts(
+            claimed = claim_contacts(
                 {cid: shares[cid] - got[cid] for cid in order},
                 campaigns=campaigns,
                 keys_by_campaign=keys_by_campaign,
                 now=now,
-                taken=[c.pk for c in locked],
+                provider=provider_name,
+                taken=[a.contact_id for a in claim.attempts],
             )
-            got.update(c.campaign_id for c in contacts)
-            locked += contacts
-            left = total - len(locked)
+            got.update(a.campaign_id for a in claimed)
+            claim.attempts += claimed
+            left = total - sum(got.values())
             full = {cid: rooms[cid] - got[cid] for cid in order if got[cid] == shares[cid]}
             if left <= 0 or not any(full.values()):
                 break
             extra = share_capacity(full, left, [cid for cid in order if cid in full])
             shares = {cid: got[cid] + extra.get(cid, 0) for cid in order}
-        claim.attempts += queue_attempts(
-            locked, campaigns=campaigns, now=now, provider=provider_name
-        )
     return claim

@@ -33,7 +33,6 @@ from calls.telephony.base import (
     call_urls,
     get_provider,
 )
-from contacts.models import Contact
 from contacts.phones import mask_phone
 
 logger = logging.getLogger(__name__)
@@ -255,17 +254,16 @@ def interleave_campaigns(attempts: list[CallAttempt]) -> list[CallAttempt]:
 
 
 def record_dialled(dialled: list[tuple[CallAttempt, str]], *, now: dt.datetime) -> int:
-    """The provider accepted these calls: store each SID, mark them initiated (unless a
-    callback already moved them on) and count the attempt on its contact, in one transaction
-    of two statements whatever the batch. An attempt recovery has already closed keeps its
-    verdict; a contact that has moved on to a newer attempt is not counted (the fence).
+    """The provider accepted these calls: store each SID and mark them initiated (unless a
+    callback already moved them on), in one statement whatever the batch. An attempt that
+    recovery has already closed keeps its verdict. (The claim counted the attempt on its
+    contact; see calls.outcomes for when it is given back.)
 
     Each attempt is written back once, by the tick that dialled it, so the update needs no
     `dialled_at IS NULL` guard, and must not have one: the planner's statistics rarely hold
     any undialled attempt, and a one-row estimate made it compare every batch row with every
     queued attempt."""
     attempts = quote(CallAttempt._meta.db_table)
-    contacts = quote(Contact._meta.db_table)
     pk = CallAttempt._meta.pk
     at = CallAttempt._meta.get_field("dialled_at").get_db_prep_value(now, connection)
     results, params = rows_cte(
@@ -273,7 +271,7 @@ def record_dialled(dialled: list[tuple[CallAttempt, str]], *, now: dt.datetime) 
         [("id", "uuid"), ("sid", "text")],
         [(pk.get_db_prep_value(a.pk, connection), sid) for a, sid in dialled],
     )
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(
             f"""WITH {results}
                 UPDATE {attempts}
@@ -282,23 +280,13 @@ def record_dialled(dialled: list[tuple[CallAttempt, str]], *, now: dt.datetime) 
                                      ELSE {attempts}.status END
                   FROM v
                  WHERE {attempts}.id = v.id AND {attempts}.error_code = ''
-             RETURNING {attempts}.contact_id, {attempts}.attempt_number""",
+             RETURNING {attempts}.id""",
             [*params, at],
         )
-        counted = cursor.fetchall()
-        if counted:
-            fence, params = rows_cte("v", [("id", "bigint"), ("n", "integer")], counted)
-            cursor.execute(
-                f"""WITH {fence}
-                    UPDATE {contacts} SET attempts_count = attempts_count + 1
-                      FROM v
-                     WHERE {contacts}.id = v.id AND {contacts}.last_attempt_number = v.n""",
-                params,
-            )
+        written = {pk.to_python(row[0]) for row in cursor.fetchall()}
     # No CallEvent per successful dial: the attempt row holds the SID and dialled_at, and the
     # provider's callbacks log what follows; events are for what went wrong.
-    mine = {(contact_id, number) for contact_id, number in counted}
-    recorded = [(a, sid) for a, sid in dialled if (a.contact_id, a.attempt_number) in mine]
+    recorded = [(a, sid) for a, sid in dialled if a.pk in written]
     for attempt, sid in recorded:
         attempt.provider_call_sid, attempt.dialled_at = sid, now
         attempt.status = S.INITIATED if attempt.status == S.QUEUED else attempt.status

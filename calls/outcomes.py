@@ -49,11 +49,11 @@ def _settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
         return None
     campaign = contact.campaign
     budget = contact.attempt_budget()
-    used = contact.attempts_count
-    if outcome not in NOT_CALLS and not _dial_recorded(attempt):
-        # The provider's final callback beat the dial step's write-back, which will count
-        # this call a moment later: judge the budget as it will be.
-        used += 1
+    # The claim counted this attempt; a call the provider never placed is given back.
+    not_a_call = outcome in NOT_CALLS and not attempt.reached_provider
+    used = contact.attempts_count - not_a_call
+    if not_a_call:
+        changes["attempts_count"] = F("attempts_count") - 1
     if outcome == "refused":
         changes["state"] = Contact.State.REFUSED
     elif outcome == "completed":
@@ -67,9 +67,7 @@ def _settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
         if changes["state"] in Contact.CALLABLE_STATES and used >= budget:
             changes["state"] = Contact.State.EXHAUSTED  # the booked call used the last one
     elif outcome in ("provider_unavailable", "lost") and not attempt.reached_provider:
-        changes["state"] = (
-            Contact.State.PENDING if contact.attempts_count == 0 else Contact.State.NOT_REACHED
-        )
+        changes["state"] = Contact.State.PENDING if used == 0 else Contact.State.NOT_REACHED
         changes["next_attempt_at"] = now + NOT_A_CALL_RETRY
     elif outcome == "callback":
         # The person asked for a later call: it is theirs, not one of our retries.
@@ -119,11 +117,3 @@ def _lock_contact(attempt: CallAttempt) -> Contact | None:
         field.set_cached_value(attempt, campaign)
     Contact._meta.get_field("campaign").set_cached_value(contact, campaign)
     return contact
-
-
-def _dial_recorded(attempt: CallAttempt) -> bool:
-    """Whether the dial step has counted this attempt, read after the contact is locked (the
-    dial step's count waits on that lock, so the answer cannot change under us)."""
-    if attempt.dialled_at is not None:
-        return True
-    return CallAttempt.objects.filter(pk=attempt.pk, dialled_at__isnull=False).exists()

@@ -13,6 +13,7 @@ from dateutil.rrule import rrulestr
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 
 from calls.models import CallEvent, ScheduledCall
 from campaigns import windows
@@ -427,6 +428,7 @@ def claim_due_scheduled_calls(
                 .update(
                     state=Contact.State.IN_PROGRESS,
                     last_attempt_number=number,
+                    attempts_count=F("attempts_count") + 1,
                     last_attempt_at=now,
                     updated_at=now,
                 )

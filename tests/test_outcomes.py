@@ -10,6 +10,8 @@ S = CallAttempt.Status
 
 
 def live_attempt(now, *, attempts_count=1, number=None, **contact_kw):
+    """A contact in progress on its attempt `number`; `attempts_count` includes this attempt,
+    as the claim counts it."""
     number = number or attempts_count
     contact = ContactFactory(
         state="in_progress",
@@ -91,7 +93,7 @@ def test_rejected_number_is_invalid(now):
 
 @pytest.mark.django_db
 def test_outage_before_the_provider_took_the_call_does_not_use_an_attempt(now):
-    attempt = live_attempt(now, attempts_count=0, number=1)
+    attempt = live_attempt(now, attempts_count=1, number=1)
     attempt.dialled_at = None
     assert finish(attempt, now, status=S.FAILED, error_code="provider_unavailable") == "pending"
     assert attempt.contact.attempts_count == 0
@@ -120,15 +122,17 @@ def test_late_callback_of_an_older_attempt_does_not_move_the_contact(now):
 
 
 @pytest.mark.django_db
-def test_final_callback_before_the_dial_is_counted_judges_the_budget_as_it_will_be(now):
+def test_final_callback_before_the_dial_is_written_back_still_uses_the_attempt(now):
     # Third and last attempt: the provider's "busy" arrives before the dial step has written
-    # back the SID and counted the call (attempts_count still 2).
-    attempt = live_attempt(now, attempts_count=2, number=3)
+    # back the SID (dialled_at still empty); the claim has counted the call.
+    attempt = live_attempt(now, attempts_count=3, number=3)
     attempt.dialled_at = None
     assert finish(attempt, now, status=S.BUSY) == "exhausted"
+    assert attempt.contact.attempts_count == 3
 
 
 @pytest.mark.django_db
-def test_final_callback_after_the_dial_was_counted_is_not_counted_twice(now):
-    attempt = live_attempt(now, attempts_count=2, number=2)  # dialled_at set: counted
+def test_final_callback_does_not_count_the_attempt_again(now):
+    attempt = live_attempt(now, attempts_count=2, number=2)
     assert finish(attempt, now, status=S.BUSY) == "not_reached"
+    assert attempt.contact.attempts_count == 2
