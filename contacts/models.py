@@ -83,17 +83,12 @@ class Contact(models.Model):
             models.CheckConstraint(condition=~Q(timezone_key=""), name="contact_has_timezone"),
         ]
         indexes = [
-            # The dialler's eligibility query: "callable contacts of campaign C due by now",
-            # ordered by next_attempt_at. Partial on the callable states, so the index holds
-            # only the rows the tick may claim and its cost follows the batch, not the table.
-            models.Index(
-                fields=["campaign", "next_attempt_at"],
-                condition=Q(state__in=["pending", "not_reached"]),
-                name="contact_dialable_idx",
-            ),
             # The dialler's claim, one zone key at a time: "callable contacts of campaign C in
             # zone set K due by now, oldest first", and the skip-scan that lists a campaign's
             # distinct zone keys. The cost follows the batch, not the due rows in closed zones.
+            # Partial on the callable states, so the index holds only the rows the tick may
+            # claim. (It replaced a (campaign, next_attempt_at) index: every index costs each
+            # imported row and each claim an entry.)
             models.Index(
                 fields=["campaign", "timezone_key", "next_attempt_at"],
                 condition=Q(state__in=["pending", "not_reached"]),

@@ -187,11 +187,11 @@ def test_a_number_added_to_the_campaign_during_the_import_is_a_duplicate(monkeyp
     real_parse = importing._parse_contact_batch
     parsed_batches = []
 
-    def parse_then_someone_adds_a_contact(batch, region, report):
+    def parse_then_someone_adds_a_contact(batch, region, report, writer):
         parsed_batches.append(1)
         if len(parsed_batches) == 2:  # the first batch is written; the third holds this one
             ContactFactory(campaign=campaign, phone=phones[25], state=Contact.State.COMPLETED)
-        return real_parse(batch, region, report)
+        return real_parse(batch, region, report, writer)
 
     monkeypatch.setattr(importing, "_parse_contact_batch", parse_then_someone_adds_a_contact)
     report = import_contacts(campaign=campaign, stream=csv_bytes("phone\n" + "\n".join(phones)))
