@@ -12,9 +12,8 @@ import datetime as dt
 import os
 import statistics
 import time
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
+from bench import scratch
 
 CONTACTS = 1_000_000
 CAMPAIGNS = 20
@@ -25,31 +24,9 @@ ZONES = [
     "America/Los_Angeles",
     "Asia/Tokyo",
 ]
-ROUNDS = 5  # floor and tick, each
+ROUNDS = 9  # floor and tick, each (medians: this machine varies a lot run to run)
 # Wednesday 17:00 UTC: midday across the US, 02:00 in Tokyo (closed).
 NOW = dt.datetime(2026, 11, 25, 17, 0, tzinfo=dt.UTC)
-
-
-def scratch_database() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        raise SystemExit(
-            "bench_tick needs DATABASE_URL=postgres://… (a server it may create a DB on)"
-        )
-    name = os.environ.get("BENCH_DATABASE", "vs_bench")
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres", scheme="postgresql"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def drop_database(url: str) -> None:
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres", scheme="postgresql"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
 
 
 def load(campaign_ids: list[int]) -> None:
@@ -96,16 +73,19 @@ FLOOR_SQL = """
 WITH picked AS (
     SELECT c.id, c.state FROM unnest(%(campaigns)s::bigint[]) AS k(campaign_id),
     LATERAL (
-        SELECT c.id, c.state FROM contacts_contact c
-         WHERE c.campaign_id = k.campaign_id AND c.state IN ('pending', 'not_reached')
-           AND c.timezone_key = ANY(%(keys)s) AND c.next_attempt_at <= %(now)s
-           AND c.attempts_count < c.completion_attempts_count + 3
-           AND NOT EXISTS (SELECT 1 FROM contacts_exclusion e
-                            WHERE e.phone = c.phone
-                              AND (e.campaign_id IS NULL OR e.campaign_id = c.campaign_id)
-                              AND (e.expires_at IS NULL OR e.expires_at > %(now)s))
-         ORDER BY c.next_attempt_at LIMIT 50
-         FOR UPDATE SKIP LOCKED) c
+        SELECT c.id, c.state FROM unnest(%(keys)s::text[]) AS z(zkey),
+        LATERAL (
+            SELECT c.id, c.state FROM contacts_contact c
+             WHERE c.campaign_id = k.campaign_id AND c.state IN ('pending', 'not_reached')
+               AND c.timezone_key = z.zkey AND c.next_attempt_at <= %(now)s
+               AND c.attempts_count < c.completion_attempts_count + 3
+               AND NOT EXISTS (SELECT 1 FROM contacts_exclusion e
+                                WHERE e.phone = c.phone
+                                  AND (e.campaign_id IS NULL OR e.campaign_id = c.campaign_id)
+                                  AND (e.expires_at IS NULL OR e.expires_at > %(now)s))
+             ORDER BY c.next_attempt_at LIMIT 50
+             FOR UPDATE SKIP LOCKED) c
+        LIMIT 50) c
 ), claimed AS (
     UPDATE contacts_contact t
        SET state = 'in_progress', last_attempt_number = t.last_attempt_number + 1,
@@ -201,7 +181,7 @@ class ZeroLatencyProvider:
 
 
 def main() -> None:
-    url = scratch_database()
+    url = scratch.create(os.environ.get("BENCH_DATABASE", "vs_bench"))
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voicesurvey.settings")
     os.environ["LOG_LEVEL"] = "WARNING"
@@ -321,7 +301,7 @@ def main() -> None:
 
         connections.close_all()
         if not os.environ.get("BENCH_KEEP"):
-            drop_database(url)
+            scratch.drop(url)
 
 
 if __name__ == "__main__":

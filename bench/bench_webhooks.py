@@ -4,9 +4,10 @@ A mixed stream — each call's initiated, ringing, in-progress, completed, with 
 some finals arriving before ringing — is sent signed to /webhooks/status/ by client threads,
 then the same number of requests to a bare view that does one UPDATE, in the same run. Prints
 callbacks/s and p50/p99 latency for both, and the targets: >= 500 callbacks/s, and within 2x
-of the bare view.
+of the bare view. Runs in its own scratch database (BENCH_WEBHOOK_DATABASE, default
+vs_bench_webhooks) on the server of DATABASE_URL, dropped afterwards.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/<db> make bench
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres make bench BENCH=webhooks
 """
 
 import datetime as dt
@@ -22,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 from urllib.parse import urlencode
+
+from bench import scratch
 
 ATTEMPTS = int(os.environ.get("BENCH_WEBHOOK_CALLS", "800"))
 CLIENT_THREADS = 12
@@ -222,11 +225,23 @@ def start_gunicorn(port: int, env: dict) -> subprocess.Popen:
 
 
 def main() -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.webhooks_settings"
-    vendor = setup_django()
-    if vendor != "postgresql":
-        print("bench_webhooks: skipped, set DATABASE_URL to a PostgreSQL database")
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        print("bench_webhooks: skipped, set DATABASE_URL to a PostgreSQL server")
         return
+    url = scratch.create(os.environ.get("BENCH_WEBHOOK_DATABASE", "vs_bench_webhooks"))
+    os.environ["DATABASE_URL"] = url
+    try:
+        run()
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        scratch.drop(url)
+
+
+def run() -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.webhooks_settings"
+    setup_django()
     from django.conf import settings
     from django.db.models import Count
 
@@ -265,7 +280,6 @@ def main() -> None:
         f"within {TARGET_RATIO:.0f}x of the bare view: {reference / rate:.2f}x "
         f"({'met' if reference / rate <= TARGET_RATIO else 'NOT met'})"
     )
-    campaign.delete()
 
 
 if __name__ == "__main__":

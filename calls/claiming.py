@@ -224,15 +224,13 @@ def lock_statement(wanted, *, campaigns, keys, now, taken=()) -> tuple[str, list
     """PostgreSQL: the SELECT that locks the claim's contacts (sql, params). For each
     campaign, its zone keys in the order given, each an ordered range of contact_claim_idx,
     until the campaign has what it wants; rows are locked only as they are taken."""
-    one = ELIGIBLE_SQL.format(
-        columns=_claimed_columns("c"),
+    one = _eligible_sql(
         campaign="w.campaign_id",
         key="k.zkey",
         max_attempts="w.max_attempts",
         limit="w.lim",
         lock="FOR UPDATE OF c SKIP LOCKED",
         not_taken="AND c.id <> ALL(%s::bigint[])" if taken else "",
-        **_tables(),
     )
     ids = list(wanted)
     at = connection.ops.adapt_datetimefield_value(now)
@@ -252,24 +250,26 @@ def lock_statement(wanted, *, campaigns, keys, now, taken=()) -> tuple[str, list
     return sql, params
 
 
+def _eligible_sql(**placeholders) -> str:
+    return ELIGIBLE_SQL.format(columns=_claimed_columns("c"), **_tables(), **placeholders)
+
+
 def _claimed_columns(alias: str) -> str:
-    names = [f.attname for f in Contact._meta.concrete_fields if f.attname in CLAIMED_FIELDS]
-    return ", ".join(f"{alias}.{connection.ops.quote_name(name)}" for name in names)
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(name)}" for name in _claimed_field_names())
 
 
 def _pick(cursor, wanted, campaigns, keys, now, taken) -> list[tuple]:
     """Not PostgreSQL: the eligible contacts, one query per campaign and zone key, unlocked
     (SQLite lets one writer at a time in; the claim's transaction is that writer)."""
     at = connection.ops.adapt_datetimefield_value(now)
-    one = ELIGIBLE_SQL.format(
-        columns=_claimed_columns("c"),
+    one = _eligible_sql(
         campaign="%s",
         key="%s",
         max_attempts="%s",
         limit="%s",
         lock="",
         not_taken=f"AND c.id NOT IN ({', '.join(['%s'] * len(taken))})" if taken else "",
-        **_tables(),
     )
     rows = []
     for cid, need in wanted.items():

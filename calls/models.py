@@ -212,6 +212,7 @@ class CallEvent(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="events",
+        db_index=False,  # event_scheduled_call_idx: partial, a call's events have none
     )
     kind = models.CharField(
         max_length=40, help_text="e.g. status, webhook, provider_error, claimed, paused"
@@ -229,6 +230,13 @@ class CallEvent(models.Model):
             models.CheckConstraint(
                 condition=Q(attempt__isnull=False) | Q(scheduled_call__isnull=False),
                 name="event_belongs_to_something",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["scheduled_call"],
+                condition=Q(scheduled_call__isnull=False),
+                name="event_scheduled_call_idx",
             ),
         ]
 

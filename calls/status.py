@@ -184,7 +184,8 @@ ATTEMPT_COLUMNS = [f.column for f in CallAttempt._meta.concrete_fields]
 ATTEMPT_ATTNAMES = [f.attname for f in CallAttempt._meta.concrete_fields]
 LOG_AND_MOVE = f"""
 WITH attempt AS (
-    SELECT id, status FROM calls_callattempt WHERE call_id = %(call_id)s
+    SELECT id, status, error_code = 'lost' AND duration IS NULL AS closed_blind
+      FROM calls_callattempt WHERE call_id = %(call_id)s
 ), logged AS (
     INSERT INTO calls_callevent (attempt_id, kind, message, payload, actor, "at")
     SELECT id, 'webhook', %(message)s, %(payload)s::jsonb, 'provider', %(now)s FROM attempt
@@ -202,7 +203,7 @@ WITH attempt AS (
     WHERE call_id = %(call_id)s AND status = ANY(%(earlier)s)
     RETURNING {", ".join(f'"{column}"' for column in ATTEMPT_COLUMNS)}
 )
-SELECT attempt.status, moved.* FROM attempt LEFT JOIN moved ON true
+SELECT attempt.status, attempt.closed_blind, moved.* FROM attempt LEFT JOIN moved ON true
 """
 
 
@@ -245,18 +246,18 @@ def record_call_status(
         row = _log_and_move(params)  # autocommit: the statement is its own transaction
         if row is None:
             return None
-        moved = row[1] is not None
+        moved = row[2] is not None
         return StatusResult(moved=moved, status=target if moved else row[0])
     with transaction.atomic():
         row = _log_and_move(params)
         if row is None:
             return None
-        if row[1] is None:
-            if params["duration"] is not None:
+        if row[2] is None:
+            if row[1] and params["duration"] is not None:
                 attempts = CallAttempt.objects.filter(call_id=call_id)
                 _fill_lost_duration(attempts, params["duration"])
             return StatusResult(moved=False, status=row[0])
-        attempt = CallAttempt.from_db(connection.alias, ATTEMPT_ATTNAMES, row[1:])
+        attempt = CallAttempt.from_db(connection.alias, ATTEMPT_ATTNAMES, row[2:])
         return _settle(attempt, now=now)
 
 
