@@ -40,9 +40,9 @@ quote = connection.ops.quote_name
 
 S = CallAttempt.Status
 # Successful dials are written in bulk: every FLUSH_SIZE results, or once the oldest waiting
-# result is FLUSH_SECONDS old (a quick final callback should find the attempt counted). Each
-# write is a commit, and a commit waits for the disk: a fast provider's thousand calls are
-# written at once.
+# result is FLUSH_SECONDS old (an operator, or recovery, should soon see the call as placed).
+# Each write is a commit, and a commit waits for the disk: a fast provider's thousand calls
+# are written at once.
 FLUSH_SIZE = 1000
 FLUSH_SECONDS = 0.25
 
