@@ -51,7 +51,7 @@ def _settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
     budget = contact.attempt_budget()
     # The claim counted this attempt; a call the provider never placed is given back.
     not_a_call = outcome in NOT_CALLS and not attempt.reached_provider
-    used = contact.attempts_count - not_a_call
+    used = contact.attempts_count - (1 if not_a_call else 0)
     if not_a_call:
         changes["attempts_count"] = F("attempts_count") - 1
     if outcome == "refused":

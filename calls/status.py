@@ -182,15 +182,16 @@ def apply_call_status(
 # racing finals exactly one returns a row.
 ATTEMPT_COLUMNS = [f.column for f in CallAttempt._meta.concrete_fields]
 ATTEMPT_ATTNAMES = [f.attname for f in CallAttempt._meta.concrete_fields]
+ATTEMPTS, EVENTS = f'"{CallAttempt._meta.db_table}"', f'"{CallEvent._meta.db_table}"'
 LOG_AND_MOVE = f"""
 WITH attempt AS (
     SELECT id, status, error_code = 'lost' AND duration IS NULL AS closed_blind
-      FROM calls_callattempt WHERE call_id = %(call_id)s
+      FROM {ATTEMPTS} WHERE call_id = %(call_id)s
 ), logged AS (
-    INSERT INTO calls_callevent (attempt_id, kind, message, payload, actor, "at")
+    INSERT INTO {EVENTS} (attempt_id, kind, message, payload, actor, "at")
     SELECT id, 'webhook', %(message)s, %(payload)s::jsonb, 'provider', %(now)s FROM attempt
 ), moved AS (
-    UPDATE calls_callattempt SET
+    UPDATE {ATTEMPTS} SET
         status = %(status)s,
         provider_call_sid = COALESCE(provider_call_sid, %(provider_call_sid)s),
         last_sequence_number = GREATEST(last_sequence_number, %(last_sequence_number)s),

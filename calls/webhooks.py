@@ -26,18 +26,30 @@ log = logging.getLogger(__name__)
 PHONE_PARAMS = ("To", "From", "Called", "Caller", "ForwardedFrom", "CalledVia")
 
 
+def signed(view):
+    """POST only, no CSRF (the signature is the guard); a missing or bad signature is
+    answered 403 before the view runs, so nothing is written."""
+
+    @csrf_exempt
+    @require_POST
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not has_valid_signature(request):
+            log.warning("webhook %s refused: missing or bad signature", request.path)
+            return HttpResponseForbidden("Invalid signature.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def provider_webhook(*related: str):
-    """POST only, no CSRF (the signature is the guard), signature checked, attempt loaded
-    (with the `related` rows the view needs: a status callback needs none, most of the time)."""
+    """A signed webhook about one attempt: the attempt loaded (with the `related` rows the
+    view needs), the request logged as a CallEvent, the view run in the same transaction."""
 
     def decorator(view):
-        @csrf_exempt
-        @require_POST
+        @signed
         @wraps(view)
         def wrapper(request: HttpRequest, call_id: str, **kwargs):
-            if not has_valid_signature(request):
-                log.warning("webhook %s refused: missing or bad signature", request.path)
-                return HttpResponseForbidden("Invalid signature.")
             try:
                 attempts = CallAttempt.objects.all()
                 if related:  # (select_related() with no names would follow every FK)
@@ -93,14 +105,10 @@ def timestamp(value: str | None) -> dt.datetime | None:
         return None
 
 
-@csrf_exempt
-@require_POST
+@signed
 def status_callback(request: HttpRequest, call_id: str) -> HttpResponse:
-    """The general path's steps (signature, log, apply) without loading the attempt first:
+    """provider_webhook's steps (log, apply) without loading the attempt first:
     `record_call_status` finds it by our call id."""
-    if not has_valid_signature(request):
-        log.warning("webhook %s refused: missing or bad signature", request.path)
-        return HttpResponseForbidden("Invalid signature.")
     params = request.POST
     status = params.get("CallStatus", "")
     now = timezone.now()

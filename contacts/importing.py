@@ -509,6 +509,7 @@ class _ContactWriter:
         self.now = now
         self.fields = [f for f in Contact._meta.concrete_fields if not f.primary_key]
         self.look_up_existing = Contact.objects.filter(campaign=campaign).exists()
+        self.copy = connection.vendor == "postgresql"  # else one multi-row INSERT
         self._zone_texts: dict[tuple, tuple[str, str]] = {}  # zones -> (JSON, timezone_key)
         self._zone_copy_texts: dict[tuple, str] = {}  # zones -> both, as COPY columns
 
@@ -524,7 +525,7 @@ class _ContactWriter:
         do-not-call list, looked up when the batch is written). Called while parsing, so on
         PostgreSQL the COPY text is built while the database writes the previous batch."""
         attributes = {k: v for k, v in values.items() if k not in CONTACT_FIELDS and v}
-        if connection.vendor != "postgresql":
+        if not self.copy:
             zones_json, key = self._zone_text(zones)
             return (
                 phone,
@@ -553,7 +554,7 @@ class _ContactWriter:
         """Insert (prepared row, excluded) rows."""
         if not rows:
             return
-        if connection.vendor == "postgresql":
+        if self.copy:
             self._copy(rows)
             return
         self._insert_many(rows)
