@@ -35,18 +35,25 @@ def settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
     # Every caller holds its own transaction around this and lets errors roll it all back, so
     # a savepoint would only cost two round trips.
     with transaction.atomic(savepoint=False):
-        state = _settle_contact(attempt, now=now)
+        return settle_locked_contact(attempt, _lock_contact(attempt), now=now)
+
+
+def settle_locked_contact(
+    attempt: CallAttempt, contact: Contact | None, *, now: dt.datetime
+) -> str | None:
+    """`settle_contact` for a caller that has already locked the contact as `_lock_contact`
+    does, its campaign cached (the status webhook does it in the statement that ends the
+    attempt); None: the fence held it back."""
+    with transaction.atomic(savepoint=False):
+        state = _settle_contact(attempt, contact, now=now) if contact else None
         if attempt.scheduled_call_id:
             settle_scheduled_call(attempt, now=now)
     return state
 
 
-def _settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
+def _settle_contact(attempt: CallAttempt, contact: Contact, *, now: dt.datetime) -> str:
     outcome = attempt.outcome
     changes: dict = {}
-    contact = _lock_contact(attempt)
-    if contact is None:
-        return None
     campaign = contact.campaign
     budget = contact.attempt_budget()
     # The claim counted this attempt; a call the provider never placed is given back.

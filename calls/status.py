@@ -10,12 +10,15 @@ import json
 import logging
 from dataclasses import dataclass
 
+import psycopg
 from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from calls.models import CallAttempt, CallEvent
-from calls.outcomes import settle_contact
+from calls.outcomes import settle_contact, settle_locked_contact
+from campaigns.models import Campaign
+from contacts.models import Contact
 
 log = logging.getLogger(__name__)
 
@@ -173,16 +176,21 @@ def apply_call_status(
             return StatusResult(moved=True, status=target)
         # Only the attempt's own fields: the campaign and contact loaded with it stay cached.
         attempt.refresh_from_db(fields=REFRESHED_FIELDS)
-        return _settle(attempt, now=now)
+        return _log_end(attempt, settle_contact(attempt, now=now), now=now)
 
 
 # The status webhook in one statement: log the callback, and move the attempt while it is at
 # an earlier stage (the guard). Both see the row as it was; a concurrent move of the same row
 # makes the UPDATE wait, then re-check its guard on the new version (READ COMMITTED), so of
 # racing finals exactly one returns a row.
-ATTEMPT_COLUMNS = [f.column for f in CallAttempt._meta.concrete_fields]
-ATTEMPT_ATTNAMES = [f.attname for f in CallAttempt._meta.concrete_fields]
 ATTEMPTS, EVENTS = f'"{CallAttempt._meta.db_table}"', f'"{CallEvent._meta.db_table}"'
+CONTACTS, CAMPAIGNS = f'"{Contact._meta.db_table}"', f'"{Campaign._meta.db_table}"'
+
+
+def _columns(model, alias: str) -> str:
+    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
+
+
 LOG_AND_MOVE = f"""
 WITH attempt AS (
     SELECT id, status, error_code = 'lost' AND duration IS NULL AS closed_blind
@@ -202,9 +210,24 @@ WITH attempt AS (
         error_code = COALESCE(%(error_code)s, error_code),
         error_message = COALESCE(%(error_message)s, error_message)
     WHERE call_id = %(call_id)s AND status = ANY(%(earlier)s)
-    RETURNING {", ".join(f'"{column}"' for column in ATTEMPT_COLUMNS)}
+    RETURNING *
+)"""
+LOG_AND_MOVE_ONLY = f"""{LOG_AND_MOVE}
+SELECT attempt.status, moved.id FROM attempt LEFT JOIN moved ON true
+"""
+# A final one also locks the contact while it is still in progress on this attempt (the fence
+# of calls.outcomes._lock_contact), and reads it and its campaign: the settlement needs no
+# further read.
+LOG_MOVE_AND_LOCK = f"""{LOG_AND_MOVE}, locked AS (
+    SELECT contact.* FROM {CONTACTS} contact JOIN moved ON contact.id = moved.contact_id
+     WHERE contact.state = '{Contact.State.IN_PROGRESS}'
+       AND contact.last_attempt_number = moved.attempt_number
+       FOR UPDATE OF contact
 )
-SELECT attempt.status, attempt.closed_blind, moved.* FROM attempt LEFT JOIN moved ON true
+SELECT attempt.status, attempt.closed_blind, {_columns(CallAttempt, "moved")},
+       {_columns(Contact, "locked")}, {_columns(Campaign, "campaign")}
+  FROM attempt LEFT JOIN moved ON true LEFT JOIN locked ON true
+  LEFT JOIN {CAMPAIGNS} campaign ON campaign.id = moved.campaign_id
 """
 
 
@@ -244,28 +267,54 @@ def record_call_status(
         now=event.at,
     )
     if target not in CallAttempt.FINAL_STATUSES:
-        row = _log_and_move(params)  # autocommit: the statement is its own transaction
+        row = _fetch(LOG_AND_MOVE_ONLY, params)  # autocommit: the statement is its own transaction
         if row is None:
             return None
-        moved = row[2] is not None
+        moved = row[1] is not None
         return StatusResult(moved=moved, status=target if moved else row[0])
     with transaction.atomic():
-        row = _log_and_move(params)
+        row = _fetch(LOG_MOVE_AND_LOCK, params)
         if row is None:
             return None
-        if row[2] is None:
-            if row[1] and params["duration"] is not None:
+        status, closed_blind, *columns = row
+        attempt, contact, campaign = _instances(columns, CallAttempt, Contact, Campaign)
+        if attempt is None:
+            if closed_blind and params["duration"] is not None:
                 attempts = CallAttempt.objects.filter(call_id=call_id)
                 _fill_lost_duration(attempts, params["duration"])
-            return StatusResult(moved=False, status=row[0])
-        attempt = CallAttempt.from_db(connection.alias, ATTEMPT_ATTNAMES, row[2:])
-        return _settle(attempt, now=now)
+            return StatusResult(moved=False, status=status)
+        CallAttempt._meta.get_field("campaign").set_cached_value(attempt, campaign)
+        if contact is not None:
+            Contact._meta.get_field("campaign").set_cached_value(contact, campaign)
+        return _log_end(attempt, settle_locked_contact(attempt, contact, now=now), now=now)
 
 
-def _log_and_move(params: dict) -> tuple | None:
-    with connection.cursor() as cursor:
-        cursor.execute(LOG_AND_MOVE, params)
-        return cursor.fetchone()
+def _fetch(sql: str, params: dict) -> tuple | None:
+    """One row of `sql`, run as a prepared statement: planning these statements took as long
+    as running them. Django's own cursors bind on the client and never prepare, so this one
+    binds on the server (prepared statements are per connection, kept by the driver)."""
+    with connection.cursor():  # Django's checks: connection usable, transaction not broken
+        connection.validate_no_broken_transaction()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(sql, params, prepare=True)
+            return cursor.fetchone()
+
+
+def _instances(columns: list, *models) -> list:
+    """The instances of `models` whose columns follow each other in `columns` (None for an
+    outer join that found nothing), their JSON read as from_db_value would."""
+    instances = []
+    for model in models:
+        fields = model._meta.concrete_fields
+        values, columns = columns[: len(fields)], columns[len(fields) :]
+        if values[0] is None:  # the primary key
+            instances.append(None)
+            continue
+        for i, field in enumerate(fields):
+            if values[i] is not None and hasattr(field, "from_db_value"):
+                values[i] = field.from_db_value(values[i], None, connection)
+        instances.append(model.from_db(connection.alias, [f.attname for f in fields], values))
+    return instances
 
 
 def _fill_lost_duration(attempts, duration: int) -> None:
@@ -273,9 +322,8 @@ def _fill_lost_duration(attempts, duration: int) -> None:
     attempts.filter(error_code="lost", duration__isnull=True).update(duration=duration)
 
 
-def _settle(attempt: CallAttempt, *, now: dt.datetime) -> StatusResult:
-    """The attempt has just ended (this caller moved it): settle its contact, log the end."""
-    contact_state = settle_contact(attempt, now=now)
+def _log_end(attempt: CallAttempt, contact_state: str | None, *, now) -> StatusResult:
+    """The attempt has just ended (this caller moved it) and its contact is settled: log it."""
     CallEvent.objects.create(
         attempt=attempt,
         kind="status",

@@ -92,6 +92,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Django's cursors bind parameters on the client and never prepare; the few hand-written
+    # hot statements ask to be prepared (calls.status), which needs a threshold set. Behind
+    # PgBouncer in transaction mode that needs PgBouncer 1.21+ with max_prepared_statements.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Covering indexes (INCLUDE) are a PostgreSQL speed-up; SQLite builds the same index without
