@@ -8,8 +8,8 @@ this module only moves the contact."""
 import datetime as dt
 
 from django.db import connection, transaction
-from django.db.models import F
 
+from calls import prepared
 from calls.models import CallAttempt
 from calls.scheduling import settle_scheduled_call
 from campaigns.models import Campaign
@@ -51,50 +51,69 @@ def settle_locked_contact(
     return state
 
 
+CONTACTS = f'"{Contact._meta.db_table}"'
+SETTLE = f"""
+UPDATE {CONTACTS} SET
+    updated_at = %(now)s,
+    state = %(state)s,
+    next_attempt_at = COALESCE(%(next_attempt_at)s, next_attempt_at),
+    attempts_count = attempts_count - %(given_back)s,
+    completion_attempts_count = completion_attempts_count + %(granted)s
+WHERE id = %(id)s
+"""
+
+
 def _settle_contact(attempt: CallAttempt, contact: Contact, *, now: dt.datetime) -> str:
     outcome = attempt.outcome
-    changes: dict = {}
     campaign = contact.campaign
     budget = contact.attempt_budget()
     # The claim counted this attempt; a call the provider never placed is given back.
     not_a_call = outcome in NOT_CALLS and not attempt.reached_provider
     used = contact.attempts_count - (1 if not_a_call else 0)
-    if not_a_call:
-        changes["attempts_count"] = F("attempts_count") - 1
+    next_attempt_at = None  # unchanged
+    granted = 0  # calls granted by the completion rule
     if outcome == "refused":
-        changes["state"] = Contact.State.REFUSED
+        state = Contact.State.REFUSED
     elif outcome == "completed":
-        changes["state"] = Contact.State.COMPLETED
+        state = Contact.State.COMPLETED
     elif outcome == "rejected":
-        changes["state"] = Contact.State.INVALID
+        state = Contact.State.INVALID
     elif attempt.scheduled_call_id and attempt.contact_state_before:
         # A booked call that did not reach the person: its own retry rule applies
         # (calls.scheduling), the contact keeps its place in the campaign.
-        changes["state"] = attempt.contact_state_before
-        if changes["state"] in Contact.CALLABLE_STATES and used >= budget:
-            changes["state"] = Contact.State.EXHAUSTED  # the booked call used the last one
+        state = attempt.contact_state_before
+        if state in Contact.CALLABLE_STATES and used >= budget:
+            state = Contact.State.EXHAUSTED  # the booked call used the last one
     elif outcome in ("provider_unavailable", "lost") and not attempt.reached_provider:
-        changes["state"] = Contact.State.PENDING if used == 0 else Contact.State.NOT_REACHED
-        changes["next_attempt_at"] = now + NOT_A_CALL_RETRY
+        state = Contact.State.PENDING if used == 0 else Contact.State.NOT_REACHED
+        next_attempt_at = now + NOT_A_CALL_RETRY
     elif outcome == "callback":
         # The person asked for a later call: it is theirs, not one of our retries.
-        changes["state"] = Contact.State.NOT_REACHED
-        changes["next_attempt_at"] = attempt.callback_requested_for
-        if used >= budget:
-            changes["completion_attempts_count"] = F("completion_attempts_count") + 1
+        state = Contact.State.NOT_REACHED
+        next_attempt_at = attempt.callback_requested_for
+        granted = 1 if used >= budget else 0
     elif outcome == "incomplete" and (
         contact.completion_attempts_count < campaign.completion_max_attempts
     ):
-        changes["state"] = Contact.State.NOT_REACHED
-        changes["next_attempt_at"] = now + campaign.retry_delay("incomplete")
-        changes["completion_attempts_count"] = F("completion_attempts_count") + 1
+        state = Contact.State.NOT_REACHED
+        next_attempt_at = now + campaign.retry_delay("incomplete")
+        granted = 1
     elif used < budget:
-        changes["state"] = Contact.State.NOT_REACHED
-        changes["next_attempt_at"] = now + campaign.retry_delay(outcome)
+        state = Contact.State.NOT_REACHED
+        next_attempt_at = now + campaign.retry_delay(outcome)
     else:
-        changes["state"] = Contact.State.EXHAUSTED
-    Contact.objects.filter(pk=contact.pk).update(updated_at=now, **changes)
-    return changes["state"]
+        state = Contact.State.EXHAUSTED
+    adapt = connection.ops.adapt_datetimefield_value
+    params = {
+        "id": contact.pk,
+        "now": adapt(now),
+        "state": str(state),
+        "next_attempt_at": adapt(next_attempt_at),
+        "given_back": 1 if not_a_call else 0,
+        "granted": granted,
+    }
+    prepared.execute(SETTLE, params)
+    return state
 
 
 def _lock_contact(attempt: CallAttempt) -> Contact | None:

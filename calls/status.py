@@ -10,11 +10,11 @@ import json
 import logging
 from dataclasses import dataclass
 
-import psycopg
 from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 
+from calls import prepared
 from calls.models import CallAttempt, CallEvent
 from calls.outcomes import settle_contact, settle_locked_contact
 from campaigns.models import Campaign
@@ -267,13 +267,14 @@ def record_call_status(
         now=event.at,
     )
     if target not in CallAttempt.FINAL_STATUSES:
-        row = _fetch(LOG_AND_MOVE_ONLY, params)  # autocommit: the statement is its own transaction
+        # Autocommit: the statement is its own transaction.
+        row = prepared.fetch_one(LOG_AND_MOVE_ONLY, params)
         if row is None:
             return None
         moved = row[1] is not None
         return StatusResult(moved=moved, status=target if moved else row[0])
     with transaction.atomic():
-        row = _fetch(LOG_MOVE_AND_LOCK, params)
+        row = prepared.fetch_one(LOG_MOVE_AND_LOCK, params)
         if row is None:
             return None
         status, closed_blind, *columns = row
@@ -287,17 +288,6 @@ def record_call_status(
         if contact is not None:
             Contact._meta.get_field("campaign").set_cached_value(contact, campaign)
         return _log_end(attempt, settle_locked_contact(attempt, contact, now=now), now=now)
-
-
-def _fetch(sql: str, params: dict) -> tuple | None:
-    """One row of `sql`, run as a prepared statement: planning these statements took as long
-    as running them. Django's own cursors bind on the client and never prepare, so this one
-    binds on the server (prepared statements are per connection, kept by the driver)."""
-    with connection.cursor():  # Django's checks: connection usable, transaction not broken
-        connection.validate_no_broken_transaction()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(sql, params, prepare=True)
-            return cursor.fetchone()
 
 
 def _instances(columns: list, *models) -> list:
@@ -322,16 +312,24 @@ def _fill_lost_duration(attempts, duration: int) -> None:
     attempts.filter(error_code="lost", duration__isnull=True).update(duration=duration)
 
 
+LOG_END = f"""
+INSERT INTO {EVENTS} (attempt_id, kind, message, payload, actor, "at")
+VALUES (%(attempt_id)s, 'status', %(message)s, '{{}}', 'provider', %(at)s)
+"""
+
+
 def _log_end(attempt: CallAttempt, contact_state: str | None, *, now) -> StatusResult:
     """The attempt has just ended (this caller moved it) and its contact is settled: log it."""
-    CallEvent.objects.create(
-        attempt=attempt,
-        kind="status",
-        message=f"{attempt.status}, {attempt.outcome} (answered by {attempt.answered_by}); "
-        f"contact {contact_state or 'not moved: it has moved on'}",
-        actor="provider",
-        at=now,
+    message = (
+        f"{attempt.status}, {attempt.outcome} (answered by {attempt.answered_by}); "
+        f"contact {contact_state or 'not moved: it has moved on'}"
     )
+    params = {
+        "attempt_id": CallAttempt._meta.pk.get_db_prep_value(attempt.pk, connection),
+        "message": message,
+        "at": connection.ops.adapt_datetimefield_value(now),
+    }
+    prepared.execute(LOG_END, params)
     log.info(
         "attempt %s ended %s (%s); contact %s -> %s",
         attempt.pk,
