@@ -213,6 +213,22 @@ def test_late_callback_of_an_old_attempt_does_not_move_a_contact_on_a_newer_one(
 
 
 @pytest.mark.django_db
+def test_late_webhook_of_an_old_attempt_ends_it_and_leaves_the_contact_alone(client, frozen):
+    # On PostgreSQL the webhook's fence is its own SQL (the statement that ends the attempt
+    # locks the contact), so the same rule is checked through the endpoint.
+    old = live_attempt(now=frozen, number=1, status="ringing")
+    contact = old.contact
+    contact.last_attempt_number = 2
+    contact.save()
+    play(client, old, "busy")
+    assert old.status == "busy"
+    assert old.contact.state == "in_progress"
+    assert old.contact.attempts_count == contact.attempts_count
+    ended = CallEvent.objects.get(attempt=old, kind="status")
+    assert ended.message.endswith("contact not moved: it has moved on")
+
+
+@pytest.mark.django_db
 def test_unknown_status_is_a_400_and_changes_nothing(client, frozen):
     attempt = live_attempt(now=frozen)
     response = send_status(client, attempt, "exploded")
