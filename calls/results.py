@@ -28,6 +28,17 @@ FIXED_COLUMNS = [
 ]
 
 
+# A spreadsheet opening the export runs a cell that starts with one of these as a formula
+# (OWASP's "CSV injection"); names, ids and spoken answers come from outside.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: str) -> str:
+    """`value` as the spreadsheet should show it: a leading formula character is escaped
+    with an apostrophe (the phone column, always E.164 "+…", is left as it is)."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def question_column(position: int, prompt: str) -> str:
     text = " ".join(prompt.split())
     return f"q{position}: {text[:60]}"
@@ -69,10 +80,11 @@ def iter_results_csv(campaign: Campaign) -> Iterator[str]:
         answers = _latest_answers([row[0] for row in chunk])
         for contact_id, *fixed in chunk:
             mine = answers.get(contact_id, {})
+            fixed[1], fixed[2] = safe_cell(fixed[1]), safe_cell(fixed[2])  # name, external id
             last_attempt_at = fixed[5]
             fixed[5] = last_attempt_at.isoformat() if last_attempt_at else ""
             fixed[6] = fixed[6] or ""
-            writer.writerow(fixed + [mine.get(qid, "") for qid, _, _ in questions])
+            writer.writerow(fixed + [safe_cell(mine.get(qid, "")) for qid, _, _ in questions])
         yield _drain(buffer)
 
 

@@ -209,6 +209,24 @@ def test_results_csv_has_one_row_per_contact_with_latest_answers(api_client, now
     assert len(rows) == 3
 
 
+def test_results_csv_escapes_cells_a_spreadsheet_would_run_as_formulas(api_client, now):
+    campaign = CampaignFactory()
+    question = QuestionFactory(campaign=campaign, position=1)
+    contact = ContactFactory(
+        campaign=campaign,
+        phone="+12125550101",
+        name='=HYPERLINK("http://evil.example","click")',
+        external_id="@SUM(A1)",
+    )
+    attempt = finished(contact, 1, "completed", now, answered_by="human", survey_finished=True)
+    AnswerFactory(attempt=attempt, question=question, value="-2+3", answered_at=now)
+
+    response = api_client.get(f"/api/v1/campaigns/{campaign.pk}/results.csv")
+    _, row = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert row[:3] == ["+12125550101", '\'=HYPERLINK("http://evil.example","click")', "'@SUM(A1)"]
+    assert row[-1] == "'-2+3"
+
+
 def test_results_export_reads_contacts_in_chunks_with_bounded_queries(monkeypatch):
     from calls import results
 
