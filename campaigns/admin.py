@@ -1,11 +1,25 @@
 from django.contrib import admin, messages
 from django.db.models import Count, Q
+from django.forms.models import BaseInlineFormSet
 
 from campaigns.models import Campaign, IllegalTransition, Question
 
 
+class QuestionInlineFormSet(BaseInlineFormSet):
+    def clean(self):
+        """No question may take the campaign's opt-out or call-back key as an answer (the
+        campaign here carries the keys as posted)."""
+        super().clean()
+        for form in self.forms:
+            if not hasattr(form, "cleaned_data") or self._should_delete_form(form):
+                continue
+            for field, message in form.instance.reserved_key_clashes(self.instance).items():
+                form.add_error(field, message)
+
+
 class QuestionInline(admin.StackedInline):
     model = Question
+    formset = QuestionInlineFormSet
     extra = 0
     fields = [
         ("position", "kind"),

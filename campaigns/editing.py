@@ -3,7 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from campaigns.models import Campaign, Question
+from campaigns.models import KEY_NAMES, Campaign, Question
 
 QUESTION_FIELDS = (
     "position",
@@ -26,24 +26,51 @@ def validate_campaign(*, campaign: Campaign, fields: dict) -> None:
     campaign.clean()
 
 
-def validate_questions(questions: list[dict]) -> None:
-    """Each question's clean(), and positions unique within the campaign."""
-    errors: list[dict] = []
+def validate_questions(campaign: Campaign, questions: list[dict]) -> None:
+    """Each question's clean(), positions unique within the campaign, and no answer on the
+    campaign's opt-out or call-back key. A question given by position only keeps its stored
+    fields."""
+    errors: list[str] = []
     positions: set[int] = set()
+    stored = {q.position: q for q in campaign.questions.all()} if campaign.pk else {}
     for data in questions:
         problem: dict = {}
         question = Question(**{k: v for k, v in data.items() if k in QUESTION_FIELDS})
+        if data.get("position") in stored:
+            base = stored[data["position"]]
+            for name in QUESTION_FIELDS:
+                if name not in data:
+                    setattr(question, name, getattr(base, name))
         try:
             question.clean()
         except ValidationError as exc:
             problem.update(exc.message_dict)
+        else:
+            problem.update(question.reserved_key_clashes(campaign))
         if data.get("position") in positions:
             problem["position"] = [f"Position {data['position']} is used twice."]
         positions.add(data.get("position"))
         data["max_digits"] = question.max_digits  # clean() widens it for large scales
-        errors.append(problem)
-    if any(errors):
-        raise ValidationError({"questions": [ValidationError(e) for e in errors]})
+        for field, messages in problem.items():  # one line each, saying where
+            for message in [messages] if isinstance(messages, str) else messages:
+                errors.append(f"Question {data.get('position')}, {field}: {message}")
+    if errors:
+        raise ValidationError({"questions": errors})
+
+
+def validate_keys(campaign: Campaign) -> None:
+    """The campaign's opt-out and call-back keys against its stored questions' answers."""
+    errors = {}
+    for question in campaign.questions.all():
+        field = question.clashing_key(campaign)
+        if field and field not in errors:
+            key = getattr(campaign, field)
+            errors[field] = (
+                f"Question {question.position} takes {key} as an answer; choose another "
+                f"{KEY_NAMES[field]} key."
+            )
+    if errors:
+        raise ValidationError(errors)
 
 
 @transaction.atomic
@@ -59,7 +86,9 @@ def save_campaign(
     A question that already has answers cannot be removed; questions not given are kept."""
     validate_campaign(campaign=campaign, fields=fields)
     if questions is not None:
-        validate_questions(questions)
+        validate_questions(campaign, questions)
+    elif campaign.pk:  # the keys may have changed under the stored questions
+        validate_keys(campaign)
     if campaign.pk is None and by is not None and getattr(by, "is_authenticated", False):
         campaign.created_by = by
     campaign.save()

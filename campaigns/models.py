@@ -297,6 +297,9 @@ def target_verb(action: str) -> str:
     }[action]
 
 
+KEY_NAMES = {"opt_out_key": "opt-out", "callback_key": "call-back"}
+
+
 class QuestionKind(models.TextChoices):
     DIGITS = "digits", "Keypad digits"
     YES_NO = "yes_no", "Yes / no (1 = yes, 2 = no)"
@@ -351,6 +354,42 @@ class Question(models.Model):
 
     def __str__(self) -> str:
         return f"{self.position}. {self.prompt[:60]}"
+
+    def one_key_answers(self) -> set[str]:
+        """The answers a caller gives with a single key press."""
+        if self.kind == self.Kind.YES_NO:
+            return {"1", "2"}
+        if (
+            self.kind == self.Kind.SCALE
+            and self.min_value is not None
+            and self.max_value is not None
+        ):
+            return {str(v) for v in range(max(self.min_value, 0), min(self.max_value, 9) + 1)}
+        if self.kind == self.Kind.DIGITS and isinstance(self.valid_answers, list):
+            return {a for a in self.valid_answers if isinstance(a, str) and len(a) == 1}
+        return set()
+
+    def clashing_key(self, campaign: "Campaign") -> str | None:
+        """The campaign's key field ("opt_out_key" or "callback_key") whose key is also one of
+        this question's answers: the key wins during the call, so that answer could never be
+        given (and a caller meaning to answer would be opted out)."""
+        answers = self.one_key_answers()
+        for field in ("opt_out_key", "callback_key"):
+            if getattr(campaign, field) and getattr(campaign, field) in answers:
+                return field
+        return None
+
+    def reserved_key_clashes(self, campaign: "Campaign") -> dict[str, str]:
+        """clashing_key's finding as {field of this question: message}, or {}."""
+        field = self.clashing_key(campaign)
+        if field is None:
+            return {}
+        key, name = getattr(campaign, field), KEY_NAMES[field]
+        where = {self.Kind.SCALE: "min_value", self.Kind.DIGITS: "valid_answers"}
+        return {
+            where.get(self.kind, "kind"): f"Key {key} is this campaign's {name} key, so the "
+            f"answer {key} could never be given: change the {name} key or this question's answers."
+        }
 
     def clean(self) -> None:
         if self.kind == self.Kind.SCALE:

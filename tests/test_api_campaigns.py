@@ -26,6 +26,7 @@ def new_campaign(**extra):
         "weekdays": [0, 1, 2, 3, 4],
         "window_start": "10:00",
         "window_end": "18:00",
+        "opt_out_key": "*",  # 9 is an answer of the 1-10 scale
         "questions": [
             {"position": 1, "prompt": "Happy? 1 yes, 2 no.", "kind": "yes_no"},
             {
@@ -76,8 +77,42 @@ def test_bad_question_is_refused_and_nothing_is_written(api_client):
     data = new_campaign()
     data["questions"][1]["max_value"] = 0  # a scale from 1 to 0
     error = assert_error(api_client.post(URL, data, format="json"), 400, "invalid")
-    assert "questions" in error["details"]
+    assert error["details"]["questions"] == [
+        "Question 2, max_value: A scale needs a minimum below its maximum."
+    ]
     assert not Campaign.objects.exists() and not Question.objects.exists()
+
+
+def test_an_answer_on_the_opt_out_key_is_refused(api_client):
+    # With the default opt-out key 9, a caller rating us 9 out of 10 would be opted out.
+    data = new_campaign(opt_out_key="9")
+    error = assert_error(api_client.post(URL, data, format="json"), 400, "invalid")
+    [problem] = error["details"]["questions"]
+    assert problem.startswith("Question 2, min_value: Key 9 is this campaign's opt-out key")
+    assert not Campaign.objects.exists()
+
+
+def test_a_key_change_that_would_swallow_an_answer_is_refused(api_client):
+    campaign = CampaignFactory(callback_key="")
+    QuestionFactory(campaign=campaign, position=1, kind="yes_no")
+    url = f"{URL}{campaign.pk}/"
+    error = assert_error(api_client.patch(url, {"callback_key": "2"}, format="json"), 400)
+    assert "Question 1 takes 2 as an answer" in error["details"]["callback_key"][0]
+    campaign.refresh_from_db()
+    assert campaign.callback_key == ""
+    assert api_client.patch(url, {"callback_key": "3"}, format="json").status_code == 200
+
+
+def test_a_question_given_by_position_keeps_its_stored_answers_for_the_check(api_client):
+    campaign = CampaignFactory(opt_out_key="*")
+    QuestionFactory(campaign=campaign, position=1, kind="scale", min_value=0, max_value=10)
+    url = f"{URL}{campaign.pk}/"
+    reworded = {"position": 1, "prompt": "From 0 to 10?"}
+    assert api_client.patch(url, {"questions": [reworded]}, format="json").status_code == 200
+    moved_key = {"opt_out_key": "0", "questions": [reworded]}
+    error = assert_error(api_client.patch(url, moved_key, format="json"), 400)
+    [problem] = error["details"]["questions"]
+    assert problem.startswith("Question 1, min_value: Key 0 is this campaign's opt-out key")
 
 
 def test_duplicate_question_positions_are_refused(api_client):

@@ -164,3 +164,23 @@ def test_retry_delay_follows_the_outcome():
     assert campaign.retry_delay("no_answer") == dt.timedelta(minutes=50)
     assert campaign.retry_delay("incomplete") == dt.timedelta(minutes=7)
     assert campaign.retry_delay("failed") == dt.timedelta(minutes=campaign.retry_failed_minutes)
+
+
+@pytest.mark.parametrize(
+    "question, clashes_with_9",
+    [
+        (dict(kind="yes_no"), False),
+        (dict(kind="scale", min_value=1, max_value=5), False),
+        (dict(kind="scale", min_value=0, max_value=10), True),
+        (dict(kind="digits", valid_answers=["1", "9"]), True),
+        (dict(kind="digits", valid_answers=["19", "91"]), False),  # two keys: not the opt-out
+        (dict(kind="digits", valid_answers=[]), False),  # any entry: 9 is simply reserved
+        (dict(kind="speech"), False),
+    ],
+)
+def test_a_question_clashes_with_a_reserved_key_only_when_it_is_a_one_key_answer(
+    question, clashes_with_9
+):
+    campaign = Campaign(opt_out_key="9", callback_key="")
+    found = Question(**question).clashing_key(campaign)
+    assert found == ("opt_out_key" if clashes_with_9 else None)
