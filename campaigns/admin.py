@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
@@ -150,8 +151,19 @@ class CampaignAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
+class QuestionForm(forms.ModelForm):
+    def _post_clean(self):
+        """The campaign's keys against this question's answers, as the inline does."""
+        super()._post_clean()
+        if self.instance.campaign_id:
+            clashes = self.instance.reserved_key_clashes(self.instance.campaign)
+            for field, message in clashes.items():
+                self.add_error(field, message)
+
+
 @admin.register(Question)
 class QuestionAdmin(admin.ModelAdmin):
+    form = QuestionForm
     list_display = ["campaign", "position", "kind", "prompt"]
     list_filter = ["kind", "campaign"]
     search_fields = ["prompt", "campaign__name"]

@@ -199,3 +199,30 @@ def test_admin_refuses_a_question_answered_on_the_call_back_key(admin_client):
     assert admin_client.post(reverse("admin:campaigns_campaign_add"), data).status_code == 302
     campaign = Campaign.objects.get()
     assert campaign.callback_key == "5" and campaign.questions.get().kind == "yes_no"
+
+
+@pytest.mark.django_db
+def test_admin_question_page_refuses_an_answer_on_the_opt_out_key(admin_client):
+    question = QuestionFactory(kind="scale", min_value=1, max_value=5)
+    url = reverse("admin:campaigns_question_change", args=[question.pk])
+    data = {
+        "campaign": question.campaign_id,
+        "position": question.position,
+        "prompt": question.prompt,
+        "kind": "scale",
+        "min_value": 1,
+        "max_value": 10,
+        "valid_answers": "[]",
+        "max_digits": 2,
+        "reprompt_message": "Sorry?",
+        "max_reprompts": 2,
+    }
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    assert "opt-out key, so the answer 9 could never be given" in response.content.decode()
+    question.refresh_from_db()
+    assert question.max_value == 5
+    data["max_value"] = 8
+    assert admin_client.post(url, data).status_code == 302
+    question.refresh_from_db()
+    assert question.max_value == 8
