@@ -21,7 +21,7 @@ from calls.models import Answer, CallAttempt, CallEvent
 from calls.scheduling import book_callback
 from calls.status import answered_by_from_twilio
 from campaigns.models import Campaign, Question
-from contacts.models import Contact, Exclusion
+from contacts.models import Contact, Exclusion, exclude_listed_contacts
 
 log = logging.getLogger(__name__)
 
@@ -287,9 +287,7 @@ def opt_out(attempt: CallAttempt, *, now: dt.datetime) -> Exclusion:
         if not created and exclusion.expires_at is not None:
             Exclusion.objects.filter(pk=exclusion.pk).update(expires_at=None)
         CallAttempt.objects.filter(pk=attempt.pk).update(opted_out=True)
-        Contact.objects.filter(phone=contact.phone, state__in=Contact.CALLABLE_STATES).update(
-            state=Contact.State.EXCLUDED, updated_at=now
-        )
+        exclude_listed_contacts([contact.phone], campaign_id=None, now=now)
         log_event(attempt, "opt_out", "added to the do-not-call list", now=now)
     attempt.opted_out = True
     return exclusion

@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from campaigns.models import Campaign
+from contacts.editing import apply_exclusion
 from contacts.importing import ImportFileError, ImportReport, import_contacts, import_exclusions
 from contacts.models import Contact, Exclusion
 
@@ -163,6 +164,11 @@ class ExclusionAdmin(CsvImportAdminMixin, admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+        excluded = apply_exclusion(obj)
+        if excluded:
+            self.message_user(
+                request, f"{excluded} contact(s) waiting to be called with this number excluded."
+            )
 
     def run_import(self, request, data) -> ImportReport:
         return import_exclusions(

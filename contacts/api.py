@@ -2,6 +2,7 @@
 
 import django_filters
 import phonenumbers
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -12,7 +13,13 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from campaigns.models import Campaign
-from contacts.editing import add_contact, add_exclusion, exclusions_for, update_contact
+from contacts.editing import (
+    add_contact,
+    add_exclusion,
+    apply_exclusion,
+    exclusions_for,
+    update_contact,
+)
 from contacts.importing import import_contacts, import_exclusions
 from contacts.models import Contact, Exclusion
 from contacts.phones import InvalidPhone, normalise_phone
@@ -154,6 +161,12 @@ class ExclusionSerializer(serializers.ModelSerializer):
 
     def create(self, validated_data):
         return add_exclusion(**validated_data)
+
+    @transaction.atomic
+    def update(self, instance, validated_data):
+        exclusion = super().update(instance, validated_data)
+        apply_exclusion(exclusion)
+        return exclusion
 
 
 class ImportRequestSerializer(serializers.Serializer):

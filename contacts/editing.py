@@ -7,7 +7,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns.models import Campaign
-from contacts.models import Contact, Exclusion, active_exclusions, is_excluded
+from contacts.models import (
+    Contact,
+    Exclusion,
+    active_exclusions,
+    exclude_listed_contacts,
+    is_excluded,
+)
 
 
 @transaction.atomic
@@ -54,13 +60,25 @@ def add_exclusion(
     if scope.exists():
         where = "every campaign" if campaign is None else f"campaign {campaign.pk}"
         raise ValidationError({"phone": f"This number is already excluded from {where}."})
-    return Exclusion.objects.create(
+    exclusion = Exclusion.objects.create(
         phone=phone,
         campaign=campaign,
         reason=reason,
         source=source,
         expires_at=expires_at,
         created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
+    )
+    apply_exclusion(exclusion)
+    return exclusion
+
+
+def apply_exclusion(exclusion: Exclusion, now: dt.datetime | None = None) -> int:
+    """After an entry is saved (created, or changed to never expire): a permanent one excludes
+    the number's contacts still waiting to be called (exclude_listed_contacts)."""
+    if exclusion.expires_at is not None:
+        return 0
+    return exclude_listed_contacts(
+        [exclusion.phone], campaign_id=exclusion.campaign_id, now=now or timezone.now()
     )
 
 

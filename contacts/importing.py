@@ -41,7 +41,13 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from campaigns.models import Campaign
 from campaigns.windows import is_valid_zone
-from contacts.models import Contact, Exclusion, active_exclusions, zone_key
+from contacts.models import (
+    Contact,
+    Exclusion,
+    active_exclusions,
+    exclude_listed_contacts,
+    zone_key,
+)
 from contacts.numbering import read_number
 from contacts.phones import mask_phone, normalise_phone, timezones_for
 
@@ -744,6 +750,9 @@ def _import_exclusion_batch(campaign, batch, region, source, created_by, report)
                     if phone not in existing
                 ]
                 Exclusion.objects.bulk_create(rows, batch_size=BATCH_SIZE)
+                permanent = [row.phone for row in rows if row.expires_at is None]
+                campaign_id = campaign.pk if campaign is not None else None
+                exclude_listed_contacts(permanent, campaign_id=campaign_id, now=timezone.now())
             break
         except IntegrityError:
             if retry == 2:

@@ -1,13 +1,14 @@
 import datetime as dt
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.models import Campaign
 from campaigns.windows import is_valid_zone
-from contacts.phones import normalise_phone, timezones_for
+from contacts.phones import InvalidPhone, normalise_phone, timezones_for
 
 
 def zone_key(zones: list[str]) -> str:
@@ -190,6 +191,14 @@ class Exclusion(models.Model):
             self.phone = normalise_phone(self.phone)
         super().save(*args, **kwargs)
 
+    def clean(self) -> None:
+        """Any format in, E.164 stored (forms validate the constraints before save())."""
+        if self.phone:
+            try:
+                self.phone = normalise_phone(self.phone)
+            except InvalidPhone as exc:
+                raise ValidationError({"phone": str(exc)}) from exc
+
 
 def active_exclusions(now: dt.datetime, campaign_id: int | None = None):
     """Exclusions in force at `now`: global ones, plus the campaign's own when given."""
@@ -203,3 +212,15 @@ def active_exclusions(now: dt.datetime, campaign_id: int | None = None):
 
 def is_excluded(phone: str, *, campaign_id: int | None, now: dt.datetime) -> bool:
     return active_exclusions(now, campaign_id).filter(phone=phone).exists()
+
+
+def exclude_listed_contacts(phones, *, campaign_id: int | None, now: dt.datetime) -> int:
+    """A permanent do-not-call entry for these numbers (in every campaign, or in one): their
+    contacts that are still waiting to be called become `excluded`, so the campaign can
+    complete instead of keeping them pending for ever (the dial-time check would skip them on
+    every tick). A contact on a call right now is left to its call; an entry that expires only
+    holds contacts back at dial time while it lasts. Returns how many contacts moved."""
+    contacts = Contact.objects.filter(phone__in=list(phones), state__in=Contact.CALLABLE_STATES)
+    if campaign_id is not None:
+        contacts = contacts.filter(campaign_id=campaign_id)
+    return contacts.update(state=Contact.State.EXCLUDED, updated_at=now)

@@ -2,6 +2,7 @@ import pytest
 from django.urls import reverse
 
 from campaigns.models import Campaign
+from contacts.models import Exclusion
 from tests.factories import (
     AnswerFactory,
     CallEventFactory,
@@ -226,3 +227,36 @@ def test_admin_question_page_refuses_an_answer_on_the_opt_out_key(admin_client):
     assert admin_client.post(url, data).status_code == 302
     question.refresh_from_db()
     assert question.max_value == 8
+
+
+@pytest.mark.django_db
+def test_admin_exclusion_excludes_the_contacts_waiting_for_a_call(admin_client):
+    contact = ContactFactory(phone="+12125550101")
+    response = admin_client.post(
+        reverse("admin:contacts_exclusion_add"),
+        {
+            "phone": "(212) 555-0101",
+            "reason": "asked by letter",
+            "source": "manual",
+            "expires_at_0": "",
+            "expires_at_1": "",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "1 contact(s) waiting to be called with this number excluded." in (
+        response.content.decode()
+    )
+    contact.refresh_from_db()
+    assert contact.state == "excluded"
+
+
+@pytest.mark.django_db
+def test_admin_exclusion_refuses_what_is_not_a_phone_number(admin_client):
+    response = admin_client.post(
+        reverse("admin:contacts_exclusion_add"),
+        {"phone": "garbage", "source": "manual", "expires_at_0": "", "expires_at_1": ""},
+    )
+    assert response.status_code == 200
+    assert "is not a phone number" in response.content.decode()
+    assert not Exclusion.objects.exists()

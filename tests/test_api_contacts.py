@@ -212,6 +212,43 @@ def test_create_exclusion_records_who_and_refuses_a_duplicate(api_client, admin_
     assert scoped.status_code == 201
 
 
+def test_a_permanent_exclusion_excludes_the_contacts_still_waiting_to_be_called(api_client):
+    # Left pending, the dial-time check would skip them on every tick and their campaign
+    # would never complete.
+    first, second = CampaignFactory(), CampaignFactory()
+    waiting = ContactFactory(campaign=first, phone="+12125550101")
+    retrying = ContactFactory(campaign=second, phone="+12125550101", state="not_reached")
+    on_a_call = ContactFactory(phone="+12125550101", state="in_progress")
+    ContactFactory(phone="+12125550101", state="completed")
+    other_number = ContactFactory(campaign=first, phone="+12125550199")
+
+    scoped = {"phone": "+12125550101", "campaign": first.pk}
+    assert api_client.post(EXCLUSIONS, scoped).status_code == 201
+    states = dict(Contact.objects.values_list("pk", "state"))
+    assert states[waiting.pk] == "excluded" and states[retrying.pk] == "not_reached"
+
+    assert api_client.post(EXCLUSIONS, {"phone": "+12125550101"}).status_code == 201
+    states = dict(Contact.objects.values_list("pk", "state"))
+    assert states[retrying.pk] == "excluded"
+    assert states[on_a_call.pk] == "in_progress"  # its call settles it
+    assert sorted(states.values()).count("completed") == 1
+    assert states[other_number.pk] == "pending"
+
+
+def test_an_exclusion_that_expires_holds_contacts_back_only_while_it_lasts(api_client, now):
+    contact = ContactFactory(phone="+12125550101")
+    until = (now + dt.timedelta(days=30)).isoformat()
+    response = api_client.post(EXCLUSIONS, {"phone": "+12125550101", "expires_at": until})
+    assert response.status_code == 201
+    contact.refresh_from_db()
+    assert contact.state == "pending"
+    # Made permanent later: the contact is excluded then.
+    entry = f"{EXCLUSIONS}{response.json()['id']}/"
+    assert api_client.patch(entry, {"expires_at": None}, format="json").status_code == 200
+    contact.refresh_from_db()
+    assert contact.state == "excluded"
+
+
 def test_update_and_delete_exclusion(api_client):
     entry = ExclusionFactory()
     response = api_client.patch(f"{EXCLUSIONS}{entry.pk}/", {"reason": "complaint"})
@@ -262,6 +299,8 @@ def test_check_with_bad_input_is_a_400(api_client, params):
 
 def test_import_exclusions_over_the_api(api_client, viewer_client):
     campaign = CampaignFactory()
+    listed = ContactFactory(campaign=campaign, phone="+12125550101")
+    elsewhere = ContactFactory(phone="+12125550101")
     text = "phone,reason\n+12125550101,asked\n+12125550102,\nnope,\n"
     response = api_client.post(
         f"{EXCLUSIONS}import/",
@@ -271,6 +310,8 @@ def test_import_exclusions_over_the_api(api_client, viewer_client):
     assert response.status_code == 200, response.content
     assert (response.json()["created"], response.json()["rejected"]) == (2, 1)
     assert Exclusion.objects.filter(campaign=campaign, source="import").count() == 2
+    assert Contact.objects.get(pk=listed.pk).state == "excluded"
+    assert Contact.objects.get(pk=elsewhere.pk).state == "pending"  # the entries are scoped
     denied = viewer_client.post(f"{EXCLUSIONS}import/", {"file": upload(text)}, format="multipart")
     assert_error(denied, 403)
     bad_campaign = api_client.post(

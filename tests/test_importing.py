@@ -271,6 +271,8 @@ def test_the_report_matches_the_database(now):
 def test_exclusion_import(admin_user, now):
     campaign = CampaignFactory()
     ExclusionFactory(phone="+12125550102")  # already global
+    permanent = ContactFactory(campaign=campaign, phone="+12125550101")
+    for_a_while = ContactFactory(campaign=campaign, phone="+12125550103")
     text = (
         "phone;reason;expires_at\n"
         "(212) 555-0101;asked;\n"
@@ -287,6 +289,9 @@ def test_exclusion_import(admin_user, now):
     assert entry.campaign is None and entry.source == Exclusion.Source.IMPORT
     assert entry.expires_at == dt.datetime(2027, 1, 31, tzinfo=dt.UTC)
     assert entry.created_by == admin_user
+    permanent.refresh_from_db()
+    for_a_while.refresh_from_db()
+    assert (permanent.state, for_a_while.state) == ("excluded", "pending")
 
     # The same number may be excluded from one campaign as well as globally.
     scoped = import_exclusions(stream=csv_bytes("phone\n+12125550101\n"), campaign=campaign)
