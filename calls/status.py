@@ -38,6 +38,12 @@ TWILIO_STATUSES = {
     "canceled": S.CANCELED,
 }
 
+# Twilio's ErrorCodes on a "failed" callback that say the number itself is bad (invalid
+# format, invalid number, forbidden number, invalid country code): calling again cannot work,
+# so the attempt ends as when the provider refuses the number on dialling (contact `invalid`).
+# https://www.twilio.com/docs/api/errors (13223-13226)
+INVALID_NUMBER_ERRORS = ("13223", "13224", "13225", "13226")
+
 # What a status move or the survey may have changed on the attempt row.
 REFRESHED_FIELDS = [
     "status",
@@ -90,6 +96,8 @@ def status_changes(
     `provider_call_sid` and `answered_at` only fill an empty column, `last_sequence_number`
     keeps the highest."""
     final = target in CallAttempt.FINAL_STATUSES
+    if target == S.FAILED and error_code in INVALID_NUMBER_ERRORS:
+        error_code, error_message = "number_rejected", f"Twilio {error_code}: {error_message}"
     answered_at = None
     if target == S.IN_PROGRESS:
         answered_at = at

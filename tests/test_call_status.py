@@ -169,6 +169,19 @@ def test_failed_call_keeps_twilios_error_code(client, frozen):
 
 
 @pytest.mark.django_db
+def test_failed_call_on_an_invalid_number_marks_the_contact_invalid(client, frozen):
+    # Twilio may accept the call and only then find the number does not exist (13224):
+    # retrying it would fail the same way every time.
+    attempt = live_attempt(now=frozen)
+    play(client, attempt, ("failed", {"ErrorCode": "13224", "ErrorMessage": "Invalid number"}))
+    assert attempt.status == "failed"
+    assert attempt.error_code == "number_rejected"
+    assert attempt.error_message == "Twilio 13224: Invalid number"
+    assert attempt.outcome == "rejected"
+    assert attempt.contact.state == "invalid"
+
+
+@pytest.mark.django_db
 def test_first_callback_records_the_sid_when_the_dialler_has_not_yet(client, frozen):
     attempt = live_attempt(now=frozen, status="queued")
     CallAttempt.objects.filter(pk=attempt.pk).update(provider_call_sid=None)
