@@ -27,9 +27,6 @@ log = logging.getLogger(__name__)
 
 # Seconds the callee has to start answering once a question has been read.
 GATHER_TIMEOUT = 6
-# Fixed texts the campaign has no field for (said in the campaign's voice and language).
-OPT_OUT_GOODBYE = "You will not be called again. Thank you, goodbye."
-CALLBACK_GOODBYE = "Thank you. We will call you back in about {delay}. Goodbye."
 
 PLACEHOLDER = re.compile(r"\{([^{}|]*)(?:\|([^{}]*))?\}")
 HIDDEN_PLACEHOLDERS = {"phone"}  # never read a number out to whoever picks up
@@ -232,12 +229,12 @@ def answer_question(
     script = script_for(attempt)
     if reply.digits and reply.digits == campaign.opt_out_key:
         opt_out(attempt, now=now)
-        script.hang_up(OPT_OUT_GOODBYE)
+        script.hang_up(campaign.opt_out_message)
         return str(script.response)
     if campaign.callback_key and reply.digits == campaign.callback_key:
         when = request_callback(attempt, now=now)
         delay = spoken_delay(round((when - now).total_seconds() / 60))
-        script.hang_up(CALLBACK_GOODBYE.format(delay=delay))
+        script.hang_up(campaign.callback_message.replace("{delay}", delay))
         return str(script.response)
 
     valid = None if reply.is_silence else validate_answer(question, reply)

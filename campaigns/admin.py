@@ -101,6 +101,7 @@ class CampaignAdmin(admin.ModelAdmin):
                     "closing_message",
                     ("voice", "language"),
                     ("opt_out_key", "callback_key", "callback_delay_minutes"),
+                    ("opt_out_message", "callback_message"),
                 ]
             },
         ),

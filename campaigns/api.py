@@ -61,6 +61,8 @@ class CampaignSerializer(serializers.ModelSerializer):
             "opt_out_key",
             "callback_key",
             "callback_delay_minutes",
+            "opt_out_message",
+            "callback_message",
             "questions",
             "created_by",
             "created_at",

@@ -114,6 +114,17 @@ class Campaign(models.Model):
     # Survey
     intro_message = models.TextField(blank=True)
     closing_message = models.TextField(blank=True, default="Thank you for your time. Goodbye.")
+    opt_out_message = models.TextField(
+        blank=True,
+        default="You will not be called again. Thank you, goodbye.",
+        help_text="Said after the opt-out key, before hanging up.",
+    )
+    callback_message = models.TextField(
+        blank=True,
+        default="Thank you. We will call you back in about {delay}. Goodbye.",
+        help_text="Said after the call-back key; {delay} is the delay in English words "
+        '("2 hours"): leave it out in another language.',
+    )
     voice = models.CharField(max_length=40, default="alice")
     language = models.CharField(max_length=16, default="en-US")
     opt_out_key = models.CharField(

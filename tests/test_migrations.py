@@ -11,6 +11,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 BEFORE_COUNTING_AT_CLAIM = [
     ("calls", "0006_event_scheduled_call_partial_idx"),
     ("contacts", "0004_drop_dialable_idx"),
+    ("campaigns", "0001_initial"),
 ]
 COUNTING_AT_CLAIM = [("calls", "0007_count_claimed_attempts")]
 

@@ -311,6 +311,26 @@ def test_human_detected_hears_the_survey(client, attempt):
 
 
 @pytest.mark.django_db
+def test_goodbyes_are_the_campaigns_own_words(client, attempt, frozen):
+    campaign = attempt.campaign
+    campaign.language = "fr-FR"
+    campaign.callback_key = "8"
+    campaign.opt_out_message = "Vous ne serez plus appelé. Au revoir {name|}."
+    campaign.callback_message = "Merci {name|}, nous vous rappellerons dans {delay}."
+    campaign.save()
+    attempt.contact.name = "Anne"
+    attempt.contact.save()
+    root = reply(client, answer_call(client, attempt), Digits="8")
+    assert said(root) == ["Merci Anne, nous vous rappellerons dans 2 hours."]
+
+    other = live_attempt(now=frozen, campaign=campaign)
+    other.contact.name = ""
+    other.contact.save()
+    root = reply(client, answer_call(client, other), Digits="9")
+    assert said(root) == ["Vous ne serez plus appelé. Au revoir."]  # no name: no gap
+
+
+@pytest.mark.django_db
 def test_callback_key_books_a_later_call(client, attempt, frozen):
     attempt.campaign.callback_key = "8"
     attempt.campaign.callback_delay_minutes = 120
