@@ -13,7 +13,7 @@ from calls import prepared
 from calls.models import CallAttempt
 from calls.scheduling import settle_scheduled_call
 from campaigns.models import Campaign
-from contacts.models import Contact
+from contacts.models import Contact, Exclusion
 
 # Outages and crashes before dialling are not calls to the person: the contact goes back to
 # where it was after this short pause (the provider gets a moment to recover).
@@ -42,8 +42,8 @@ def settle_locked_contact(
     attempt: CallAttempt, contact: Contact | None, *, now: dt.datetime
 ) -> str | None:
     """`settle_contact` for a caller that has already locked the contact as `_lock_contact`
-    does, its campaign cached (the status webhook does it in the statement that ends the
-    attempt); None: the fence held it back."""
+    does (with `listed`), its campaign cached (the status webhook does it in the statement
+    that ends the attempt); None: the fence held it back."""
     with transaction.atomic(savepoint=False):
         state = _settle_contact(attempt, contact, now=now) if contact else None
         if attempt.scheduled_call_id:
@@ -103,6 +103,9 @@ def _settle_contact(attempt: CallAttempt, contact: Contact, *, now: dt.datetime)
         next_attempt_at = now + campaign.retry_delay(outcome)
     else:
         state = Contact.State.EXHAUSTED
+    if state in Contact.CALLABLE_STATES and contact.listed:
+        # Put on the do-not-call list for good while this call was on: never called again.
+        state = Contact.State.EXCLUDED
     adapt = connection.ops.adapt_datetimefield_value
     params = {
         "id": contact.pk,
@@ -116,16 +119,26 @@ def _settle_contact(attempt: CallAttempt, contact: Contact, *, now: dt.datetime)
     return state
 
 
+def listed_for_good(contact: str) -> str:
+    """SQL: whether the number of the contact row `contact` has a do-not-call entry that never
+    expires, for every campaign or for its own (as `listed`)."""
+    exclusions = connection.ops.quote_name(Exclusion._meta.db_table)
+    return f"""EXISTS (
+        SELECT 1 FROM {exclusions} x WHERE x.phone = {contact}.phone AND x.expires_at IS NULL
+           AND (x.campaign_id IS NULL OR x.campaign_id = {contact}.campaign_id)
+    ) AS listed"""
+
+
 def _lock_contact(attempt: CallAttempt) -> Contact | None:
     """The attempt's contact, locked, while it is still in progress on this attempt (else
-    None), with its campaign. Written by hand: the ORM took longer to compile this query than
-    the database took to run it, on every final callback."""
+    None), with its campaign and `listed` (listed_for_good). Written by hand: the ORM took
+    longer to compile this query than the database took to run it, on every final callback."""
     contacts = connection.ops.quote_name(Contact._meta.db_table)
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
     found = list(
         Contact.objects.raw(
-            f"SELECT * FROM {contacts} WHERE id = %s AND state = %s AND last_attempt_number = %s"
-            + lock,
+            f"SELECT c.*, {listed_for_good('c')} FROM {contacts} c"
+            " WHERE c.id = %s AND c.state = %s AND c.last_attempt_number = %s" + lock,
             [attempt.contact_id, Contact.State.IN_PROGRESS, attempt.attempt_number],
         )
     )

@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce, Greatest
 
 from calls import prepared
 from calls.models import CallAttempt, CallEvent
-from calls.outcomes import settle_contact, settle_locked_contact
+from calls.outcomes import listed_for_good, settle_contact, settle_locked_contact
 from campaigns.models import Campaign
 from contacts.models import Contact
 
@@ -227,13 +227,14 @@ SELECT attempt.status, moved.id FROM attempt LEFT JOIN moved ON true
 # of calls.outcomes._lock_contact), and reads it and its campaign: the settlement needs no
 # further read.
 LOG_MOVE_AND_LOCK = f"""{LOG_AND_MOVE}, locked AS (
-    SELECT contact.* FROM {CONTACTS} contact JOIN moved ON contact.id = moved.contact_id
+    SELECT contact.*, {listed_for_good("contact")}
+      FROM {CONTACTS} contact JOIN moved ON contact.id = moved.contact_id
      WHERE contact.state = '{Contact.State.IN_PROGRESS}'
        AND contact.last_attempt_number = moved.attempt_number
        FOR UPDATE OF contact
 )
 SELECT attempt.status, attempt.closed_blind, {_columns(CallAttempt, "moved")},
-       {_columns(Contact, "locked")}, {_columns(Campaign, "campaign")}
+       {_columns(Contact, "locked")}, {_columns(Campaign, "campaign")}, locked.listed
   FROM attempt LEFT JOIN moved ON true LEFT JOIN locked ON true
   LEFT JOIN {CAMPAIGNS} campaign ON campaign.id = moved.campaign_id
 """
@@ -285,7 +286,7 @@ def record_call_status(
         row = prepared.fetch_one(LOG_MOVE_AND_LOCK, params)
         if row is None:
             return None
-        status, closed_blind, *columns = row
+        status, closed_blind, *columns, listed = row
         attempt, contact, campaign = _instances(columns, CallAttempt, Contact, Campaign)
         if attempt is None:
             if closed_blind and params["duration"] is not None:
@@ -295,6 +296,7 @@ def record_call_status(
         CallAttempt._meta.get_field("campaign").set_cached_value(attempt, campaign)
         if contact is not None:
             Contact._meta.get_field("campaign").set_cached_value(contact, campaign)
+            contact.listed = listed
         return _log_end(attempt, settle_locked_contact(attempt, contact, now=now), now=now)
 
 

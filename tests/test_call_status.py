@@ -6,7 +6,7 @@ import time_machine
 from calls.models import CallAttempt, CallEvent
 from calls.outcomes import settle_contact
 from calls.status import apply_call_status
-from tests.factories import ContactFactory
+from tests.factories import ContactFactory, ExclusionFactory
 from tests.webhook_helpers import live_attempt, send_status
 
 
@@ -239,6 +239,25 @@ def test_late_webhook_of_an_old_attempt_ends_it_and_leaves_the_contact_alone(cli
     assert old.contact.attempts_count == contact.attempts_count
     ended = CallEvent.objects.get(attempt=old, kind="status")
     assert ended.message.endswith("contact not moved: it has moved on")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("expires", "state"),
+    [(None, "excluded"), (dt.timedelta(days=30), "not_reached")],
+)
+def test_a_contact_put_on_the_do_not_call_list_during_its_call_is_not_retried(
+    client, frozen, expires, state
+):
+    attempt = live_attempt(now=frozen, status="ringing")
+    ExclusionFactory(
+        phone=attempt.contact.phone,
+        campaign=attempt.campaign,
+        expires_at=frozen + expires if expires else None,
+    )
+    play(client, attempt, "busy")
+    # For good: excluded, so the campaign can complete; for a while: retried once it lapses.
+    assert attempt.contact.state == state
 
 
 @pytest.mark.django_db

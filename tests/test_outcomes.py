@@ -4,7 +4,7 @@ import pytest
 
 from calls.models import CallAttempt
 from calls.outcomes import NOT_A_CALL_RETRY, settle_contact
-from tests.factories import CallAttemptFactory, ContactFactory
+from tests.factories import CallAttemptFactory, ContactFactory, ExclusionFactory
 
 S = CallAttempt.Status
 
@@ -136,3 +136,15 @@ def test_final_callback_does_not_count_the_attempt_again(now):
     attempt = live_attempt(now, attempts_count=2, number=2)
     assert finish(attempt, now, status=S.BUSY) == "not_reached"
     assert attempt.contact.attempts_count == 2
+
+
+@pytest.mark.django_db
+def test_a_number_listed_for_good_in_every_campaign_is_excluded_not_retried(now):
+    attempt = live_attempt(now)
+    ExclusionFactory(phone=attempt.contact.phone)  # global, never expires
+    ExclusionFactory(phone="+12125550199")  # another number: no effect
+    assert finish(attempt, now, status=S.NO_ANSWER) == "excluded"
+    completed = live_attempt(now)
+    ExclusionFactory(phone=completed.contact.phone)
+    done = finish(completed, now, status=S.COMPLETED, answered_by="human", survey_finished=True)
+    assert done == "completed"  # a finished survey stays finished
