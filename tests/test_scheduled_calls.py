@@ -18,7 +18,7 @@ from calls.scheduling import (
     schedule_call,
     settle_scheduled_call,
 )
-from tests.factories import ContactFactory, ExclusionFactory, book
+from tests.factories import CampaignFactory, ContactFactory, ExclusionFactory, book
 
 S = ScheduledCall.Status
 PARIS, NEW_YORK = ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York")
@@ -228,6 +228,22 @@ def test_excluded_numbers_scheduled_call_is_cancelled_never_dialled(contact, now
     call.refresh_from_db()
     assert call.status == S.CANCELLED
     assert "do-not-call" in CallEvent.objects.get(scheduled_call=call, kind="cancelled").message
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("scope", "expired", "dialled"),
+    [("own", False, False), ("other", False, True), ("global", True, True)],
+)
+def test_only_entries_in_force_for_the_contacts_campaign_cancel_a_booking(
+    contact, now, scope, expired, dialled
+):
+    call = book(contact, now)
+    campaign = {"own": contact.campaign, "other": CampaignFactory(), "global": None}[scope]
+    until = call.next_run_at - dt.timedelta(minutes=1) if expired else None
+    ExclusionFactory(phone=contact.phone, campaign=campaign, expires_at=until)
+    attempts, _ = claim_due_scheduled_calls(now=call.next_run_at, limit=10)
+    assert len(attempts) == (1 if dialled else 0)
 
 
 @pytest.mark.django_db
