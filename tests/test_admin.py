@@ -123,43 +123,9 @@ def test_admin_action_reports_illegal_moves_and_applies_legal_ones(admin_client)
     assert (draft.status, running.status) == ("draft", "paused")
 
 
-@pytest.mark.django_db
-def test_admin_refuses_a_campaign_window_outside_the_legal_window(admin_client):
-    response = admin_client.post(
-        reverse("admin:campaigns_campaign_add"),
-        {
-            "name": "Night owls",
-            "timezone": "America/New_York",
-            "window_policy": "contact",
-            "window_start": "07:00",
-            "window_end": "22:00",
-            "weekdays": "[0, 1, 2]",
-            "max_attempts": 3,
-            "retry_busy_minutes": 1,
-            "retry_no_answer_minutes": 1,
-            "retry_failed_minutes": 1,
-            "retry_machine_minutes": 1,
-            "completion_max_attempts": 1,
-            "completion_retry_minutes": 1,
-            "max_concurrent_calls": 2,
-            "machine_policy": "hang_up",
-            "voice": "alice",
-            "language": "en-US",
-            "opt_out_key": "9",
-            "callback_delay_minutes": 60,
-            "closing_message": "Bye",
-            "questions-TOTAL_FORMS": 0,
-            "questions-INITIAL_FORMS": 0,
-        },
-    )
-    assert response.status_code == 200
-    assert "legal window" in response.content.decode()
-    assert not Campaign.objects.filter(name="Night owls").exists()
-
-
-@pytest.mark.django_db
-def test_admin_refuses_a_question_answered_on_the_call_back_key(admin_client):
-    data = {
+def campaign_form(**changes) -> dict:
+    """The admin's add-campaign form as a browser posts it, with no questions."""
+    return {
         "name": "Keys",
         "timezone": "America/New_York",
         "window_policy": "contact",
@@ -178,19 +144,38 @@ def test_admin_refuses_a_question_answered_on_the_call_back_key(admin_client):
         "voice": "alice",
         "language": "en-US",
         "opt_out_key": "9",
-        "callback_key": "1",
         "callback_delay_minutes": 60,
         "closing_message": "Bye",
-        "questions-TOTAL_FORMS": 1,
+        "questions-TOTAL_FORMS": 0,
         "questions-INITIAL_FORMS": 0,
-        "questions-0-position": 1,
-        "questions-0-kind": "yes_no",
-        "questions-0-prompt": "Happy? 1 yes, 2 no.",
-        "questions-0-max_digits": 1,
-        "questions-0-valid_answers": "[]",
-        "questions-0-reprompt_message": "Sorry?",
-        "questions-0-max_reprompts": 2,
+        **changes,
     }
+
+
+@pytest.mark.django_db
+def test_admin_refuses_a_campaign_window_outside_the_legal_window(admin_client):
+    data = campaign_form(name="Night owls", window_start="07:00", window_end="22:00")
+    response = admin_client.post(reverse("admin:campaigns_campaign_add"), data)
+    assert response.status_code == 200
+    assert "legal window" in response.content.decode()
+    assert not Campaign.objects.filter(name="Night owls").exists()
+
+
+@pytest.mark.django_db
+def test_admin_refuses_a_question_answered_on_the_call_back_key(admin_client):
+    data = campaign_form(callback_key="1")
+    data.update(
+        {
+            "questions-TOTAL_FORMS": 1,
+            "questions-0-position": 1,
+            "questions-0-kind": "yes_no",
+            "questions-0-prompt": "Happy? 1 yes, 2 no.",
+            "questions-0-max_digits": 1,
+            "questions-0-valid_answers": "[]",
+            "questions-0-reprompt_message": "Sorry?",
+            "questions-0-max_reprompts": 2,
+        }
+    )
     response = admin_client.post(reverse("admin:campaigns_campaign_add"), data)
     assert response.status_code == 200
     assert "call-back key, so the answer 1 could never be given" in response.content.decode()
