@@ -22,7 +22,7 @@ from calls.claiming import claim_batch
 from calls.lifecycle import advance_campaigns
 from calls.models import CallAttempt, CallEvent, DiallerHeartbeat
 from calls.outcomes import settle_contact
-from calls.pacing import TokenBucket, default_pace, pace_budget
+from calls.pacing import SharedPace, TokenBucket, default_pace, pace_budget
 from calls.recovery import recover_lost_attempts
 from calls.rows import rows_cte
 from calls.telephony.base import (
@@ -93,7 +93,7 @@ def tick(
     now: dt.datetime,
     *,
     provider: Provider | None = None,
-    pace: TokenBucket | None = None,
+    pace: TokenBucket | SharedPace | None = None,
     interval: float | None = None,
 ) -> TickReport:
     """Run the dialler once at `now` and return what it did (also logged as one line, and
@@ -155,7 +155,7 @@ def dial_attempts(
     *,
     provider: Provider,
     now: dt.datetime,
-    pace: TokenBucket | None = None,
+    pace: TokenBucket | SharedPace | None = None,
     report: TickReport,
 ) -> None:
     """Place the claimed calls, concurrently on DIALLER_DIAL_THREADS threads, never faster than

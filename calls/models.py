@@ -352,3 +352,15 @@ class DiallerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"Last tick {self.last_tick_at:%Y-%m-%d %H:%M:%S} by {self.worker}"
+
+
+class DialPace(models.Model):
+    """The calls-per-second pace shared by every scheduler on one PostgreSQL database: the
+    time of the next free dial slot (calls.pacing.SharedPace). Unlogged on PostgreSQL: after
+    a crash the pace simply starts afresh."""
+
+    key = models.CharField(max_length=40, primary_key=True)
+    next_slot = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key}: next slot {self.next_slot:%H:%M:%S.%f}"

@@ -5,6 +5,9 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import connection
+
+from calls.models import DialPace
 
 
 class TokenBucket:
@@ -46,15 +49,60 @@ class TokenBucket:
             self._updated = now + wait
 
 
+# Reserve the next free slot: the row holds the time of the next free slot; taking one moves
+# it one interval past the later of itself and now (a virtual-schedule rate limiter, GCRA).
+# Times are the database's, so schedulers on machines with skewed clocks still share one
+# pace. Returns the seconds to wait for the slot taken.
+RESERVE_SLOT = f"""
+WITH clock AS (SELECT clock_timestamp() AS now)
+INSERT INTO "{DialPace._meta.db_table}" AS pace (key, next_slot)
+SELECT %(key)s, now + %(interval)s * interval '1 second' FROM clock
+ON CONFLICT (key) DO UPDATE SET next_slot =
+    GREATEST(pace.next_slot, (SELECT now FROM clock)) + %(interval)s * interval '1 second'
+RETURNING EXTRACT(EPOCH FROM pace.next_slot - (SELECT now FROM clock)) - %(interval)s
+"""
+
+
+class SharedPace:
+    """The pace of every scheduler process on this PostgreSQL database together: each call
+    takes the next free slot from one row (one UPDATE, on an unlogged table) and sleeps until
+    it. Same interface as TokenBucket; the sleep is injectable for tests."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        key: str = "default",
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if rate <= 0:
+            raise ValueError("The pace must be a positive number of calls per second.")
+        self.interval = 1.0 / rate
+        self.key = key
+        self.sleep = sleep
+
+    def acquire(self) -> float:
+        """Take the next slot, sleeping until it comes; returns the seconds waited."""
+        with connection.cursor() as cursor:
+            cursor.execute(RESERVE_SLOT, {"key": self.key, "interval": self.interval})
+            wait = float(cursor.fetchone()[0])
+        if wait > 0:
+            self.sleep(wait)
+        return max(wait, 0.0)
+
+
 _buckets: dict[float, TokenBucket] = {}
 _buckets_lock = threading.Lock()
 
 
-def default_pace() -> TokenBucket:
-    """The process's bucket for settings.DIALLER_CALLS_PER_SECOND, shared by consecutive ticks
-    so a tick that starts right after another does not burst past the pace. (Several processes
-    each keep their own pace: run one scheduler per provider account, or divide the setting.)"""
+def default_pace() -> TokenBucket | SharedPace:
+    """The pace of settings.DIALLER_CALLS_PER_SECOND. On PostgreSQL it is shared by every
+    scheduler on the database (SharedPace), so several machines together keep the provider's
+    calls-per-second limit. On SQLite (one machine) it is the process's bucket, shared by
+    consecutive ticks so a tick that starts right after another does not burst past it."""
     rate = settings.DIALLER_CALLS_PER_SECOND
+    if connection.vendor == "postgresql":
+        return SharedPace(rate)
     with _buckets_lock:
         if rate not in _buckets:
             _buckets[rate] = TokenBucket(rate)
