@@ -62,11 +62,11 @@ LOAD_SQL = [
         retry_machine_minutes, completion_max_attempts, completion_retry_minutes,
         max_concurrent_calls, caller_id, machine_detection, machine_policy, voicemail_message,
         intro_message, closing_message, voice, language, opt_out_key, callback_key,
-        callback_delay_minutes, created_at, updated_at)
+        callback_delay_minutes, opt_out_message, callback_message, created_at, updated_at)
     SELECT 'Bench campaign ' || i, '', CASE WHEN i > 8 THEN 'paused' ELSE 'running' END,
         'America/New_York', 'contact', '09:00', '20:00', '[0,1,2,3,4]', 5, 15, 60, 30, 120,
         2, 30, 50, '', true, 'hang_up', '', 'Hello {name|there}.', 'Goodbye.', 'alice',
-        'en-US', '9', '', 120, now(), now()
+        'en-US', '9', '', 120, 'Goodbye.', 'We will call you back.', now(), now()
     FROM generate_series(1, %(campaigns)s) AS i
     """,
     # Contacts: spread evenly over the campaigns, states in realistic shares.
