@@ -6,7 +6,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from campaigns.models import Campaign
-from contacts.editing import apply_exclusion
+from contacts.editing import apply_exclusion, remove_exclusions
 from contacts.importing import ImportFileError, ImportReport, import_contacts, import_exclusions
 from contacts.models import Contact, Exclusion
 
@@ -164,11 +164,17 @@ class ExclusionAdmin(CsvImportAdminMixin, admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
-        excluded = apply_exclusion(obj)
+        excluded = apply_exclusion(obj, was=form.initial.get("phone"))
         if excluded:
             self.message_user(
                 request, f"{excluded} contact(s) waiting to be called with this number excluded."
             )
+
+    def delete_model(self, request, obj):
+        remove_exclusions([obj])
+
+    def delete_queryset(self, request, queryset):
+        remove_exclusions(queryset)
 
     def run_import(self, request, data) -> ImportReport:
         return import_exclusions(

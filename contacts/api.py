@@ -18,6 +18,7 @@ from contacts.editing import (
     add_exclusion,
     apply_exclusion,
     exclusions_for,
+    remove_exclusions,
     update_contact,
 )
 from contacts.importing import import_contacts, import_exclusions
@@ -164,8 +165,9 @@ class ExclusionSerializer(serializers.ModelSerializer):
 
     @transaction.atomic
     def update(self, instance, validated_data):
+        was = instance.phone
         exclusion = super().update(instance, validated_data)
-        apply_exclusion(exclusion)
+        apply_exclusion(exclusion, was=was)
         return exclusion
 
 
@@ -328,6 +330,9 @@ class ExclusionViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         serializer.save(created_by=self.request.user)
+
+    def perform_destroy(self, instance):
+        remove_exclusions([instance])
 
     @extend_schema(
         summary="Is this number on the do-not-call list?",

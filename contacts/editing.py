@@ -13,6 +13,7 @@ from contacts.models import (
     active_exclusions,
     exclude_listed_contacts,
     is_excluded,
+    release_unlisted_contacts,
 )
 
 
@@ -72,14 +73,27 @@ def add_exclusion(
     return exclusion
 
 
-def apply_exclusion(exclusion: Exclusion, now: dt.datetime | None = None) -> int:
-    """After an entry is saved (created, or changed to never expire): a permanent one excludes
-    the number's contacts still waiting to be called (exclude_listed_contacts)."""
+def apply_exclusion(
+    exclusion: Exclusion, *, was: str | None = None, now: dt.datetime | None = None
+) -> int:
+    """After an entry is saved (`was`: its phone before a change): contacts no longer listed
+    for good are released (release_unlisted_contacts), then a never-expiring entry excludes
+    the number's contacts still waiting to be called (exclude_listed_contacts). Returns how
+    many it excluded."""
+    now = now or timezone.now()
+    release_unlisted_contacts({exclusion.phone, was} - {None}, now=now)
     if exclusion.expires_at is not None:
         return 0
-    return exclude_listed_contacts(
-        [exclusion.phone], campaign_id=exclusion.campaign_id, now=now or timezone.now()
-    )
+    return exclude_listed_contacts([exclusion.phone], campaign_id=exclusion.campaign_id, now=now)
+
+
+@transaction.atomic
+def remove_exclusions(exclusions, now: dt.datetime | None = None) -> int:
+    """Take entries off the do-not-call list; their numbers' contacts that no other
+    never-expiring entry holds wait to be called again. Returns how many were released."""
+    exclusions = list(exclusions)
+    Exclusion.objects.filter(pk__in=[e.pk for e in exclusions]).delete()
+    return release_unlisted_contacts([e.phone for e in exclusions], now=now or timezone.now())
 
 
 def exclusions_for(phone: str, *, campaign_id: int | None, now: dt.datetime) -> list[Exclusion]:

@@ -3,7 +3,7 @@ import datetime as dt
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from campaigns.models import Campaign
@@ -212,6 +212,26 @@ def active_exclusions(now: dt.datetime, campaign_id: int | None = None):
 
 def is_excluded(phone: str, *, campaign_id: int | None, now: dt.datetime) -> bool:
     return active_exclusions(now, campaign_id).filter(phone=phone).exists()
+
+
+def release_unlisted_contacts(phones, *, now: dt.datetime) -> int:
+    """The reverse of exclude_listed_contacts, after entries are removed or made to expire:
+    the numbers' `excluded` contacts with no never-expiring entry left for them (global, or
+    their campaign's) wait to be called again, from now (`pending`, or `not_reached` once
+    called). An entry still in force that expires holds them back at dial time while it lasts.
+    A contact who opted out is `refused`, not `excluded`, and stays so."""
+    for_good = Exclusion.objects.filter(phone=OuterRef("phone"), expires_at__isnull=True).filter(
+        Q(campaign__isnull=True) | Q(campaign_id=OuterRef("campaign_id"))
+    )
+    contacts = Contact.objects.filter(phone__in=list(phones), state=Contact.State.EXCLUDED)
+    return contacts.exclude(Exists(for_good)).update(
+        state=Case(
+            When(attempts_count=0, then=Value(Contact.State.PENDING)),
+            default=Value(Contact.State.NOT_REACHED),
+        ),
+        next_attempt_at=now,
+        updated_at=now,
+    )
 
 
 def exclude_listed_contacts(phones, *, campaign_id: int | None, now: dt.datetime) -> int:

@@ -2,7 +2,7 @@ import pytest
 from django.urls import reverse
 
 from campaigns.models import Campaign
-from contacts.models import Exclusion
+from contacts.models import Contact, Exclusion
 from tests.factories import (
     AnswerFactory,
     CallEventFactory,
@@ -245,3 +245,16 @@ def test_admin_exclusion_refuses_what_is_not_a_phone_number(admin_client):
     assert response.status_code == 200
     assert "is not a phone number" in response.content.decode()
     assert not Exclusion.objects.exists()
+
+
+@pytest.mark.django_db
+def test_admin_bulk_delete_of_exclusions_releases_their_contacts(admin_client):
+    entries = [ExclusionFactory(phone=phone) for phone in ("+12125550101", "+12125550102")]
+    contacts = [ContactFactory(phone=e.phone, state="excluded") for e in entries]
+    response = admin_client.post(
+        reverse("admin:contacts_exclusion_changelist"),
+        {"action": "delete_selected", "_selected_action": [e.pk for e in entries], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert not Exclusion.objects.exists()
+    assert {c.state for c in Contact.objects.filter(pk__in=[c.pk for c in contacts])} == {"pending"}

@@ -249,6 +249,44 @@ def test_an_exclusion_that_expires_holds_contacts_back_only_while_it_lasts(api_c
     assert contact.state == "excluded"
 
 
+def test_taking_a_number_off_the_list_lets_its_contacts_be_called_again(api_client, now):
+    entry = ExclusionFactory(phone="+12125550101")  # global, never expires
+    first, second, third = CampaignFactory(), CampaignFactory(), CampaignFactory()
+    later = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+    fresh = ContactFactory(
+        campaign=first, phone="+12125550101", state="excluded", next_attempt_at=later
+    )
+    called = ContactFactory(
+        campaign=second,
+        phone="+12125550101",
+        state="excluded",
+        attempts_count=1,
+        last_attempt_number=1,
+    )
+    still_listed = ContactFactory(campaign=third, phone="+12125550101", state="excluded")
+    ExclusionFactory(phone="+12125550101", campaign=third)  # its own campaign's entry stays
+    opted_out = ContactFactory(phone="+12125550101", state="refused")
+
+    assert api_client.delete(f"{EXCLUSIONS}{entry.pk}/").status_code == 204
+    states = dict(Contact.objects.values_list("pk", "state"))
+    assert states[fresh.pk] == "pending" and states[called.pk] == "not_reached"
+    assert states[still_listed.pk] == "excluded" and states[opted_out.pk] == "refused"
+    fresh.refresh_from_db()
+    assert fresh.next_attempt_at <= dt.datetime.now(dt.UTC)  # due again
+
+
+def test_an_entry_changed_to_expire_releases_its_contacts_to_the_dial_time_check(api_client, now):
+    contact = ContactFactory(phone="+12125550101")
+    response = api_client.post(EXCLUSIONS, {"phone": "+12125550101"})
+    contact.refresh_from_db()
+    assert contact.state == "excluded"
+    until = (now + dt.timedelta(days=7)).isoformat()
+    url = f"{EXCLUSIONS}{response.json()['id']}/"
+    assert api_client.patch(url, {"expires_at": until}, format="json").status_code == 200
+    contact.refresh_from_db()
+    assert contact.state == "pending"  # held back at dial time until the entry lapses
+
+
 def test_update_and_delete_exclusion(api_client):
     entry = ExclusionFactory()
     response = api_client.patch(f"{EXCLUSIONS}{entry.pk}/", {"reason": "complaint"})
