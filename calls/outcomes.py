@@ -133,11 +133,10 @@ def _lock_contact(attempt: CallAttempt) -> Contact | None:
     """The attempt's contact, locked, while it is still in progress on this attempt (else
     None), with its campaign and `listed` (listed_for_good). Written by hand: the ORM took
     longer to compile this query than the database took to run it, on every final callback."""
-    contacts = connection.ops.quote_name(Contact._meta.db_table)
     lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
     found = list(
         Contact.objects.raw(
-            f"SELECT c.*, {listed_for_good('c')} FROM {contacts} c"
+            f"SELECT c.*, {listed_for_good('c')} FROM {CONTACTS} c"
             " WHERE c.id = %s AND c.state = %s AND c.last_attempt_number = %s" + lock,
             [attempt.contact_id, Contact.State.IN_PROGRESS, attempt.attempt_number],
         )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import connection
 
+from calls import prepared
 from calls.models import DialPace
 
 
@@ -83,9 +84,8 @@ class SharedPace:
 
     def acquire(self) -> float:
         """Take the next slot, sleeping until it comes; returns the seconds waited."""
-        with connection.cursor() as cursor:
-            cursor.execute(RESERVE_SLOT, {"key": self.key, "interval": self.interval})
-            wait = float(cursor.fetchone()[0])
+        (wait,) = prepared.fetch_one(RESERVE_SLOT, {"key": self.key, "interval": self.interval})
+        wait = float(wait)
         if wait > 0:
             self.sleep(wait)
         return max(wait, 0.0)

@@ -6,29 +6,34 @@ took as long as the work. These run on a server-binding cursor of the same conne
 `prepare=True` (the driver keeps the prepared statement per connection). Elsewhere (SQLite)
 they run on Django's cursor; the SQL is written to suit both."""
 
+from contextlib import contextmanager
+
 import psycopg
 from django.db import connection
 
 
-def fetch_one(sql: str, params: dict) -> tuple | None:
-    """The first row of `sql` (or None)."""
+@contextmanager
+def _cursor():
+    """(cursor, execute options): a server-binding cursor that prepares on PostgreSQL,
+    Django's own elsewhere."""
     with connection.cursor() as django_cursor:  # Django's checks: connection usable
         if connection.vendor != "postgresql":
-            django_cursor.execute(sql, params)
-            return django_cursor.fetchone()
+            yield django_cursor, {}
+            return
         connection.validate_no_broken_transaction()
         with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(sql, params, prepare=True)
-            return cursor.fetchone()
+            yield cursor, {"prepare": True}
+
+
+def fetch_one(sql: str, params: dict) -> tuple | None:
+    """The first row of `sql` (or None)."""
+    with _cursor() as (cursor, options):
+        cursor.execute(sql, params, **options)
+        return cursor.fetchone()
 
 
 def execute(sql: str, params: dict) -> int:
     """Run `sql`; the number of rows it changed."""
-    with connection.cursor() as django_cursor:
-        if connection.vendor != "postgresql":
-            django_cursor.execute(sql, params)
-            return django_cursor.rowcount
-        connection.validate_no_broken_transaction()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(sql, params, prepare=True)
-            return cursor.rowcount
+    with _cursor() as (cursor, options):
+        cursor.execute(sql, params, **options)
+        return cursor.rowcount

@@ -13,7 +13,7 @@ from dateutil.rrule import rrulestr
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 
 from calls.models import CallEvent, ScheduledCall
 from campaigns import windows
@@ -357,11 +357,11 @@ def cancel_scheduled_call(
 def _excluded_among(contacts: list[Contact], now: dt.datetime) -> set[int]:
     """Ids of the contacts whose number has a do-not-call entry in force, for every campaign
     or for the contact's own: one query for the whole batch."""
-    from contacts.models import Exclusion
+    from contacts.models import in_force
 
     entries = set(
-        Exclusion.objects.filter(phone__in={contact.phone for contact in contacts})
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        in_force(now)
+        .filter(phone__in={contact.phone for contact in contacts})
         .values_list("phone", "campaign_id")
     )
     return {

@@ -12,6 +12,7 @@ from contacts.models import (
     Exclusion,
     active_exclusions,
     exclude_listed_contacts,
+    in_force,
     is_excluded,
     release_unlisted_contacts,
 )
@@ -76,12 +77,13 @@ def add_exclusion(
 def apply_exclusion(
     exclusion: Exclusion, *, was: str | None = None, now: dt.datetime | None = None
 ) -> int:
-    """After an entry is saved (`was`: its phone before a change): contacts no longer listed
-    for good are released (release_unlisted_contacts), then a never-expiring entry excludes
-    the number's contacts still waiting to be called (exclude_listed_contacts). Returns how
-    many it excluded."""
+    """After an entry is saved (`was`: its phone before a change, None for a new entry): a
+    changed entry first releases the contacts no longer listed for good
+    (release_unlisted_contacts), then a never-expiring entry excludes the number's contacts
+    still waiting to be called (exclude_listed_contacts). Returns how many it excluded."""
     now = now or timezone.now()
-    release_unlisted_contacts({exclusion.phone, was} - {None}, now=now)
+    if was is not None:
+        release_unlisted_contacts({exclusion.phone, was}, now=now)
     if exclusion.expires_at is not None:
         return 0
     return exclude_listed_contacts([exclusion.phone], campaign_id=exclusion.campaign_id, now=now)
@@ -102,5 +104,5 @@ def exclusions_for(phone: str, *, campaign_id: int | None, now: dt.datetime) -> 
     if campaign_id is not None:
         rows = active_exclusions(now, campaign_id)
     else:
-        rows = Exclusion.objects.exclude(expires_at__lte=now)
+        rows = in_force(now)
     return list(rows.filter(phone=phone).select_related("campaign", "created_by"))

@@ -200,14 +200,17 @@ class Exclusion(models.Model):
                 raise ValidationError({"phone": str(exc)}) from exc
 
 
+def in_force(now: dt.datetime):
+    """Every do-not-call entry in force at `now` (never expiring, or not yet expired)."""
+    return Exclusion.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
 def active_exclusions(now: dt.datetime, campaign_id: int | None = None):
     """Exclusions in force at `now`: global ones, plus the campaign's own when given."""
     scope = Q(campaign__isnull=True)
     if campaign_id is not None:
         scope |= Q(campaign_id=campaign_id)
-    return Exclusion.objects.filter(scope).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-    )
+    return in_force(now).filter(scope)
 
 
 def is_excluded(phone: str, *, campaign_id: int | None, now: dt.datetime) -> bool:

@@ -112,3 +112,12 @@ def run_tick(dialler_settings, provider, fake_clock):
         return tick(now, **kw)
 
     return run
+
+
+@pytest.fixture
+def needs_postgres():
+    """Skip on SQLite: row locks, races and the shared pace are proven on PostgreSQL."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("proven on PostgreSQL (row locks, races, the shared pace)")

@@ -4,7 +4,7 @@ import threading
 from collections import Counter
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.db.models import Count, Q
 
 from calls.dialler import tick
@@ -21,11 +21,6 @@ CONTACTS_PER_CAMPAIGN = 1000
 CAMPAIGN_CAP = 60
 GLOBAL_CAP = 100
 TICKERS = 4
-
-
-def needs_postgresql():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks (FOR UPDATE SKIP LOCKED) are proven on PostgreSQL")
 
 
 def load_contacts(campaign, now, offset):
@@ -81,9 +76,8 @@ def hang_up_everything(now):
 
 
 def test_concurrent_ticks_never_dial_a_contact_twice_nor_exceed_the_caps(
-    open_now, dialler_settings
+    open_now, dialler_settings, needs_postgres
 ):
-    needs_postgresql()
     dialler_settings.DIALLER_GLOBAL_MAX_CONCURRENT_CALLS = GLOBAL_CAP
     dialler_settings.DIALLER_BATCH_SIZE = 50
     campaigns = [RunningCampaignFactory(max_concurrent_calls=CAMPAIGN_CAP) for _ in range(2)]

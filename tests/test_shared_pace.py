@@ -10,12 +10,6 @@ from calls.pacing import SharedPace, TokenBucket, default_pace
 from tests.test_webhook_concurrency import run_together
 
 
-@pytest.fixture
-def needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("the shared pace lives in PostgreSQL; SQLite keeps a pace per process")
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_two_schedulers_share_one_pace(needs_postgres):

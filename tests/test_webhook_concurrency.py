@@ -4,7 +4,7 @@ import datetime as dt
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from calls.models import CallAttempt, CallEvent
 from calls.status import apply_call_status, record_call_status
@@ -33,12 +33,6 @@ def run_together(n, work):
     for t in threads:
         t.join(timeout=30)
     return results
-
-
-@pytest.fixture
-def needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locking races are proven on PostgreSQL")
 
 
 @pytest.mark.slow
