@@ -5,7 +5,6 @@ Those campaign pages are added here, on a subclass of the campaign admin, becaus
 import `campaigns` but never the reverse (STYLE.md)."""
 
 import datetime as dt
-import json
 from xml.dom import minidom
 from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
@@ -29,6 +28,8 @@ from calls.dashboard import (
     TOP_ANSWERS,
     build_dashboard,
     question_results,
+    tick_details,
+    tick_summary,
 )
 from calls.models import Answer, CallAttempt, CallEvent, DiallerHeartbeat, ScheduledCall
 from calls.results import iter_results_csv
@@ -298,18 +299,6 @@ def heartbeat_is_stale(beat: DiallerHeartbeat | None, now: dt.datetime) -> bool:
     return beat is None or now - beat.last_tick_at > limit
 
 
-def report_rows(report) -> list[tuple[str, str]]:
-    """The tick's report dict as (key, text) rows; nested values shown as compact JSON."""
-    if not isinstance(report, dict):
-        return [("report", json.dumps(report, default=str))]
-    rows = []
-    for key, value in report.items():
-        if isinstance(value, float):
-            value = round(value, 3)
-        rows.append((str(key), value if isinstance(value, str) else json.dumps(value, default=str)))
-    return rows
-
-
 def panel_charts(panel) -> dict:
     """The SVG charts of one campaign's dashboard panel."""
     name = panel.campaign.name
@@ -375,7 +364,8 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
             "board": board,
             "panels": [(panel, panel_charts(panel)) for panel in board.panels],
             "heartbeat_stale": heartbeat_is_stale(board.heartbeat, now),
-            "heartbeat_rows": report_rows(board.heartbeat.report) if board.heartbeat else [],
+            "tick_summary": tick_summary(board.heartbeat.report) if board.heartbeat else "",
+            "tick_rows": tick_details(board.heartbeat.report) if board.heartbeat else [],
             "refresh_seconds": 30,
         }
         return TemplateResponse(request, "admin/voicesurvey/dashboard.html", context)

@@ -311,3 +311,78 @@ def _scale_size(question: Question) -> int:
         return 0
     size = question.max_value - question.min_value + 1
     return size if size <= 30 else 0
+
+
+# Why a campaign or a booked call got no call in a tick (calls.claiming, calls.scheduling), in
+# the operator's words.
+SKIP_REASONS = {
+    "window_closed": "calling window closed",
+    "no_callable_contacts": "no contact due now",
+    "campaign_cap": "campaign at its concurrent-call cap",
+    "global_cap": "global concurrent-call cap reached",
+    "paced_or_capped": "held back by the calls-per-second pace",
+    "no_provider": "no telephony provider",
+    "missed": "booked call missed (past its grace)",
+    "do_not_call": "booked call to a do-not-call number",
+    "campaign_not_running": "booked call's campaign not running",
+    "outside_legal_window": "booked call outside the legal hours",
+    "no_capacity": "booked call waiting for a free line",
+    "contact_busy": "booked call waiting: the person is on a call",
+}
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def tick_summary(report: dict) -> str:
+    """One sentence an operator reads: what the last tick did."""
+    if not isinstance(report, dict):
+        return "No report."
+    done = [plural(int(report.get("dialled") or 0), "call") + " placed"]
+    if failed := int(report.get("failed") or 0):
+        done.append(f"{failed} failed at the provider")
+    if recovered := int(report.get("recovered") or 0):
+        done.append(plural(recovered, "lost call") + " closed")
+    if started := report.get("started"):
+        done.append(plural(len(started), "campaign") + " started")
+    if completed := report.get("completed"):
+        done.append(plural(len(completed), "campaign") + " completed")
+    if errors := report.get("errors"):
+        done.append(plural(len(errors), "error"))
+    return ", ".join(done) + "."
+
+
+def tick_details(report: dict) -> list[tuple[str, str]]:
+    """The last tick's report as labelled, plain-text rows (no Python or JSON notation)."""
+    if not isinstance(report, dict):
+        return []
+    names = dict(
+        Campaign.objects.filter(
+            pk__in=[*report.get("started", []), *report.get("completed", [])]
+        ).values_list("pk", "name")
+    )
+
+    def campaigns(ids) -> str:
+        return ", ".join(names.get(pk, f"#{pk}") for pk in ids) or "none"
+
+    skipped = report.get("skipped") or {}
+    return [
+        ("Contacts claimed", str(report.get("claimed", 0))),
+        ("Calls placed", str(report.get("dialled", 0))),
+        ("Failed at the provider", str(report.get("failed", 0))),
+        ("Released after a provider outage", str(report.get("released", 0))),
+        ("Lost calls closed (recovery)", str(report.get("recovered", 0))),
+        ("Campaigns started", campaigns(report.get("started", []))),
+        ("Campaigns completed", campaigns(report.get("completed", []))),
+        (
+            "Not called, and why",
+            "; ".join(
+                f"{SKIP_REASONS.get(reason, reason.replace('_', ' '))}: {n}"
+                for reason, n in sorted(skipped.items())
+            )
+            or "nothing held back",
+        ),
+        ("Errors", "; ".join(report.get("errors") or []) or "none"),
+        ("Took", f"{float(report.get('seconds') or 0):.3f} s"),
+    ]

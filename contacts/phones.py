@@ -1,5 +1,7 @@
 """Phone numbers: normalise to E.164 and derive the callee's time zones (libphonenumber)."""
 
+import re
+
 import phonenumbers
 from django.conf import settings
 from phonenumbers import timezone as phone_timezone
@@ -46,3 +48,20 @@ def mask_phone(phone: str) -> str:
     if len(text) <= 6:
         return "*" * len(text)
     return text[:4] + "*" * (len(text) - 7) + text[-3:]
+
+
+# What looks like a phone number inside free text: an international number written with "+"
+# (or "%2B", URL-encoded in a query string), or a bare run of 9 to 15 digits. Dates, ids and
+# durations are shorter or carry separators; a bare digit run this long is masked in doubt.
+PHONE_IN_TEXT = re.compile(r"(?:\+|%2[Bb])\d{6,15}(?!\d)|(?<![\w.-])\d{9,15}(?![\w.])")
+
+
+def mask_phones_in(text: str) -> str:
+    """Mask every phone-looking number inside `text` (log lines, provider error messages)."""
+    return PHONE_IN_TEXT.sub(lambda m: _mask_match(m.group(0)), text)
+
+
+def _mask_match(found: str) -> str:
+    if found[:3].upper() == "%2B":
+        return "%2B" + mask_phone("+" + found[3:])[1:]
+    return mask_phone(found)

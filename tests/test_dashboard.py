@@ -7,6 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from calls.dashboard import build_dashboard, hour_slots
+from calls.dialler import TickReport
 from calls.models import CallAttempt, DiallerHeartbeat
 from calls.stats import campaign_stats
 from campaigns.models import Campaign
@@ -117,8 +118,8 @@ def test_dashboard_page_shows_charts_rates_and_the_last_tick(admin_client, busy_
     assert "3 / 5" in body
     assert re.search(r'class="vs-value live-calls">1<', body)
     assert "20.0%" in body  # answer rate: 1 answered of 5 dialled
-    assert "claimed" in body and "host-1:42" in body
-    assert "<td>0.123</td>" in body and "+121****142 lost" in body
+    assert "Contacts claimed</th><td>7<" in body and "host-1:42" in body
+    assert "<td>0.123 s</td>" in body and "+121****142 lost" in body
     assert "has not ticked recently" not in body
     panel = body[body.index(f'id="campaign-{busy_campaign.pk}"') :]
     assert panel.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 3
@@ -133,6 +134,24 @@ def test_a_stale_tick_is_flagged(admin_client):
     )
     body = admin_client.get(reverse(DASHBOARD)).content.decode()
     assert "has not ticked recently" in body
+
+
+@pytest.mark.django_db
+def test_the_last_tick_reads_as_sentences_not_python(admin_client, now):
+    running = CampaignFactory(name="Spring poll", status=Campaign.Status.RUNNING)
+    idle = TickReport(at=now, dialled=3, claimed=3, started=[running.pk], completed=[])
+    idle.skipped.update({"window_closed": 2})
+    DiallerHeartbeat.objects.create(
+        pk=1, last_tick_at=dt.datetime.now(dt.UTC), report=idle.as_dict()
+    )
+    body = admin_client.get(reverse(DASHBOARD)).content.decode()
+    dialler = body[body.index('id="dialler-module"') : body.index('id="live-calls-total"')]
+    assert "Last tick: 3 calls placed, 1 campaign started." in dialler
+    assert "Campaigns started</th><td>Spring poll<" in dialler
+    assert "Campaigns completed</th><td>none<" in dialler
+    assert "calling window closed: 2" in dialler and "Errors</th><td>none<" in dialler
+    for python in ("[]", "{}", "[", "{'", '{"', "None"):
+        assert python not in dialler
 
 
 def populate(campaigns: int, now) -> None:

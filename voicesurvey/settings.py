@@ -4,6 +4,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -19,6 +20,24 @@ def _local_secret_key() -> str:
         VAR_DIR.mkdir(exist_ok=True)
         path.write_text(secrets.token_urlsafe(50))
     return path.read_text().strip()
+
+
+def _weights(name: str, default: dict[str, int]) -> dict[str, int]:
+    """`outcome=weight` pairs separated by commas (as .env.example writes them) or semicolons."""
+    text = env.str(name, default="").strip()
+    if not text:
+        return default
+    weights = {}
+    for pair in text.replace(";", ",").split(","):
+        key, sep, value = pair.partition("=")
+        if not pair.strip():
+            continue
+        if not sep or not key.strip() or not value.strip().isdigit():
+            raise ImproperlyConfigured(
+                f"{name}: {pair.strip()!r} is not outcome=weight (e.g. completed=60,busy=10)."
+            )
+        weights[key.strip()] = int(value)
+    return weights
 
 
 SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
@@ -116,6 +135,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
+# Phone numbers are masked in every log record, whoever logs it (voicesurvey.logs).
+LOGGING_CONFIG = "voicesurvey.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -137,9 +158,8 @@ TELEPHONY_PROVIDER = env.str("TELEPHONY_PROVIDER", default="") or (
     "twilio" if TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN else "simulated"
 )
 # Simulated provider: outcome mix as weights, and its delay range (seconds) before answering.
-SIMULATED_OUTCOMES = env.dict(
+SIMULATED_OUTCOMES = _weights(
     "SIMULATED_OUTCOMES",
-    cast={"value": int},
     default={"completed": 60, "busy": 10, "no_answer": 15, "machine": 8, "hangup": 5, "failed": 2},
 )
 SIMULATED_DELAY = env.tuple("SIMULATED_DELAY", cast=float, default=(0.5, 3.0))

@@ -16,6 +16,7 @@ from twilio.rest import Client
 
 from calls.models import CallAttempt
 from calls.telephony.base import CallUrls, NumberRejected, ProviderError, ProviderUnavailable
+from contacts.phones import mask_phones_in
 
 try:  # RFC 9457 errors, from twilio 9.9 on
     from twilio.base.exceptions import TwilioServiceException
@@ -85,7 +86,7 @@ class TwilioProvider:
         except (requests.exceptions.RequestException, OSError) as exc:
             raise ProviderUnavailable(f"Twilio unreachable: {exc}") from exc
         except TwilioException as exc:
-            raise ProviderUnavailable(f"Twilio client error: {exc}") from exc
+            raise ProviderUnavailable(mask_phones_in(f"Twilio client error: {exc}")) from exc
         return call.sid
 
     def cancel(self, sid: str) -> None:
@@ -106,7 +107,8 @@ def error_for(exc: TwilioException) -> ProviderError:
     status = int(exc.status or 0)
     code = int(exc.code) if str(exc.code or "").isdigit() else None
     message = getattr(exc, "msg", "") or getattr(exc, "detail", "") or str(code)
-    text = f"Twilio {status} error {code}: {message}"
+    # Twilio's messages quote the numbers involved ("The number +1555... is unverified").
+    text = mask_phones_in(f"Twilio {status} error {code}: {message}")
     if status >= 500 or status == 429 or code == 20429:
         return ProviderUnavailable(text, code=str(code or status))
     if code in NUMBER_ERRORS:
