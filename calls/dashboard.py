@@ -322,12 +322,12 @@ SKIP_REASONS = {
     "global_cap": "global concurrent-call cap reached",
     "paced_or_capped": "held back by the calls-per-second pace",
     "no_provider": "no telephony provider",
-    "missed": "booked call missed (past its grace)",
-    "do_not_call": "booked call to a do-not-call number",
-    "campaign_not_running": "booked call's campaign not running",
-    "outside_legal_window": "booked call outside the legal hours",
-    "no_capacity": "booked call waiting for a free line",
-    "contact_busy": "booked call waiting: the person is on a call",
+    "booked_missed": "booked call missed (past its grace)",
+    "booked_do_not_call": "booked call to a do-not-call number",
+    "booked_campaign_not_running": "booked call's campaign not running",
+    "booked_outside_legal_window": "booked call outside the legal hours",
+    "booked_no_capacity": "booked call waiting for a free line",
+    "booked_contact_busy": "booked call waiting: the person is on a call",
 }
 
 

@@ -482,6 +482,14 @@ def _record_missed(call: ScheduledCall, *, now: dt.datetime, reason: str) -> Non
     call.status = S.SCHEDULED if call.next_run_at else S.MISSED
     call.save(update_fields=["status", "next_run_at", "retries_done", "updated_at"])
     log_event(call, "missed", at=now, by="dialler", message=reason, occurrence=missed.isoformat())
+    # The person was promised a call at a set time: a missed one must not turn into an unbooked
+    # call by the campaign's own calling in this very tick. The campaign may call again after
+    # its no-answer delay, as after any call that did not reach them.
+    hold_until = now + call.contact.campaign.retry_delay("no_answer")
+    Contact.objects.filter(
+        pk=call.contact_id,
+        state__in=(Contact.State.PENDING, Contact.State.NOT_REACHED),
+    ).exclude(next_attempt_at__gte=hold_until).update(next_attempt_at=hold_until, updated_at=now)
 
 
 def settle_scheduled_call(attempt, *, now: dt.datetime) -> None:

@@ -312,3 +312,19 @@ def test_book_callback_creates_a_one_off_call_at_an_allowed_time(contact, now):
     call = book_callback(attempt=attempt, now=now)
     assert call.status == S.SCHEDULED and not call.rrule
     assert call.next_run_at == now + dt.timedelta(hours=2)  # 09:00 New York: inside the window
+
+
+@pytest.mark.django_db
+def test_a_missed_booking_is_not_rung_late_by_the_campaigns_own_calling(contact, now, run_tick):
+    call = book(contact, now)  # 14:00 New York; the contact is also due for campaign calling
+    late = call.next_run_at + dt.timedelta(hours=1)  # scheduler was down: 15:00 New York
+    report = run_tick(late)
+    assert report.dialled == 0 and report.skipped["booked_missed"] == 1
+    assert not CallAttempt.objects.filter(contact=contact).exists()
+    call.refresh_from_db()
+    contact.refresh_from_db()
+    assert call.status == S.MISSED
+    delay = contact.campaign.retry_delay("no_answer")
+    assert contact.state == "pending" and contact.next_attempt_at == late + delay
+    # The campaign calls again after its no-answer delay, as after any unanswered call.
+    assert run_tick(late + delay).dialled == 1

@@ -143,7 +143,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The twilio client logs each request's parameters at INFO, a dozen lines per call.
+        "twilio.http_client": {"level": "WARNING"},
+    },
 }
 
 # --- Telephony ------------------------------------------------------------------------------
