@@ -256,8 +256,9 @@ def interleave_campaigns(attempts: list[CallAttempt]) -> list[CallAttempt]:
 def record_dialled(dialled: list[tuple[CallAttempt, str]], *, now: dt.datetime) -> int:
     """The provider accepted these calls: store each SID and mark them initiated (unless a
     callback already moved them on), in one statement whatever the batch. An attempt that
-    recovery has already closed keeps its verdict. (The claim counted the attempt on its
-    contact; see calls.outcomes for when it is given back.)
+    recovery has already closed as lost is left as it is (its contact was given the attempt
+    back); one a final callback ended first (a fast `failed`) still gets its dial time. (The
+    claim counted the attempt on its contact; see calls.outcomes for when it is given back.)
 
     Each attempt is written back once, by the tick that dialled it, so the update needs no
     `dialled_at IS NULL` guard, and must not have one: the planner's statistics rarely hold
@@ -279,7 +280,7 @@ def record_dialled(dialled: list[tuple[CallAttempt, str]], *, now: dt.datetime) 
                        status = CASE WHEN {attempts}.status = 'queued' THEN 'initiated'
                                      ELSE {attempts}.status END
                   FROM v
-                 WHERE {attempts}.id = v.id AND {attempts}.error_code = ''
+                 WHERE {attempts}.id = v.id AND {attempts}.error_code <> 'lost'
              RETURNING {attempts}.id""",
             [*params, at],
         )

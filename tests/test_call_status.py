@@ -276,3 +276,17 @@ def test_canceled_call_is_not_reached(client, frozen):
     play(client, attempt, "canceled")
     assert attempt.status == "canceled"
     assert attempt.contact.state == "not_reached"
+
+
+@pytest.mark.django_db
+def test_a_failed_callback_before_the_dial_write_back_still_gets_its_dial_time(client, frozen):
+    from calls.dialler import record_dialled
+
+    attempt = live_attempt(now=frozen, status="queued")
+    sid = "CA" + "e" * 32
+    CallAttempt.objects.filter(pk=attempt.pk).update(provider_call_sid=None, dialled_at=None)
+    play(client, attempt, ("failed", {"CallSid": sid, "ErrorCode": "32009"}))
+    assert record_dialled([(attempt, sid)], now=frozen) == 1
+    attempt.refresh_from_db()
+    assert attempt.dialled_at == frozen and attempt.provider_call_sid == sid
+    assert attempt.status == "failed" and attempt.error_code == "32009"  # the verdict stays
