@@ -227,3 +227,9 @@ def test_twilio_is_built_from_the_settings(monkeypatch):
     assert provider.client.username == ACCOUNT
     assert provider.client.password == "auth-token"
     assert get_provider("twilio").name == "twilio"
+
+
+@override_settings(DIALLER_DIAL_THREADS=16)
+def test_twilios_connection_pool_holds_a_connection_per_dial_thread():
+    adapter = TwilioProvider().client.http_client.session.get_adapter("https://api.twilio.com/")
+    assert adapter.poolmanager.connection_pool_kw["maxsize"] == 16
