@@ -46,6 +46,7 @@ from campaigns.admin import CampaignAdmin
 from campaigns.models import Campaign
 from contacts.models import Contact
 from contacts.phones import InvalidPhone, normalise_phone
+from voicesurvey.admin_confirm import confirmed_or_ask
 
 
 class ReadOnlyAdminMixin:
@@ -317,6 +318,16 @@ class ScheduledCallAdmin(ContactDetailsMixin, admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected series", permissions=["change"])
     def cancel_series(self, request, queryset):
+        asking = confirmed_or_ask(
+            self,
+            request,
+            queryset,
+            action="cancel_series",
+            question="Cancel these scheduled calls, every future occurrence?",
+            consequence="A cancelled series cannot be resumed: book the call again instead.",
+        )
+        if asking is not None:
+            return asking
         self._change_series(request, queryset, cancel_scheduled_call, "cancelled")
 
 
