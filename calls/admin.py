@@ -47,6 +47,7 @@ from campaigns.admin import CampaignAdmin
 from campaigns.models import Campaign
 from contacts.models import Contact
 from contacts.phones import InvalidPhone, normalise_phone
+from voicesurvey.admin_confirm import confirmed_or_ask
 
 
 class ReadOnlyAdminMixin:
@@ -60,6 +61,39 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ContactDetailsMixin:
+    """A contact's name and number need `contacts.view_contact`, as in the API, where attempts,
+    answers and scheduled calls name their contact by id only. Without it the contact column
+    and field show the id, and searching by the contact's name or number is off."""
+
+    @admin.display(description="Contact")
+    def contact_ref(self, obj):
+        return f"Contact #{obj.contact_id}"
+
+    def may_see_contacts(self, request) -> bool:
+        return request.user.has_perm("contacts.view_contact")
+
+    def _hide_contact(self, request, names):
+        if self.may_see_contacts(request):
+            return names
+        return [("contact_ref" if name == "contact" else name) for name in names]
+
+    def get_list_display(self, request):
+        return self._hide_contact(request, super().get_list_display(request))
+
+    def get_search_fields(self, request):
+        fields = super().get_search_fields(request)
+        if self.may_see_contacts(request):
+            return fields
+        return [name for name in fields if "contact__" not in name]
+
+    def get_fields(self, request, obj=None):
+        return self._hide_contact(request, super().get_fields(request, obj))
+
+    def get_readonly_fields(self, request, obj=None):
+        return self._hide_contact(request, super().get_readonly_fields(request, obj))
 
 
 class CallEventInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -92,7 +126,7 @@ class OutcomeFilter(admin.SimpleListFilter):
 
 
 @admin.register(CallAttempt)
-class CallAttemptAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class CallAttemptAdmin(ContactDetailsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "campaign",
@@ -134,7 +168,7 @@ class CallEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Answer)
-class AnswerAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AnswerAdmin(ContactDetailsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["answered_at", "question", "value", "confidence", "attempt"]
     list_filter = ["question__campaign"]
     search_fields = ["value", "attempt__contact__phone"]
@@ -197,7 +231,7 @@ class ScheduledCallForm(forms.ModelForm):
 
 
 @admin.register(ScheduledCall)
-class ScheduledCallAdmin(admin.ModelAdmin):
+class ScheduledCallAdmin(ContactDetailsMixin, admin.ModelAdmin):
     form = ScheduledCallForm
     list_display = [
         "contact",
@@ -285,6 +319,16 @@ class ScheduledCallAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected series", permissions=["change"])
     def cancel_series(self, request, queryset):
+        asking = confirmed_or_ask(
+            self,
+            request,
+            queryset,
+            action="cancel_series",
+            question="Cancel these scheduled calls, every future occurrence?",
+            consequence="A cancelled series cannot be resumed: book the call again instead.",
+        )
+        if asking is not None:
+            return asking
         self._change_series(request, queryset, cancel_scheduled_call, "cancelled")
 
 
@@ -326,7 +370,32 @@ def panel_charts(panel) -> dict:
 
 class CampaignBackOfficeAdmin(CampaignAdmin):
     """The campaign admin plus the pages that read calls: the dashboard, a campaign's results,
-    its results CSV and its survey preview."""
+    its results CSV and its survey preview.
+
+    Each page needs the model permissions the API asks for the same data (PAGE_PERMISSIONS):
+    the campaign's figures `view_campaign` (the API's stats), the answers `view_answer`, the
+    contacts' names and numbers `view_contact` (the preview speaks a contact's details; the CSV
+    has both, as /api/v1/campaigns/{id}/results.csv)."""
+
+    PAGE_PERMISSIONS = {
+        "dashboard": ["campaigns.view_campaign"],
+        "results": ["campaigns.view_campaign", "calls.view_answer"],
+        "results_csv": ["campaigns.view_campaign", "contacts.view_contact", "calls.view_answer"],
+        "preview": ["campaigns.view_campaign", "contacts.view_contact"],
+    }
+
+    def may_open(self, request, page: str) -> bool:
+        return request.user.has_perms(self.PAGE_PERMISSIONS[page])
+
+    def check_page(self, request, page: str) -> None:
+        if not self.may_open(request, page):
+            raise PermissionDenied
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        may_open = {page: self.may_open(request, page) for page in self.PAGE_PERMISSIONS}
+        may_open["import_contacts"] = request.user.has_perm("contacts.add_contact")
+        extra_context = {**(extra_context or {}), "may_open": may_open}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):
         view = self.admin_site.admin_view  # staff only; anyone else goes to the login page
@@ -349,13 +418,15 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
             ),
         ] + super().get_urls()
 
-    def viewable_campaign(self, request, object_id) -> Campaign:
+    def viewable_campaign(self, request, object_id, page: str) -> Campaign:
+        self.check_page(request, page)
         campaign = get_object_or_404(Campaign, pk=object_id)
         if not self.has_view_permission(request, campaign):
             raise PermissionDenied
         return campaign
 
     def dashboard_view(self, request):
+        self.check_page(request, "dashboard")
         now = timezone.now()
         board = build_dashboard(now=now)
         context = {
@@ -371,7 +442,7 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
         return TemplateResponse(request, "admin/voicesurvey/dashboard.html", context)
 
     def results_view(self, request, object_id):
-        campaign = self.viewable_campaign(request, object_id)
+        campaign = self.viewable_campaign(request, object_id, "results")
         results = [
             (
                 item,
@@ -395,7 +466,7 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
 
     def results_csv_view(self, request, object_id):
         """The results as CSV, streamed row by row (`calls.results`): no size limit."""
-        campaign = self.viewable_campaign(request, object_id)
+        campaign = self.viewable_campaign(request, object_id, "results_csv")
         response = StreamingHttpResponse(
             iter_results_csv(campaign), content_type="text/csv; charset=utf-8"
         )
@@ -407,7 +478,7 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
     def preview_view(self, request, object_id):
         """The survey as a contact would hear it: the first contact of the campaign, or the
         one asked for by id or phone; with no contact, every placeholder's fallback."""
-        campaign = self.viewable_campaign(request, object_id)
+        campaign = self.viewable_campaign(request, object_id, "preview")
         wanted = request.GET.get("contact", "").strip()
         contact = None
         if wanted:

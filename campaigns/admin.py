@@ -4,6 +4,7 @@ from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
 
 from campaigns.models import Campaign, IllegalTransition, Question
+from voicesurvey.admin_confirm import confirmed_or_ask
 
 
 class QuestionInlineFormSet(BaseInlineFormSet):
@@ -49,8 +50,29 @@ def run_transition(modeladmin, request, queryset, action: str) -> None:
         )
 
 
+# Actions that cannot be undone ask first: a cancelled campaign never calls again.
+CONFIRM = {
+    "cancel": (
+        "Cancel these campaigns?",
+        "A cancelled campaign never calls again: it cannot be resumed or restarted.",
+    ),
+}
+
+
 def _action(name: str, label: str):
     def action(modeladmin, request, queryset):
+        if name in CONFIRM:
+            question, consequence = CONFIRM[name]
+            asking = confirmed_or_ask(
+                modeladmin,
+                request,
+                queryset,
+                action=f"{name}_campaigns",
+                question=question,
+                consequence=consequence,
+            )
+            if asking is not None:
+                return asking
         run_transition(modeladmin, request, queryset, name)
 
     action.__name__ = f"{name}_campaigns"

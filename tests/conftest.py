@@ -26,11 +26,13 @@ def admin_client(client, admin_user):
 @pytest.fixture
 def api_client(admin_user):
     """A DRF client authenticated with the superuser's token."""
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from voicesurvey.accounts.models import issue_token
+
+    _, key = issue_token(admin_user)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

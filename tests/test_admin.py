@@ -87,10 +87,10 @@ def test_changelist_shows_progress(admin_client):
     assert "1 / 2" in body and "50%" in body
 
 
-def post_action(client, action, *campaigns):
+def post_action(client, action, *campaigns, **extra):
     return client.post(
         reverse("admin:campaigns_campaign_changelist"),
-        {"action": action, "_selected_action": [c.pk for c in campaigns]},
+        {"action": action, "_selected_action": [c.pk for c in campaigns], **extra},
         follow=True,
     )
 
@@ -105,7 +105,8 @@ def test_admin_actions_walk_the_status_machine(admin_client):
         ("resume_campaigns", "running"),
         ("cancel_campaigns", "cancelled"),
     ]:
-        response = post_action(admin_client, action, campaign)
+        confirmed = {"confirmed": "yes"} if action == "cancel_campaigns" else {}
+        response = post_action(admin_client, action, campaign, **confirmed)
         campaign.refresh_from_db()
         assert campaign.status == status
         assert f"now {status}" in response.content.decode()

@@ -86,8 +86,11 @@ def test_change_form_reschedules_through_the_domain(admin_client, contact, now):
 
 
 def post_action(client, action, *calls):
+    confirmed = {"confirmed": "yes"} if action == "cancel_series" else {}
     return client.post(
-        LIST, {"action": action, "_selected_action": [c.pk for c in calls]}, follow=True
+        LIST,
+        {"action": action, "_selected_action": [c.pk for c in calls], **confirmed},
+        follow=True,
     )
 
 

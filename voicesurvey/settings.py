@@ -1,5 +1,6 @@
 """Settings, read from the environment only (django-environ); see .env.example for every knob."""
 
+import datetime as dt
 import secrets
 from pathlib import Path
 
@@ -53,7 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "voicesurvey.accounts",  # API tokens, stored hashed (replaces rest_framework.authtoken)
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files served by us: /api/docs/ works offline
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
     "campaigns",
     "contacts",
     "calls",
+    "axes",  # admin login lockout; last, so its admin sits below ours
 ]
 
 MIDDLEWARE = [
@@ -72,6 +74,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a lockout into its 429 page; must come last
 ]
 
 ROOT_URLCONF = "voicesurvey.urls"
@@ -126,6 +129,41 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
+# --- Login lockout (django-axes) -------------------------------------------------------------
+# The lockout backend comes first: it refuses a locked-out login before the password is
+# checked. It only watches logins made over HTTP (see voicesurvey/accounts/lockout.py).
+AUTHENTICATION_BACKENDS = [
+    "voicesurvey.accounts.lockout.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+# Username and address together: a guesser is stopped on that account from that address, yet
+# cannot lock an operator out from elsewhere (by username alone anyone could), nor lock out
+# a whole office behind one NAT address (by address alone). "username" or "ip_address" alone
+# are accepted here too (comma-separated parameters are combined).
+AXES_LOCKOUT_PARAMETERS = [env.list("AXES_LOCKOUT_PARAMETERS", default=["username", "ip_address"])]
+AXES_RESET_ON_SUCCESS = True
+# Behind N reverse proxies the client's address is the N-th from the right of X-Forwarded-For;
+# 0 (no proxy): REMOTE_ADDR. Set it behind a proxy, else every login comes from the proxy.
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0) or None
+if AXES_IPWARE_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+
+# --- HTTPS (see README "Security": what production sets) --------------------------------------
+# Off by default so `make run` works on http://127.0.0.1; production turns them all on.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# The load balancer's health check may come over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Behind a TLS-terminating proxy: "HTTP_X_FORWARDED_PROTO,https". Without it every request
+# (Twilio's webhooks too) looks like plain HTTP and SECURE_SSL_REDIRECT would redirect it.
+SECURE_PROXY_SSL_HEADER = env.tuple("SECURE_PROXY_SSL_HEADER", default=None)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -147,6 +185,7 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # The twilio client logs each request's parameters at INFO, a dozen lines per call.
         "twilio.http_client": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # a line per login otherwise; lockouts still show
     },
 }
 
@@ -188,7 +227,7 @@ SCHEDULED_CALL_MISFIRE_GRACE_SECONDS = env.int("SCHEDULED_CALL_MISFIRE_GRACE_SEC
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "voicesurvey.accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # DjangoModelPermissions, plus view_<model> for reading (a view-only user reads only).

@@ -1,0 +1,52 @@
+"""API tokens, stored as a SHA-256 digest: the key is shown once, when issued, and can never be
+read back (not from the admin, not from the database)."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+PREFIX_LENGTH = 8
+
+
+def digest(key: str) -> str:
+    """A key is 160 random bits: a plain SHA-256 is enough (no salt or slow hash is needed
+    against guessing), and it lets a request find its token with one indexed lookup."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, blank=True, help_text="What the token is for.")
+    prefix = models.CharField(
+        max_length=PREFIX_LENGTH, editable=False, help_text="The key's first characters."
+    )
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+    def set_key(self, key: str) -> None:
+        self.prefix, self.digest = key[:PREFIX_LENGTH], digest(key)
+
+
+def new_key() -> str:
+    return secrets.token_hex(20)  # 40 hex characters, as DRF's own tokens
+
+
+def issue_token(user, *, name: str = "") -> tuple[ApiToken, str]:
+    """A new token for `user` and its key, the only time the key exists outside the client."""
+    key = new_key()
+    token = ApiToken(user=user, name=name)
+    token.set_key(key)
+    token.save()
+    return token, key
