@@ -28,6 +28,7 @@ from calls.scheduling import (
 from campaigns.models import Campaign
 from contacts.models import Contact
 from voicesurvey.api_errors import Conflict
+from voicesurvey.api_input import DateTimeFilter, FilterSet, check_serializer_datetime
 from voicesurvey.api_schema import error_response
 
 S = ScheduledCall.Status
@@ -40,7 +41,7 @@ class WallClockDateTimeField(serializers.DateTimeField):
     the domain applies), an aware one keeps its instant."""
 
     def enforce_timezone(self, value):
-        return value
+        return check_serializer_datetime(value)
 
 
 RUN_AT_HELP = (
@@ -168,13 +169,13 @@ class CancelSerializer(ScopeSerializer):
 # --- filters ----------------------------------------------------------------------------------
 
 
-class ScheduledCallFilter(django_filters.FilterSet):
+class ScheduledCallFilter(FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=S.choices)
     campaign = django_filters.ModelChoiceFilter(
         field_name="contact__campaign", queryset=Campaign.objects.all()
     )
-    next_run_after = django_filters.IsoDateTimeFilter(field_name="next_run_at", lookup_expr="gte")
-    next_run_before = django_filters.IsoDateTimeFilter(field_name="next_run_at", lookup_expr="lt")
+    next_run_after = DateTimeFilter(field_name="next_run_at", lookup_expr="gte")
+    next_run_before = DateTimeFilter(field_name="next_run_at", lookup_expr="lt")
 
     class Meta:
         model = ScheduledCall

@@ -25,6 +25,7 @@ from contacts.importing import import_contacts, import_exclusions
 from contacts.models import Contact, Exclusion
 from contacts.phones import InvalidPhone, normalise_phone
 from voicesurvey.api_common import check_upload_size
+from voicesurvey.api_input import DateTimeFilter, FilterSet
 from voicesurvey.api_schema import error_response
 
 # --- serializers ------------------------------------------------------------------------------
@@ -251,19 +252,17 @@ class PhoneFilter(django_filters.CharFilter):
         return qs.filter(phone=phone)
 
 
-class ContactFilter(django_filters.FilterSet):
+class ContactFilter(FilterSet):
     phone = PhoneFilter(help_text="Exact number, any format.")
     state = django_filters.MultipleChoiceFilter(choices=Contact.State.choices)
-    next_attempt_before = django_filters.IsoDateTimeFilter(
-        field_name="next_attempt_at", lookup_expr="lt"
-    )
+    next_attempt_before = DateTimeFilter(field_name="next_attempt_at", lookup_expr="lt")
 
     class Meta:
         model = Contact
         fields = ["campaign", "phone", "state", "external_id", "language"]
 
 
-class ExclusionFilter(django_filters.FilterSet):
+class ExclusionFilter(FilterSet):
     phone = PhoneFilter(help_text="Exact number, any format.")
     scope = django_filters.ChoiceFilter(
         choices=[("global", "Every campaign"), ("campaign", "One campaign")],
