@@ -214,6 +214,7 @@ class StatsViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     queryset = Campaign.objects.none()  # for the model permission: campaigns.view_campaign
     pagination_class = None
     filter_backends: list = []
+    list_answers_one_object = True  # (voicesurvey.api_schema) documented as an object
 
     @extend_schema(summary="Figures over every campaign", responses={200: StatsSerializer})
     def list(self, request):

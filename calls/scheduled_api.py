@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import django_filters
 from django.db.models import Count
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -59,7 +58,9 @@ class ScheduledCallSerializer(serializers.ModelSerializer):
         help_text="The next 5 occurrences the dialler will place (UTC); empty once finished."
     )
     events_count = serializers.IntegerField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = ScheduledCall
@@ -87,7 +88,7 @@ class ScheduledCallSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
     def get_next_run_at_local(self, call):
         if call.next_run_at is None:
             return None

@@ -26,7 +26,9 @@ class CampaignSerializer(serializers.ModelSerializer):
         help_text="The survey, in order. On update, the questions given replace the list "
         "(matched by position); leave the field out to keep them.",
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Campaign

@@ -127,7 +127,9 @@ class ContactSerializer(serializers.ModelSerializer):
 
 class ExclusionSerializer(serializers.ModelSerializer):
     phone = serializers.CharField(max_length=40, help_text="Any format; stored in E.164.")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     source = serializers.ChoiceField(choices=Exclusion.Source.choices, default=Exclusion.Source.API)
 
     class Meta:
