@@ -6,7 +6,9 @@ no example database) and bounded so it stays within a minute."""
 import hypothesis
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -35,6 +37,17 @@ MAX_EXAMPLES = 5
 def api_headers(api_client) -> dict:
     """The superuser's credentials as api_client sends them (whatever the token scheme)."""
     return {"Authorization": api_client._credentials["HTTP_AUTHORIZATION"]}
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_transaction():
+    """Schemathesis calls the WSGI app itself: as Django's test client does, keep the request
+    signals from closing the connection that holds the test's transaction (PostgreSQL)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
