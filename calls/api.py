@@ -18,6 +18,7 @@ from calls.results import iter_results_csv
 from calls.stats import OUTCOMES, campaign_stats
 from campaigns.models import Campaign
 from contacts.models import Contact
+from voicesurvey.api_input import DateTimeFilter, FilterSet
 
 # --- serializers ------------------------------------------------------------------------------
 
@@ -147,25 +148,25 @@ StatsSerializer = inline_serializer(
 # --- filters ----------------------------------------------------------------------------------
 
 
-class CallAttemptFilter(django_filters.FilterSet):
+class CallAttemptFilter(FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=CallAttempt.Status.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = CallAttempt
         fields = ["campaign", "contact", "status", "answered_by", "error_code"]
 
 
-class AnswerFilter(django_filters.FilterSet):
+class AnswerFilter(FilterSet):
     campaign = django_filters.ModelChoiceFilter(
         field_name="attempt__campaign", queryset=Campaign.objects.all()
     )
     contact = django_filters.ModelChoiceFilter(
         field_name="attempt__contact", queryset=Contact.objects.all()
     )
-    answered_after = django_filters.IsoDateTimeFilter(field_name="answered_at", lookup_expr="gte")
-    answered_before = django_filters.IsoDateTimeFilter(field_name="answered_at", lookup_expr="lt")
+    answered_after = DateTimeFilter(field_name="answered_at", lookup_expr="gte")
+    answered_before = DateTimeFilter(field_name="answered_at", lookup_expr="lt")
 
     class Meta:
         model = Answer
@@ -213,6 +214,7 @@ class StatsViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     queryset = Campaign.objects.none()  # for the model permission: campaigns.view_campaign
     pagination_class = None
     filter_backends: list = []
+    list_answers_one_object = True  # (voicesurvey.api_schema) documented as an object
 
     @extend_schema(summary="Figures over every campaign", responses={200: StatsSerializer})
     def list(self, request):

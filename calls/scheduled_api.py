@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import django_filters
 from django.db.models import Count
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -28,6 +27,7 @@ from calls.scheduling import (
 from campaigns.models import Campaign
 from contacts.models import Contact
 from voicesurvey.api_errors import Conflict
+from voicesurvey.api_input import DateTimeFilter, FilterSet, check_serializer_datetime
 from voicesurvey.api_schema import error_response
 
 S = ScheduledCall.Status
@@ -40,7 +40,7 @@ class WallClockDateTimeField(serializers.DateTimeField):
     the domain applies), an aware one keeps its instant."""
 
     def enforce_timezone(self, value):
-        return value
+        return check_serializer_datetime(value)
 
 
 RUN_AT_HELP = (
@@ -58,7 +58,9 @@ class ScheduledCallSerializer(serializers.ModelSerializer):
         help_text="The next 5 occurrences the dialler will place (UTC); empty once finished."
     )
     events_count = serializers.IntegerField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = ScheduledCall
@@ -86,7 +88,7 @@ class ScheduledCallSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.DATETIME)
+    @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
     def get_next_run_at_local(self, call):
         if call.next_run_at is None:
             return None
@@ -168,13 +170,13 @@ class CancelSerializer(ScopeSerializer):
 # --- filters ----------------------------------------------------------------------------------
 
 
-class ScheduledCallFilter(django_filters.FilterSet):
+class ScheduledCallFilter(FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=S.choices)
     campaign = django_filters.ModelChoiceFilter(
         field_name="contact__campaign", queryset=Campaign.objects.all()
     )
-    next_run_after = django_filters.IsoDateTimeFilter(field_name="next_run_at", lookup_expr="gte")
-    next_run_before = django_filters.IsoDateTimeFilter(field_name="next_run_at", lookup_expr="lt")
+    next_run_after = DateTimeFilter(field_name="next_run_at", lookup_expr="gte")
+    next_run_before = DateTimeFilter(field_name="next_run_at", lookup_expr="lt")
 
     class Meta:
         model = ScheduledCall

@@ -6,10 +6,18 @@ request as a CallEvent with the phone numbers masked, and calls one domain funct
 import datetime as dt
 import email.utils
 import logging
+import math
 from functools import wraps
 
+from django.conf import settings
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    RawPostDataException,
+)
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -27,19 +35,59 @@ PHONE_PARAMS = ("To", "From", "Called", "Caller", "ForwardedFrom", "CalledVia")
 
 
 def signed(view):
-    """POST only, no CSRF (the signature is the guard); a missing or bad signature is
-    answered 403 before the view runs, so nothing is written."""
+    """POST only, no CSRF (the signature is the guard); a body above WEBHOOK_MAX_BODY_BYTES is
+    answered 413 before it is read, a missing or bad signature 403 and a NUL character in any
+    parameter 400, all before the view runs, so nothing is written."""
 
     @csrf_exempt
     @require_POST
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
+        # Django reads no more than CONTENT_LENGTH (none without one), so checking it caps
+        # the read.
+        if _content_length(request) > settings.WEBHOOK_MAX_BODY_BYTES:
+            log.warning("webhook %s refused: body too large", request.path)
+            return HttpResponse("Request body too large.", status=413)
         if not has_valid_signature(request):
             log.warning("webhook %s refused: missing or bad signature", request.path)
             return HttpResponseForbidden("Invalid signature.")
-        return view(request, *args, **kwargs)
+        if has_nul(request):
+            return bad_request("Parameters cannot hold NUL characters.")
+        try:
+            return view(request, *args, **kwargs)
+        except BadParameter as exc:
+            return bad_request(str(exc))
 
     return wrapper
+
+
+class BadParameter(Exception):
+    """A parameter no provider sends: answered 400 before anything is written."""
+
+
+def bad_request(message: str) -> HttpResponse:
+    return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
+
+
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def has_nul(request: HttpRequest) -> bool:
+    """A NUL in any parameter (PostgreSQL text and jsonb cannot hold one): a search of the raw
+    body and query string, which is all the check costs on the hot path. Form encoding writes
+    a NUL as %00 and a literal "%" as %25, so %00 is always a NUL."""
+    query = request.META.get("QUERY_STRING", "")
+    if "%00" in query or "\x00" in query:
+        return True
+    try:
+        body = request.body
+    except RawPostDataException:  # multipart, already streamed: look at the values
+        return any("\x00" in value for _, values in request.POST.lists() for value in values)
+    return b"%00" in body or b"\x00" in body
 
 
 def provider_webhook(*related: str):
@@ -95,14 +143,61 @@ def int_or_none(value: str | None) -> int | None:
         return None
 
 
+# Twilio ends any call after 24 hours; a sequence number fits the column (a 32-bit integer).
+MAX_CALL_DURATION = 24 * 3600
+MAX_SEQUENCE_NUMBER = 2**31 - 1
+MAX_SID_LENGTH = 64  # CallAttempt.provider_call_sid
+MAX_DIGITS_LENGTH = 64  # no keypad entry is longer
+
+
+def bounded_int(params, name: str, maximum: int) -> int | None:
+    """The parameter as a whole number from 0 to `maximum` (None when absent), else
+    BadParameter: a few comparisons, nothing else."""
+    value = params.get(name)
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 10 and int(value) <= maximum):
+        raise BadParameter(f"{name} must be a whole number from 0 to {maximum}.")
+    return int(value)
+
+
+def bounded_text(params, name: str, max_length: int) -> str:
+    value = params.get(name, "")
+    if len(value) > max_length:
+        raise BadParameter(f"{name} is longer than {max_length} characters.")
+    return value
+
+
+# Years a provider's Timestamp may name; outside them it is not believed (the time we got the
+# callback stands in), and an answer time counted back from it cannot overflow.
+TIMESTAMP_YEARS = range(2000, 9000)
+
+
 def timestamp(value: str | None) -> dt.datetime | None:
-    """Twilio's Timestamp parameter (RFC 2822, e.g. 'Mon, 23 Nov 2026 12:00:00 +0000')."""
+    """Twilio's Timestamp parameter (RFC 2822, e.g. 'Mon, 23 Nov 2026 12:00:00 +0000'), in UTC;
+    None when it is missing or unreadable, or names an implausible year (see TIMESTAMP_YEARS)."""
     if not value:
         return None
     try:
-        return email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        at = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
         return None
+    if at.year not in TIMESTAMP_YEARS:
+        return None
+    if at.tzinfo is None:  # "-0000": UTC, origin unknown
+        return at.replace(tzinfo=dt.UTC)
+    return at.astimezone(dt.UTC)
+
+
+def confidence_or_none(value: str | None) -> float | None:
+    """The recogniser's Confidence, clamped to 0..1; None when missing or not a finite number."""
+    try:
+        confidence = float(value) if value else None
+    except ValueError:
+        return None
+    if confidence is None or not math.isfinite(confidence):
+        return None
+    return min(max(confidence, 0.0), 1.0)
 
 
 @signed
@@ -126,10 +221,10 @@ def status_callback(request: HttpRequest, call_id: str) -> HttpResponse:
             status=status,
             now=now,
             at=timestamp(params.get("Timestamp")),
-            sequence_number=int_or_none(params.get("SequenceNumber")),
-            answered_by=params.get("AnsweredBy"),
-            duration=int_or_none(params.get("CallDuration")),
-            sid=params.get("CallSid", ""),
+            sequence_number=bounded_int(params, "SequenceNumber", MAX_SEQUENCE_NUMBER),
+            answered_by=params.get("AnsweredBy"),  # a value we do not know tells us nothing
+            duration=bounded_int(params, "CallDuration", MAX_CALL_DURATION),
+            sid=bounded_text(params, "CallSid", MAX_SID_LENGTH),
             error_code=params.get("ErrorCode", ""),
             error_message=params.get("ErrorMessage", ""),
         )
@@ -148,15 +243,10 @@ def voice(request: HttpRequest, attempt: CallAttempt, *, now) -> HttpResponse:
 @provider_webhook("campaign", "contact")
 def gather(request: HttpRequest, attempt: CallAttempt, *, now, position: int) -> HttpResponse:
     params = request.POST
-    confidence = params.get("Confidence")
-    try:
-        confidence = min(max(float(confidence), 0.0), 1.0) if confidence else None
-    except ValueError:
-        confidence = None
     reply = survey.Reply(
-        digits=params.get("Digits", ""),
+        digits=bounded_text(params, "Digits", MAX_DIGITS_LENGTH),
         speech=params.get("SpeechResult", ""),
-        confidence=confidence,
+        confidence=confidence_or_none(params.get("Confidence")),
     )
     retry = int_or_none(request.GET.get("retry")) or 0
     try:

@@ -1,6 +1,5 @@
 """API for campaigns: CRUD with their questions, and the status actions."""
 
-import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
@@ -8,6 +7,7 @@ from rest_framework.response import Response
 
 from campaigns.editing import QUESTION_FIELDS, save_campaign
 from campaigns.models import Campaign, Question
+from voicesurvey.api_input import DateTimeFilter, FilterSet
 from voicesurvey.api_schema import error_response
 
 
@@ -26,7 +26,9 @@ class CampaignSerializer(serializers.ModelSerializer):
         help_text="The survey, in order. On update, the questions given replace the list "
         "(matched by position); leave the field out to keep them.",
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Campaign
@@ -89,9 +91,9 @@ class CampaignSerializer(serializers.ModelSerializer):
         return self.instance
 
 
-class CampaignFilter(django_filters.FilterSet):
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+class CampaignFilter(FilterSet):
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Campaign

@@ -25,6 +25,7 @@ from contacts.importing import import_contacts, import_exclusions
 from contacts.models import Contact, Exclusion
 from contacts.phones import InvalidPhone, normalise_phone
 from voicesurvey.api_common import check_upload_size
+from voicesurvey.api_input import DateTimeFilter, FilterSet
 from voicesurvey.api_schema import error_response
 
 # --- serializers ------------------------------------------------------------------------------
@@ -126,7 +127,9 @@ class ContactSerializer(serializers.ModelSerializer):
 
 class ExclusionSerializer(serializers.ModelSerializer):
     phone = serializers.CharField(max_length=40, help_text="Any format; stored in E.164.")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     source = serializers.ChoiceField(choices=Exclusion.Source.choices, default=Exclusion.Source.API)
 
     class Meta:
@@ -251,19 +254,17 @@ class PhoneFilter(django_filters.CharFilter):
         return qs.filter(phone=phone)
 
 
-class ContactFilter(django_filters.FilterSet):
+class ContactFilter(FilterSet):
     phone = PhoneFilter(help_text="Exact number, any format.")
     state = django_filters.MultipleChoiceFilter(choices=Contact.State.choices)
-    next_attempt_before = django_filters.IsoDateTimeFilter(
-        field_name="next_attempt_at", lookup_expr="lt"
-    )
+    next_attempt_before = DateTimeFilter(field_name="next_attempt_at", lookup_expr="lt")
 
     class Meta:
         model = Contact
         fields = ["campaign", "phone", "state", "external_id", "language"]
 
 
-class ExclusionFilter(django_filters.FilterSet):
+class ExclusionFilter(FilterSet):
     phone = PhoneFilter(help_text="Exact number, any format.")
     scope = django_filters.ChoiceFilter(
         choices=[("global", "Every campaign"), ("campaign", "One campaign")],

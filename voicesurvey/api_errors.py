@@ -9,6 +9,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -102,6 +104,26 @@ def _first_message(details) -> str:
     return ""
 
 
+@csrf_exempt  # any method: a POST to nowhere is a 404, not the CSRF page
 def api_not_found(request, *args, **kwargs):
     """Unknown paths under /api/: the error shape rather than Django's HTML page."""
     return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)
+
+
+def is_api_path(request) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def not_found(request, exception=None):
+    """handler404: the error shape under /api/, Django's page elsewhere."""
+    if is_api_path(request):
+        return api_not_found(request)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: the error shape under /api/ (the error itself is logged by Django)."""
+    if is_api_path(request):
+        body = error_body("server_error", "Something went wrong on our side; it has been logged.")
+        return JsonResponse(body, status=500)
+    return defaults.server_error(request)

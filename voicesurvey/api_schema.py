@@ -31,10 +31,30 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+# What a TimeField writes and reads: "09:00" or "09:00:00". JSON Schema's "time" format wants
+# an offset ("09:00:00Z"), which these wall-clock times never have.
+TIME_SCHEMA = {
+    "type": "string",
+    "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+    "example": "09:00:00",
+}
+
+
 class ApiSchema(AutoSchema):
     """Documents the error shape on every operation: 401 and 403 always, 404 where the path
     names an object or the list is paginated (a page past the end), 400 where a body or filters
     are read, 413 where a body is. Actions document their other codes (409) with extend_schema."""
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if isinstance(field, serializers.TimeField):
+            return {**{k: v for k, v in schema.items() if k != "format"}, **TIME_SCHEMA}
+        return schema
+
+    def _is_list_view(self, serializer=None):
+        if getattr(self.view, "list_answers_one_object", False):
+            return False
+        return super()._is_list_view(serializer)
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

@@ -239,6 +239,12 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
+    # JSON with limits (size, depth, NUL characters): bad input is a 4xx, never a 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "voicesurvey.api_input.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "voicesurvey.api_schema.ApiSchema",
     "EXCEPTION_HANDLER": "voicesurvey.api_errors.api_exception_handler",
 }
@@ -260,6 +266,8 @@ SPECTACULAR_SETTINGS = {
     },
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
+# Twilio's webhooks are a few hundred bytes; a larger body is refused (413) before it is read.
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=8192)
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=200 * 1024 * 1024)
 
 # --- django-q2 ------------------------------------------------------------------------------

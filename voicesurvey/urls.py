@@ -9,3 +9,7 @@ urlpatterns = [
     path("webhooks/", include("calls.urls")),
     path("api/", include("voicesurvey.api")),
 ]
+
+# Under /api/ these answer in the API's error shape; elsewhere Django's pages.
+handler404 = "voicesurvey.api_errors.not_found"
+handler500 = "voicesurvey.api_errors.server_error"
