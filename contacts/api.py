@@ -307,6 +307,20 @@ class ContactViewSet(viewsets.ModelViewSet):
     ordering = ["id"]
 
 
+CHECK_RESPONSES = {
+    200: ExclusionCheckSerializer,
+    400: error_response("No phone, or not a phone number."),
+}
+
+
+class ExclusionCheckQuerySerializer(serializers.Serializer):
+    phone = serializers.CharField()
+    campaign = serializers.PrimaryKeyRelatedField(queryset=Campaign.objects.all(), required=False)
+
+    def validate_phone(self, value):
+        return _phone(value)
+
+
 @extend_schema_view(
     list=extend_schema(summary="List do-not-call entries"),
     retrieve=extend_schema(summary="Get a do-not-call entry"),
@@ -336,6 +350,7 @@ class ExclusionViewSet(viewsets.ModelViewSet):
         remove_exclusions([instance])
 
     @extend_schema(
+        methods=["GET"],
         summary="Is this number on the do-not-call list?",
         parameters=[
             OpenApiParameter("phone", OpenApiTypes.STR, required=True, description="Any format."),
@@ -345,14 +360,22 @@ class ExclusionViewSet(viewsets.ModelViewSet):
                 description="Check for this campaign (its own entries and the global ones).",
             ),
         ],
-        responses={
-            200: ExclusionCheckSerializer,
-            400: error_response("No phone, or not a phone number."),
-        },
+        responses=CHECK_RESPONSES,
     )
-    @action(detail=False, methods=["get"])
+    @extend_schema(
+        methods=["POST"],
+        summary="Is this number on the do-not-call list? (number in the body, not the URL)",
+        description="The same check as GET, with the number kept out of URLs and so out of "
+        "every access log between the client and us. Needs only view_exclusion.",
+        request=ExclusionCheckQuerySerializer,
+        responses=CHECK_RESPONSES,
+    )
+    @action(detail=False, methods=["get", "post"])
     def check(self, request):
-        query = _CheckQuery(data=request.query_params)
+        # POST carries the number in the body, where no access log or proxy records it.
+        query = ExclusionCheckQuerySerializer(
+            data=request.data if request.method == "POST" else request.query_params
+        )
         query.is_valid(raise_exception=True)
         phone = query.validated_data["phone"]
         campaign = query.validated_data.get("campaign")
@@ -393,14 +416,6 @@ class ExclusionViewSet(viewsets.ModelViewSet):
             created_by=request.user,
         )
         return Response(report.as_dict())
-
-
-class _CheckQuery(serializers.Serializer):
-    phone = serializers.CharField()
-    campaign = serializers.PrimaryKeyRelatedField(queryset=Campaign.objects.all(), required=False)
-
-    def validate_phone(self, value):
-        return _phone(value)
 
 
 class CampaignContactImportActions:

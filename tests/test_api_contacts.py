@@ -382,3 +382,12 @@ def test_exclusion_permissions_and_not_found(viewer_client, anon_client, api_cli
     assert_error(api_client.get(f"{EXCLUSIONS}{entry.pk + 1000}/"), 404, "not_found")
     assert_error(api_client.post(EXCLUSIONS, {"phone": "+12125550199", "source": "x"}), 400)
     assert Exclusion.objects.count() == 1
+
+
+def test_check_by_post_keeps_the_number_out_of_the_url_and_needs_only_view(viewer_client):
+    ExclusionFactory(phone="+12125550101", reason="everywhere")
+    answer = viewer_client.post(f"{EXCLUSIONS}check/", {"phone": "(212) 555-0101"}, format="json")
+    assert answer.status_code == 200
+    assert answer.json()["excluded"] is True and answer.json()["phone"] == "+12125550101"
+    refused = viewer_client.post(f"{EXCLUSIONS}check/", {"phone": "abc"}, format="json")
+    assert_error(refused, 400, "invalid")

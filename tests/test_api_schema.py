@@ -97,6 +97,10 @@ def request_for(client, path, method, ids, campaign_id):
     return getattr(client, method)(url, body, format="json")
 
 
+# POSTs that only read (the number in the body keeps it out of URLs and access logs).
+READS_BY_POST = {"/api/v1/exclusions/check/"}
+
+
 def test_every_documented_operation_answers_a_documented_code(
     api_client, viewer_client, anon_client
 ):
@@ -125,7 +129,7 @@ def test_every_documented_operation_answers_a_documented_code(
                 )
             if who == "anonymous":
                 assert response.status_code == 401
-            if who == "viewer" and method != "get":
+            if who == "viewer" and method != "get" and path not in READS_BY_POST:
                 assert response.status_code == 403
         seen += 1
     assert seen >= 30
