@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install migrate demo bench lint format clean
+.PHONY: run test test-any-hour install migrate demo bench lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,24 @@ run: demo
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The suite with the process clock moved (tests/clock.py) to instants that catch a test or a
+# piece of code reading the wall clock: night and evening UTC, the US and EU daylight-saving
+# changes, 29 February, New Year's Eve 23:30 in UTC and in New York. The `slow` and `browser`
+# tests are left to `make test`: they are most of the suite's time, and the processes some of
+# them start (chromium, the crash tests' workers) keep the real clock. Every instant runs; the
+# target fails if any did.
+ANY_HOUR_INSTANTS ?= 2026-12-09T20:30:00Z 2026-11-01T06:30:00Z 2027-03-28T00:30:00Z \
+	2028-02-29T03:00:00Z 2026-12-31T23:30:00Z 2027-01-01T04:30:00Z
+ANY_HOUR_ARGS ?= -m "not slow and not browser" -q -p no:cacheprovider
+
+test-any-hour: install
+	@failed=""; for instant in $(ANY_HOUR_INSTANTS); do \
+	  echo "== the suite at $$instant"; \
+	  $(PY) -m pytest -p tests.clock --clock=$$instant $(ANY_HOUR_ARGS) $(PYTEST_ARGS) \
+	    || failed="$$failed $$instant"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "== failed at:$$failed"; exit 1; fi
 
 bench: install
 	$(PY) -m bench $(BENCH)

@@ -3,7 +3,6 @@
 import datetime as dt
 import secrets
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import phonenumbers
 from django.conf import settings
@@ -11,13 +10,15 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from campaigns.models import Campaign, Question
+from campaigns.windows import zones_open
 from contacts.models import Contact
 
 DEMO_CAMPAIGN = "Customer satisfaction (demo)"
 DEMO_USERNAME = "admin"
 
-# Regions with one zone each for the demo numbers; the loader keeps those where it is
-# daytime now, so the simulated calls start at once whenever the newcomer runs the demo.
+# Regions with one zone each for the demo numbers; the loader keeps those where the calling
+# window is open now, so the simulated calls start at once whenever the newcomer runs the demo.
+# Their hours cover the whole day in every season: some zone is open at any instant.
 DEMO_REGIONS = [
     ("US", "America/New_York"),
     ("US", "America/Los_Angeles"),
@@ -56,26 +57,38 @@ def ensure_demo_superuser(password_file) -> DemoLogin:
     return DemoLogin(DEMO_USERNAME, password, created=True)
 
 
-def daytime_regions(now: dt.datetime) -> list[tuple[str, str]]:
-    """Demo regions whose local time is now well inside the legal window."""
-    return [(r, z) for r, z in DEMO_REGIONS if 10 <= now.astimezone(ZoneInfo(z)).hour < 19]
+# The demo's window stays open at least this long after loading in the zones it picks, so the
+# newcomer sees calls for a while rather than a window that shuts a minute later.
+OPEN_FOR = dt.timedelta(hours=1)
 
 
-def demo_numbers(region: str, count: int) -> list[str]:
-    """`count` valid mobile numbers of `region`, derived from libphonenumber's example."""
+def daytime_regions(campaign: Campaign, now: dt.datetime) -> list[tuple[str, str]]:
+    """Demo regions where `campaign` may ring someone now and for the next OPEN_FOR (the
+    dialler's own window rules); failing that, those open now."""
+
+    def open_at(zone: str, at: dt.datetime) -> bool:
+        return zones_open([zone], campaign=campaign, now=at)
+
+    open_now = [(r, z) for r, z in DEMO_REGIONS if open_at(z, now)]
+    return [(r, z) for r, z in open_now if open_at(z, now + OPEN_FOR)] or open_now
+
+
+def demo_numbers(region: str, count: int, *, taken: set[str] = frozenset()) -> list[str]:
+    """`count` valid mobile numbers of `region` not in `taken`, derived from libphonenumber's
+    example (two zones of one country draw from the same numbers)."""
     example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
     national = str(example.national_number)
     numbers, step = [], 0
-    while len(numbers) < count and step < 10_000:
+    while len(numbers) < count and step < 1000:
         candidate = phonenumbers.PhoneNumber(
             country_code=example.country_code,
             national_number=int(national[:-3] + f"{(int(national[-3:]) + step) % 1000:03d}"),
         )
         step += 1
         if phonenumbers.is_valid_number(candidate):
-            numbers.append(
-                phonenumbers.format_number(candidate, phonenumbers.PhoneNumberFormat.E164)
-            )
+            number = phonenumbers.format_number(candidate, phonenumbers.PhoneNumberFormat.E164)
+            if number not in taken:
+                numbers.append(number)
     return numbers
 
 
@@ -120,12 +133,13 @@ def load_demo_campaign(*, now: dt.datetime, contacts: int = 24) -> tuple[Campaig
             ),
         ]
     )
-    regions = daytime_regions(now) or DEMO_REGIONS[:1]
+    # Never empty at any instant (tests/test_demo.py); the first region is only a safeguard.
+    regions = daytime_regions(campaign, now) or DEMO_REGIONS[:1]
     names = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken"]
     rows = []
     per_region = -(-contacts // len(regions))
     for region, zone in regions:
-        for number in demo_numbers(region, per_region):
+        for number in demo_numbers(region, per_region, taken={row.phone for row in rows}):
             if len(rows) == contacts:
                 break
             rows.append(

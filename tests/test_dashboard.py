@@ -2,6 +2,7 @@ import datetime as dt
 import re
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -25,6 +26,13 @@ def finished(contact, *, at, status="completed", **fields):
         status=status,
         **({"dialled_at": at} | fields),
     )
+
+
+@pytest.fixture
+def frozen(now):
+    """The page reads the clock: stop it at `now` (list it before the client, which logs in)."""
+    with time_machine.travel(now, tick=False):
+        yield now
 
 
 @pytest.fixture
@@ -104,8 +112,8 @@ def test_only_running_and_paused_campaigns_are_shown(now):
 
 
 @pytest.mark.django_db
-def test_dashboard_page_shows_charts_rates_and_the_last_tick(admin_client, busy_campaign):
-    now = dt.datetime.now(dt.UTC)  # the page reads the clock: put the data around it
+def test_dashboard_page_shows_charts_rates_and_the_last_tick(frozen, admin_client, busy_campaign):
+    now = frozen
     CallAttempt.objects.update(created_at=now)  # all five in the current hour
     DiallerHeartbeat.objects.create(
         pk=1,
@@ -128,10 +136,8 @@ def test_dashboard_page_shows_charts_rates_and_the_last_tick(admin_client, busy_
 
 
 @pytest.mark.django_db
-def test_a_stale_tick_is_flagged(admin_client):
-    DiallerHeartbeat.objects.create(
-        pk=1, last_tick_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2), report={}
-    )
+def test_a_stale_tick_is_flagged(frozen, admin_client):
+    DiallerHeartbeat.objects.create(pk=1, last_tick_at=frozen - dt.timedelta(hours=2), report={})
     body = admin_client.get(reverse(DASHBOARD)).content.decode()
     assert "has not ticked recently" in body
 
@@ -164,8 +170,10 @@ def populate(campaigns: int, now) -> None:
 
 
 @pytest.mark.django_db
-def test_query_count_does_not_grow_with_campaigns(admin_client, django_assert_max_num_queries):
-    now = dt.datetime.now(dt.UTC)
+def test_query_count_does_not_grow_with_campaigns(
+    frozen, admin_client, django_assert_max_num_queries
+):
+    now = frozen
     DiallerHeartbeat.objects.create(pk=1, last_tick_at=now, report={"claimed": 1})
     url = reverse(DASHBOARD)
     populate(1, now)
