@@ -24,6 +24,8 @@ from tests.factories import (
     ScheduledCallFactory,
 )
 
+pytestmark = pytest.mark.fuzz
+
 CHECKS = [
     not_a_server_error,
     response_schema_conformance,
