@@ -299,14 +299,13 @@ class _CsvFile:
             header = next(csv.reader([header_line], delimiter=delimiter))
         except csv.Error as exc:
             raise ImportFileError(f"The header row is not valid CSV ({exc}).") from exc
-        self.columns: list[str | None] = []  # per position: field name, attribute, or None
+        self.columns: list[str] = []  # per position: field name or attribute
         self.attribute_columns: set[str] = set()
         seen: set[str] = set()
-        for raw in header:
-            name = _normalise_column(raw)
-            if not name:
-                self.columns.append(None)
-                continue
+        for position, raw in enumerate(header, 1):
+            # A column without a name keeps its values (as "column_3"): dropping them would
+            # lose what someone typed there without a word.
+            name = _normalise_column(raw) or f"column_{position}"
             key = known_columns.get(name, name)
             if key in seen:
                 raise ImportFileError(f"The column {raw.strip()!r} appears twice in the header.")
@@ -375,11 +374,7 @@ class _CsvFile:
             if len(row) > width and any(v.strip() for v in row[width:]):
                 yield start, end, f"The row has {len(row)} fields; the header has {width}."
                 continue
-            values = {}
-            for key, value in zip(self.columns, row, strict=False):
-                if key is not None:
-                    values[key] = value.strip()
-            yield start, end, values
+            yield start, end, {k: v.strip() for k, v in zip(self.columns, row, strict=False)}
         if not self.rows:
             raise ImportFileError("The file has a header row but no data rows.")
 
@@ -884,7 +879,10 @@ def _parse_expiry(text: str) -> dt.datetime | None:
         raise ValueError(f"{text[:40]!r} is not a date (use YYYY-MM-DD or ISO 8601).") from None
     if timezone.is_naive(value):
         value = timezone.make_aware(value, dt.UTC)
-    return value
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+        raise ValueError(f"{text[:40]!r} is out of range.") from None
 
 
 def _import_exclusion_batch(campaign, batch, region, source, created_by, report) -> None:

@@ -250,3 +250,23 @@ def test_too_many_time_zones_for_one_contact_is_a_rejected_row():
     report = read(f"phone,timezone\n+12125550101,{zones}\n+12125550102,\n")
     assert (report.created, rejected(report)) == (1, [(2, 2)])
     assert "time zones" in report.rejections[0].reason
+
+
+def test_an_expiry_out_of_range_rejects_that_row():
+    data = (
+        "phone,expires_at\n"
+        "+12125550101,9999-12-31T23:00:00-05:00\n"
+        "+12125550102,0001-01-01T00:00:00+05:00\n"
+        "+12125550103,2027-01-31\n"
+    )
+    report = import_exclusions(stream=io.BytesIO(data.encode()))
+    assert (report.created, rejected(report)) == (1, [(2, 2), (3, 3)])
+    assert "out of range" in report.rejections[0].reason
+    assert list(Exclusion.objects.values_list("phone", flat=True)) == ["+12125550103"]
+
+
+def test_values_under_a_column_without_a_name_are_kept():
+    report = read("phone,name,,\n+12125550101,Ann,VIP,\n+12125550102,Bob,,\n")
+    assert report.created == 2, report.rejections
+    attributes = dict(Contact.objects.values_list("phone", "attributes"))
+    assert attributes == {"+12125550101": {"column_3": "VIP"}, "+12125550102": {}}
