@@ -192,8 +192,7 @@ def _utf8_chunks(stream) -> Iterator[bytes]:
         except UnicodeDecodeError as exc:
             raise ImportFileError(
                 f"The file is {label} text, but not valid {label} at or after line "
-                f"{lines + 1}; "
-                "save it as CSV UTF-8 and try again."
+                f"{lines + 1}; save it as CSV UTF-8 and try again."
             ) from exc
         lines += text.count("\n")
         if text:
