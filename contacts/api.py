@@ -175,7 +175,9 @@ class ExclusionSerializer(serializers.ModelSerializer):
 
 
 class ImportRequestSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="CSV, UTF-8 (with or without BOM), `,` or `;`.")
+    file = serializers.FileField(
+        help_text="CSV, UTF-8 (with or without BOM) or UTF-16; `,`, `;` or tab."
+    )
     default_region = serializers.CharField(
         required=False,
         max_length=3,
@@ -203,6 +205,10 @@ class RejectionSerializer(serializers.Serializer):
     line = serializers.IntegerField(help_text="Line of the file (the header is line 1).")
     reason = serializers.CharField()
     value = serializers.CharField(help_text="The value at fault (phone numbers masked).")
+    last_line = serializers.IntegerField(
+        help_text="The row's last line: after `line` when a quoted field spans lines (an "
+        "unbalanced quote swallows the rows up to it)."
+    )
 
 
 class ImportReportSerializer(serializers.Serializer):
@@ -233,7 +239,10 @@ class ExclusionCheckSerializer(serializers.Serializer):
 
 IMPORT_RESPONSES = {
     200: ImportReportSerializer,
-    400: error_response("The file as a whole cannot be read (empty, binary, no phone column)."),
+    400: error_response(
+        "The file as a whole cannot be read (empty, binary, no phone column, a line too long "
+        "half-way…); nothing was imported."
+    ),
     413: error_response("The upload is larger than IMPORT_MAX_UPLOAD_BYTES."),
 }
 

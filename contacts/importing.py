@@ -3,26 +3,30 @@
 One door for the admin and the API: both hand a binary file-like object (an UploadedFile works)
 to `import_contacts` / `import_exclusions` and present the `ImportReport` they return.
 
-The file is read incrementally and processed in batches of BATCH_SIZE rows. Each batch is one
-transaction: the phones already in the campaign (and the exclusions in force) are looked up in
-one query each (the first skipped while the campaign had no contacts; see
-_write_contact_batch), the new rows are written with one COPY on PostgreSQL, one multi-row
-INSERT elsewhere. Memory therefore depends on the batch, not on the file, and a crash mid-file
-leaves whole batches behind, never half a row or half a batch. Rows with bad data are rejected
-(line number and reason) without stopping the rest; problems with the whole file (empty, no
-header, no phone column, binary, not UTF-8) raise `ImportFileError` before anything is written.
+The file is read incrementally and processed in batches of BATCH_SIZE rows, and the whole
+import is one transaction: a file that turns out unreadable half-way (a line too long, broken
+UTF-16), a crash or a database error leaves nothing behind, and nobody sees a contact of it
+before it is whole. Per batch, the phones already in the campaign (and the exclusions in force)
+are looked up in one query each (the first skipped while the campaign had no contacts; see
+_write_contact_batch), and the new rows are written with one COPY on PostgreSQL, one multi-row
+INSERT elsewhere, in a savepoint. Memory therefore depends on the batch, not on the file. Rows
+with bad data are rejected (line number and reason) without stopping the rest; problems with
+the file as a whole (empty, no header, no phone column, no data rows, binary, not UTF-8, a line
+over MAX_LINE_BYTES) raise `ImportFileError`, and nothing is imported.
 
 CSV format: a header row; `phone` is required; `name`, `external_id`, `language` and `timezone`
 (one IANA zone, or several separated by spaces or `|`) are recognised; any other column is kept
 in the contact's `attributes` (placeholders in the survey text can use it). Column names are
-matched case- and space-insensitively. UTF-8 with or without a BOM; `,`, `;` or tab as the
-delimiter (sniffed from the header line)."""
+matched case- and space-insensitively. UTF-8 with or without a BOM, or UTF-16/UTF-32 (Excel's
+"Unicode text"); `,`, `;` or tab as the delimiter (sniffed from the header line); lines end with
+\n, \r\n or \r."""
 
 from __future__ import annotations
 
 import codecs
 import csv
 import datetime as dt
+import itertools
 import json
 import queue
 import re
@@ -77,6 +81,7 @@ EXCLUSION_COLUMNS = {
     "expires_at": "expires_at",
 }
 FIELD_MAX_LENGTH = {"name": 200, "external_id": 100, "language": 16, "reason": 500}
+ZONES_MAX_LENGTH = Contact._meta.get_field("timezone_key").max_length
 ZONE_SEPARATORS = re.compile(r"[\s|,]+")
 
 
@@ -89,6 +94,11 @@ class Rejection:
     line: int
     reason: str
     value: str = ""
+    last_line: int = 0  # the row's last line when it spans several (a quoted line break)
+
+    def __post_init__(self):
+        if self.last_line < self.line:
+            object.__setattr__(self, "last_line", self.line)
 
 
 @dataclass
@@ -100,10 +110,12 @@ class ImportReport:
     rejected: int = 0
     rejections: list[Rejection] = field(default_factory=list)
 
-    def reject(self, line: int, reason: str, value: str = "") -> None:
+    def reject(self, line: int, reason: str, value: str = "", last_line: int = 0) -> None:
         self.rejected += 1
         if len(self.rejections) < MAX_REJECTIONS_LISTED:
-            self.rejections.append(Rejection(line=line, reason=reason, value=value[:100]))
+            self.rejections.append(
+                Rejection(line=line, reason=reason, value=value[:100], last_line=last_line)
+            )
 
     @property
     def rejections_truncated(self) -> bool:
@@ -122,52 +134,139 @@ def _normalise_column(name: str) -> str:
     return "_".join(name.strip().lower().replace("-", " ").split())
 
 
-def _lines(stream) -> Iterator[tuple[str, bool]]:
-    """The file's physical lines as text (newline kept), each with whether it decoded as UTF-8.
+# Byte-order marks of the encodings read besides UTF-8, longest first (UTF-32 LE's starts with
+# UTF-16 LE's). Excel's "Unicode text" export is UTF-16 LE with a BOM, tab-separated.
+_UNICODE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
+)
 
-    Bytes are split on b"\\n" before decoding (UTF-8 never uses that byte inside a character),
-    so one undecodable line rejects that row only. The first chunk is checked strictly: a file
-    that starts with NUL bytes or non-UTF-8 text is not a CSV file."""
-    pending = b""
-    first = True
-    while True:
-        chunk = stream.read(READ_CHUNK_BYTES)
-        if isinstance(chunk, str):  # a text stream: accept it as it is
-            chunk = chunk.encode("utf-8")
-        if first:
-            first = False
-            if chunk.startswith(codecs.BOM_UTF8):
-                chunk = chunk[len(codecs.BOM_UTF8) :]
-            if b"\x00" in chunk:
-                raise ImportFileError("This is a binary file, not a CSV text file.")
-            head = chunk[: chunk.rfind(b"\n") + 1] or chunk
-            try:
-                head.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ImportFileError(
-                    "The file is not UTF-8 text; save it as CSV UTF-8 and try again."
-                ) from exc
-        if not chunk:
+
+def _read(stream) -> bytes:
+    chunk = stream.read(READ_CHUNK_BYTES)
+    if isinstance(chunk, str):  # a text stream: accept it as it is
+        chunk = chunk.encode("utf-8")
+    return chunk
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """'utf-16-le' / 'utf-16-be' for text whose every other byte is NUL (ASCII in UTF-16)."""
+    sample = head[:512]
+    if len(sample) < 4:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    if odd.count(0) > len(odd) // 2 and even.count(0) <= len(even) // 16:
+        return "utf-16-le"
+    if even.count(0) > len(even) // 2 and odd.count(0) <= len(odd) // 16:
+        return "utf-16-be"
+    return None
+
+
+def _utf8_chunks(stream) -> Iterator[bytes]:
+    """The file's bytes as UTF-8: a UTF-8 BOM dropped, UTF-16 and UTF-32 (with a BOM, or
+    UTF-16 recognised by its NUL bytes) transcoded as they are read."""
+    first = _read(stream)
+    if first.startswith(codecs.BOM_UTF8):
+        first = first[len(codecs.BOM_UTF8) :]
+    encoding = label = None
+    for bom, name, name_label in _UNICODE_BOMS:
+        if first.startswith(bom):
+            encoding, label = name, name_label
             break
-        pending += chunk
-        parts = pending.split(b"\n")
-        pending = parts.pop()
-        if len(pending) > MAX_LINE_BYTES:
+    else:
+        encoding = _utf16_without_bom(first)
+        label = "UTF-16"
+    if encoding is None:
+        chunk = first
+        while chunk:
+            yield chunk
+            chunk = _read(stream)
+        return
+    decoder = codecs.getincrementaldecoder(encoding)()
+    chunk, lines = first, 0
+    while True:
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
             raise ImportFileError(
-                f"A line is longer than {MAX_LINE_BYTES // 1024} KB: this is not a CSV file of "
-                "contacts (or its lines do not end with a newline)."
-            )
+                f"The file is {label} text, but not valid {label} at or after line "
+                f"{lines + 1}; save it as CSV UTF-8 and try again."
+            ) from exc
+        lines += text.count("\n")
+        if text:
+            yield text.encode("utf-8")
+        if not chunk:
+            return
+        chunk = _read(stream)
+
+
+def _lines(stream) -> Iterator[tuple[str, str | None]]:
+    """The file's physical lines as text (line end kept), each with what is wrong with it (not
+    UTF-8, a NUL byte) or None.
+
+    Bytes are split on the newline before decoding (UTF-8 never uses that byte inside a
+    character), so one bad line rejects that row only. The first chunk is checked as a whole:
+    a file that starts with NUL bytes or non-UTF-8 text is not a CSV file. Lines end with \\n
+    (or \\r\\n); a file with \\r alone (old Mac exports) is split on \\r."""
+    chunks = _utf8_chunks(stream)
+    first = next(chunks, b"")
+    newline = b"\r" if b"\n" not in first and b"\r" in first else b"\n"
+    _check_start(first, newline)
+    pending = b""
+    line_no = 0
+    for chunk in itertools.chain([first], chunks):
+        pending += chunk
+        has_nul = b"\x00" in pending
+        long = len(pending) > MAX_LINE_BYTES  # only then can one of its lines be too long
+        parts = pending.split(newline)
+        pending = parts.pop()
         for part in parts:
-            yield _decode(part + b"\n")
+            line_no += 1
+            if long and len(part) > MAX_LINE_BYTES:
+                raise _line_too_long(line_no)
+            yield _decode(part + newline, has_nul)
+        if len(pending) > MAX_LINE_BYTES:
+            raise _line_too_long(line_no + 1)
     if pending:
-        yield _decode(pending)
+        yield _decode(pending, b"\x00" in pending)
 
 
-def _decode(raw: bytes) -> tuple[str, bool]:
+def _line_too_long(line: int) -> ImportFileError:
+    return ImportFileError(
+        f"Line {line} is longer than {MAX_LINE_BYTES // 1024} KB: this is not a CSV file of "
+        "contacts (or its lines do not end with a newline)."
+    )
+
+
+def _check_start(head: bytes, newline: bytes) -> None:
+    """Refuse a file whose start is binary or not UTF-8: the whole file is, most likely."""
+    first_line = head.split(newline, 1)[0]
+    complete = head[: head.rfind(newline) + 1] or head
     try:
-        return raw.decode("utf-8"), True
+        complete.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if b"\x00" in head:
+            raise ImportFileError("This is a binary file, not a CSV text file.") from exc
+        line = complete[: exc.start].count(newline) + 1
+        raise ImportFileError(
+            f"Line {line} is not UTF-8 text (byte 0x{complete[exc.start]:02x}): the file is in "
+            "another encoding. Save it as CSV UTF-8 and try again."
+        ) from exc
+    if b"\x00" in first_line:
+        raise ImportFileError("This is a binary file, not a CSV text file.")
+
+
+def _decode(raw: bytes, has_nul: bool) -> tuple[str, str | None]:
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("utf-8", errors="replace"), False
+        text = raw.decode("utf-8", errors="replace").replace("\x00", "")
+        return text, "The row is not UTF-8 text (save the file as CSV UTF-8)."
+    if has_nul and "\x00" in text:
+        return text.replace("\x00", ""), "The row contains a NUL byte (not text)."
+    return text, None
 
 
 def _sniff_delimiter(header: str) -> str:
@@ -176,29 +275,36 @@ def _sniff_delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
+# A line swallowed by an unbalanced quote: its phone column holds something like a number.
+_LOOKS_LIKE_PHONE = re.compile(r"\s*\+?[\d\s().\-/]{7,}\s*")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 class _CsvFile:
-    """Rows of a CSV file as (line number, {column: value}), the header already understood."""
+    """Rows of a CSV file as (first line, last line, {column: value} or the reason the row
+    cannot be read), the header already understood."""
 
     def __init__(self, stream, known_columns: dict[str, str]):
         self._lines = _lines(stream)
-        self._bad_lines: set[int] = set()
+        self._problems: dict[int, str] = {}  # line -> what is wrong with it
         self._line_no = 0
+        self._last_text = ""
+        self.rows = 0
         header_line = self._first_non_blank()
         if header_line is None:
             raise ImportFileError("The file is empty.")
-        delimiter = _sniff_delimiter(header_line)
+        self.delimiter = delimiter = _sniff_delimiter(header_line)
         try:
             header = next(csv.reader([header_line], delimiter=delimiter))
         except csv.Error as exc:
             raise ImportFileError(f"The header row is not valid CSV ({exc}).") from exc
-        self.columns: list[str | None] = []  # per position: field name, attribute, or None
+        self.columns: list[str] = []  # per position: field name or attribute
         self.attribute_columns: set[str] = set()
         seen: set[str] = set()
-        for raw in header:
-            name = _normalise_column(raw)
-            if not name:
-                self.columns.append(None)
-                continue
+        for position, raw in enumerate(header, 1):
+            # A column without a name keeps its values (as "column_3"): dropping them would
+            # lose what someone typed there without a word.
+            name = _normalise_column(raw) or f"column_{position}"
             key = known_columns.get(name, name)
             if key in seen:
                 raise ImportFileError(f"The column {raw.strip()!r} appears twice in the header.")
@@ -212,53 +318,90 @@ class _CsvFile:
                 f"The header has no phone column (columns found: {found}; "
                 f"the delimiter read was {delimiter!r})."
             )
+        self._phone_index = self.columns.index("phone")
         self._reader = csv.reader(self._counted(), delimiter=delimiter)
 
     def _first_non_blank(self) -> str | None:
-        for text, ok in self._lines:
+        for text, problem in self._lines:
             self._line_no += 1
-            if not ok:
-                raise ImportFileError("The header row is not UTF-8 text.")
+            if problem:
+                raise ImportFileError(f"The header row (line {self._line_no}): {problem}")
             if text.strip():
                 return text
         return None
 
     def _counted(self) -> Iterator[str]:
-        for text, ok in self._lines:
+        for text, problem in self._lines:
             self._line_no += 1
-            if not ok:
-                self._bad_lines.add(self._line_no)
+            if problem:
+                self._problems[self._line_no] = problem
+            self._last_text = text
             yield text
 
-    def __iter__(self) -> Iterator[tuple[int, dict[str, str] | str]]:
-        """Yield (line, values) for each data row, or (line, reason) for a row that cannot be
-        read at all."""
+    def __iter__(self) -> Iterator[tuple[int, int, dict[str, str] | str]]:
+        """Yield (first line, last line, values) for each data row, or (first line, last line,
+        reason) for a row that cannot be read at all."""
         width = len(self.columns)
         while True:
             start = self._line_no + 1
             try:
                 row = next(self._reader)
             except StopIteration:
-                return
+                break
             except csv.Error as exc:
-                yield start, f"Not valid CSV: {exc}."
+                self.rows += 1
+                yield start, self._line_no, f"Not valid CSV: {exc}."
                 continue
+            end = self._line_no
             if not row or not any(v.strip() for v in row):
                 continue  # blank lines are not rows
-            if self._bad_lines:
-                bad = any(start <= n <= self._line_no for n in self._bad_lines)
-                self._bad_lines = {n for n in self._bad_lines if n > self._line_no}
-                if bad:
-                    yield start, "The row is not UTF-8 text."
+            self.rows += 1
+            if self._problems:
+                problem = next(
+                    (self._problems[n] for n in range(start, end + 1) if n in self._problems),
+                    None,
+                )
+                self._problems = {n: p for n, p in self._problems.items() if n > end}
+                if problem:
+                    yield start, end, problem
+                    continue
+            if end > start:
+                problem = self._quote_problem(row, start, end)
+                if problem:
+                    yield start, end, problem
                     continue
             if len(row) > width and any(v.strip() for v in row[width:]):
-                yield start, f"The row has {len(row)} fields; the header has {width}."
+                yield start, end, f"The row has {len(row)} fields; the header has {width}."
                 continue
-            values = {}
-            for key, value in zip(self.columns, row, strict=False):
-                if key is not None:
-                    values[key] = value.strip()
-            yield start, values
+            yield start, end, {k: v.strip() for k, v in zip(self.columns, row, strict=False)}
+        if not self.rows:
+            raise ImportFileError("The file has a header row but no data rows.")
+
+    def _quote_problem(self, row: list[str], start: int, end: int) -> str | None:
+        """Why a row that spans lines (a quoted field with line breaks) is an unbalanced
+        quote, or None. The rows a stray quote swallows must not pass for one long field."""
+        if '"' not in self._last_text:
+            # A row read over several lines ends on the line of its closing quote; without
+            # one, the quote was still open at the end of the file.
+            return (
+                f"Lines {start}-{end}: the quote opened on line {start} is never closed, so "
+                f"the {end - start + 1} lines to the end of the file were read as one row "
+                "and none of them was imported (an unbalanced quote)."
+            )
+        for value in row:
+            for segment in _LINE_BREAK.split(value)[1:]:
+                fields = next(csv.reader([segment], delimiter=self.delimiter), [])
+                if (
+                    len(fields) > self._phone_index
+                    and (len(fields) > 1 or len(self.columns) == 1)
+                    and _LOOKS_LIKE_PHONE.fullmatch(fields[self._phone_index])
+                ):
+                    return (
+                        f"Lines {start}-{end}: a quoted field runs from line {start} to line "
+                        f"{end} and holds what look like whole rows (an unbalanced quote); "
+                        "none of these lines was imported."
+                    )
+        return None
 
 
 def _batches(rows):
@@ -329,10 +472,30 @@ def import_contacts(
     if PIPELINE and connection.vendor == "postgresql" and not connection.in_atomic_block:
         _import_pipelined(csv_file, region, writer, report)
     else:
-        for batch in _batches(csv_file):
-            parsed = _parse_contact_batch(batch, region, report, writer)
-            _add_counts(report, _write_contact_batch(parsed, writer))
+        with transaction.atomic():
+            _lock_imports_into(campaign)
+            for batch in _batches(csv_file):
+                parsed = _parse_contact_batch(batch, region, report, writer)
+                _add_counts(report, _write_contact_batch(parsed, writer))
     return report
+
+
+def _lock_imports_into(campaign: Campaign) -> None:
+    """Serialise imports into one campaign until the end of the current transaction, so two of
+    them never race on a phone. On PostgreSQL an advisory lock rather than the campaign's row:
+    held for the whole import, a row lock would stall the dialler (an attempt's foreign key to
+    the campaign, its status changes) as long. SQLite's write lock serialises them already."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [_IMPORT_LOCK, campaign.pk % 2**31]
+            )
+    else:
+        Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
+
+
+_IMPORT_LOCK = 0x1C5F  # the first key of the import's advisory locks (the campaign is the second)
+_ABORT = object()  # handed to the writer thread: roll the import back
 
 
 # Parse the next batch while a second thread (its own database connection) writes the last
@@ -368,23 +531,31 @@ def _quick_thread_switches():
 
 
 def _import_pipelined(csv_file, region, writer, report) -> None:
+    """The whole import is the writer thread's one transaction: it commits after the last
+    batch, and rolls back when the reading thread fails (a file error half-way) or it does."""
     batches: queue.Queue = queue.Queue(maxsize=2)  # memory: at most ~4 batches in flight
     counts: list[tuple[int, int, int]] = []
     failure: list[BaseException] = []
 
     def write_batches():
         try:
-            while (parsed := batches.get()) is not None:
-                if not failure:
+            with transaction.atomic():
+                _lock_imports_into(writer.campaign)
+                while (parsed := batches.get()) is not None:
+                    if parsed is _ABORT:
+                        raise _Aborted
                     counts.append(_write_contact_batch(parsed, writer))
+        except _Aborted:
+            pass
         except BaseException as exc:  # handed to the reading thread, raised there
             failure.append(exc)
-            while batches.get() is not None:  # let the reader finish its puts
+            while batches.get() not in (None, _ABORT):  # let the reader finish its puts
                 pass
         finally:
             connection.close()  # this thread's own connection
 
     thread = threading.Thread(target=write_batches, name="contact-import-writer", daemon=True)
+    last = _ABORT
     with _quick_thread_switches():
         thread.start()
         try:
@@ -392,13 +563,18 @@ def _import_pipelined(csv_file, region, writer, report) -> None:
                 if failure:
                     break
                 batches.put(_parse_contact_batch(batch, region, report, writer))
+            last = None
         finally:
-            batches.put(None)
+            batches.put(last)
             thread.join()
-    for item in counts:
-        _add_counts(report, item)
     if failure:
         raise failure[0]
+    for item in counts:
+        _add_counts(report, item)
+
+
+class _Aborted(Exception):
+    pass
 
 
 def _add_counts(report: ImportReport, counts: tuple[int, int, int]) -> None:
@@ -413,15 +589,15 @@ def _parse_contact_batch(batch, region, report, writer) -> dict[str, object]:
     the batch; return {E.164 phone: the row as the writer will write it} for the rest."""
     report.rows += len(batch)
     parsed: dict[str, object] = {}
-    for line, values in batch:
+    for line, last, values in batch:
         if isinstance(values, str):
-            report.reject(line, values)
+            report.reject(line, values, last_line=last)
             continue
         raw_phone = values.get("phone", "")
         try:
             phone, zones = _parse_phone(raw_phone, region)
         except ValueError as exc:
-            report.reject(line, str(exc), mask_phone(raw_phone))
+            report.reject(line, str(exc), mask_phone(raw_phone), last)
             continue
         if phone in parsed:
             report.duplicates += 1
@@ -431,12 +607,15 @@ def _parse_contact_batch(batch, region, report, writer) -> dict[str, object]:
             given = [z for z in ZONE_SEPARATORS.split(zone_text) if z]
             unknown = [z for z in given if not is_valid_zone(z)]
             if unknown:
-                report.reject(line, f"Unknown time zone {unknown[0]!r}.", zone_text)
+                report.reject(line, f"Unknown time zone {unknown[0]!r}.", zone_text, last)
                 continue
             zones = sorted(set(given))
+            if len(" ".join(zones)) > ZONES_MAX_LENGTH:
+                report.reject(line, "Too many time zones.", zone_text, last)
+                continue
         problem = _too_long(values)
         if problem:
-            report.reject(line, problem)
+            report.reject(line, problem, last_line=last)
             continue
         parsed[phone] = writer.prepare(phone, values, zones)
     return parsed
@@ -458,9 +637,7 @@ def _write_contact_batch(parsed, writer) -> tuple[int, int, int]:
     failures = 0
     while True:
         try:
-            with transaction.atomic():
-                # Serialises imports into one campaign, so two of them never race on a phone.
-                Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
+            with transaction.atomic():  # a savepoint in the import's transaction
                 phones = _phone_list(parsed)
                 existing = set()
                 if writer.look_up_existing:
@@ -681,8 +858,9 @@ def import_exclusions(
     region = _region(default_region)
     csv_file = _CsvFile(stream, EXCLUSION_COLUMNS)
     report = ImportReport()
-    for batch in _batches(csv_file):
-        _import_exclusion_batch(campaign, batch, region, source, created_by, report)
+    with transaction.atomic():  # all or nothing, as the contact import
+        for batch in _batches(csv_file):
+            _import_exclusion_batch(campaign, batch, region, source, created_by, report)
     return report
 
 
@@ -700,36 +878,39 @@ def _parse_expiry(text: str) -> dt.datetime | None:
         raise ValueError(f"{text[:40]!r} is not a date (use YYYY-MM-DD or ISO 8601).") from None
     if timezone.is_naive(value):
         value = timezone.make_aware(value, dt.UTC)
-    return value
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+        raise ValueError(f"{text[:40]!r} is out of range.") from None
 
 
 def _import_exclusion_batch(campaign, batch, region, source, created_by, report) -> None:
     report.rows += len(batch)
     parsed: dict[str, tuple[str, dt.datetime | None]] = {}
-    for line, values in batch:
+    for line, last, values in batch:
         if isinstance(values, str):
-            report.reject(line, values)
+            report.reject(line, values, last_line=last)
             continue
         raw_phone = values.get("phone", "")
         try:
             phone, _zones = _parse_phone(raw_phone, region)
             expires_at = _parse_expiry(values.get("expires_at", ""))
         except ValueError as exc:
-            report.reject(line, str(exc), mask_phone(raw_phone))
+            report.reject(line, str(exc), mask_phone(raw_phone), last)
             continue
         if phone in parsed:
             report.duplicates += 1
             continue
         problem = _too_long(values)
         if problem:
-            report.reject(line, problem)
+            report.reject(line, problem, last_line=last)
             continue
         parsed[phone] = (values.get("reason", ""), expires_at)
     if not parsed:
         return
     for retry in range(3):
         try:
-            with transaction.atomic():
+            with transaction.atomic():  # a savepoint in the import's transaction
                 scope = Exclusion.objects.filter(phone__in=_phone_list(parsed))
                 scope = (
                     scope.filter(campaign__isnull=True)

@@ -109,3 +109,48 @@ def test_import_is_refused_to_staff_without_the_add_permission(client, django_us
     user = django_user_model.objects.create_user("viewer", password="pw-for-tests-1", is_staff=True)
     client.force_login(user)
     assert client.get(reverse("admin:contacts_contact_import")).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_file_that_breaks_half_way_imports_nothing_and_says_so(admin_client, monkeypatch):
+    from contacts import importing
+
+    monkeypatch.setattr(importing, "BATCH_SIZE", 100)
+    monkeypatch.setattr(importing, "MAX_LINE_BYTES", 10_000)
+    campaign = CampaignFactory()
+    good = "".join(f"+1212555{n:04d},Person {n}\n" for n in range(100, 1100))
+    text = "phone,name\n" + good + "+12125559999," + "x" * 20_000 + "\n"
+    response = admin_client.post(
+        reverse("admin:contacts_contact_import"),
+        {"campaign": campaign.pk, "file": upload("c.csv", text)},
+    )
+    body = response.content.decode()
+    assert "Nothing was imported: Line 1002 is longer than 9 KB" in body
+    assert response.context["report"] is None
+    assert not Contact.objects.exists()
+
+
+@pytest.mark.django_db
+def test_rows_lost_to_an_unbalanced_quote_are_shown_with_their_lines(admin_client):
+    campaign = CampaignFactory()
+    text = 'phone,name\n+12125550101,"Ann\n+12125550102,Bob\n+12125550103,Cy"\n+12125550104,Dee\n'
+    response = admin_client.post(
+        reverse("admin:contacts_contact_import"),
+        {"campaign": campaign.pk, "file": upload("c.csv", text)},
+    )
+    body = response.content.decode()
+    assert "Read 2 rows: 1 created, 0 duplicates, 0 excluded, 1 rejected." in body
+    assert '<tr class="rejection"><td>2–4</td><td>Lines 2-4:' in body
+    assert list(Contact.objects.values_list("phone", flat=True)) == ["+12125550104"]
+
+
+@pytest.mark.django_db
+def test_an_excel_unicode_text_file_is_imported(admin_client):
+    campaign = CampaignFactory()
+    text = "Phone\tName\r\n+33612345678\tZoé\r\n"
+    response = admin_client.post(
+        reverse("admin:contacts_contact_import"),
+        {"campaign": campaign.pk, "file": upload("c.txt", text.encode("utf-16"))},
+    )
+    assert "Read 1 rows: 1 created" in response.content.decode()
+    assert Contact.objects.get().name == "Zoé"

@@ -104,9 +104,11 @@ def test_number_without_a_known_zone_gets_the_campaign_zone():
         (b"name,email\nAnn,a@example.com\n", "no phone column"),
         (b"PK\x03\x04\x14\x00\x00\x00\x08\x00", "binary"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
-        ("phone,name\n+33612345678,Zoé\n".encode("utf-16"), "binary"),
-        ("phone,nom\n+33612345678,Zoé\n".encode("latin-1"), "UTF-8"),
+        ("phone,nom\n+33612345678,Zoé\n".encode("latin-1"), "Line 2 is not UTF-8"),
         (b"phone,phone\n1,2\n", "twice"),
+        (b"Phone,Phone Number\n1,2\n", "twice"),
+        (b"phone,name\n", "no data rows"),
+        (b"phone,name\r\n\r\n\r\n", "no data rows"),
     ],
 )
 def test_whole_file_problems_raise_and_write_nothing(data, message):
@@ -133,7 +135,7 @@ def test_a_line_that_is_not_utf8_deep_in_the_file_rejects_that_row_only():
     assert report.created == 2
     bad_line = padding.count(b"\n") + 1
     assert [(r.line, r.reason) for r in report.rejections] == [
-        (bad_line, "The row is not UTF-8 text.")
+        (bad_line, "The row is not UTF-8 text (save the file as CSV UTF-8).")
     ]
 
 
@@ -147,7 +149,7 @@ def test_rejections_are_capped_but_counted():
     assert report.created == 1
 
 
-def test_a_crash_mid_file_leaves_whole_batches_only(monkeypatch):
+def test_a_crash_mid_file_leaves_nothing_behind(monkeypatch):
     campaign = CampaignFactory()
     monkeypatch.setattr(importing, "BATCH_SIZE", 10)
     calls = {"n": 0}
@@ -163,12 +165,12 @@ def test_a_crash_mid_file_leaves_whole_batches_only(monkeypatch):
     text = "phone\n" + "".join(f"+1212555{n:04d}\n" for n in range(100, 130))
     with pytest.raises(RuntimeError):
         import_contacts(campaign=campaign, stream=csv_bytes(text))
-    assert Contact.objects.count() == 10  # the first batch, whole; nothing of the second
+    assert Contact.objects.count() == 0  # not even the first batch, written before the crash
 
-    # Importing the same file again skips what is there and completes the rest.
+    # Importing the same file again imports it whole.
     monkeypatch.setattr(importing._ContactWriter, "insert", real_insert)
     report = import_contacts(campaign=campaign, stream=csv_bytes(text))
-    assert (report.created, report.duplicates) == (20, 10)
+    assert (report.created, report.duplicates) == (30, 0)
     assert Contact.objects.count() == 30
 
 
@@ -424,4 +426,4 @@ def test_a_failing_write_outside_a_transaction_stops_the_import(monkeypatch):
     text = "phone\n" + "\n".join(f"+1212555{n:04d}" for n in range(100, 1100))
     with pytest.raises(RuntimeError, match="went away"):
         import_contacts(campaign=campaign, stream=csv_bytes(text))
-    assert Contact.objects.filter(campaign=campaign).count() == 200  # two whole batches
+    assert Contact.objects.filter(campaign=campaign).count() == 0  # not the two written
