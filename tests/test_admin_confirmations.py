@@ -54,9 +54,11 @@ def test_the_reversible_campaign_actions_do_not_ask(admin_client):
     assert campaign.status == "paused"
 
 
-def test_cancelling_scheduled_series_asks_first(admin_client, now):
+def test_cancelling_scheduled_series_asks_first(client, admin_user, now):
     url = reverse("admin:calls_scheduledcall_changelist")
     with time_machine.travel(now, tick=False):
+        admin_client = client
+        admin_client.force_login(admin_user)  # at the travelled time: the session is fresh
         call = book(ContactFactory(phone="+12125550142"), now, rrule="FREQ=DAILY;COUNT=3")
         page = choose(admin_client, url, "cancel_series", [call])
         assert page.status_code == 200 and "cannot be resumed" in page.content.decode()
