@@ -15,7 +15,7 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
-    HttpResponseForbidden,
+    JsonResponse,
     RawPostDataException,
 )
 from django.utils import timezone
@@ -28,6 +28,7 @@ from calls.signatures import has_valid_signature
 from calls.status import record_call_status
 from campaigns.models import Question
 from contacts.phones import mask_phone
+from voicesurvey.api_errors import error_body
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,10 @@ def signed(view):
         # the read.
         if _content_length(request) > settings.WEBHOOK_MAX_BODY_BYTES:
             log.warning("webhook %s refused: body too large", request.path)
-            return HttpResponse("Request body too large.", status=413)
+            return refuse(413, "too_large", "The request body is too large for a webhook.")
         if not has_valid_signature(request):
             log.warning("webhook %s refused: missing or bad signature", request.path)
-            return HttpResponseForbidden("Invalid signature.")
+            return refuse(403, "bad_signature", "Missing or invalid X-Twilio-Signature.")
         if has_nul(request):
             return bad_request("Parameters cannot hold NUL characters.")
         try:
@@ -66,7 +67,12 @@ class BadParameter(Exception):
 
 
 def bad_request(message: str) -> HttpResponse:
-    return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
+    return refuse(400, "invalid", message)
+
+
+def refuse(status: int, code: str, message: str) -> JsonResponse:
+    """A refused webhook, in the API's error shape."""
+    return JsonResponse(error_body(code, message), status=status)
 
 
 def _content_length(request: HttpRequest) -> int:

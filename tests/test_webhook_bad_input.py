@@ -60,6 +60,7 @@ def test_a_status_callback_with_an_impossible_parameter_is_a_400_and_writes_noth
     before = events(attempt)
     response = send_status(client, attempt, "completed", **{"CallDuration": "30", **params})
     assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "invalid"  # the API's error shape
     assert_nothing_written(attempt, before)
 
 

@@ -39,6 +39,7 @@ def test_tampered_body_is_refused_and_changes_nothing(client, now):
         headers={"X-Twilio-Signature": signature},
     )
     assert response.status_code == 403
+    assert response.json()["error"]["code"] == "bad_signature"
     assert_unchanged(attempt)
 
 
