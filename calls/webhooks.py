@@ -28,6 +28,7 @@ from calls.signatures import has_valid_signature
 from calls.status import record_call_status
 from campaigns.models import Question
 from contacts.phones import mask_phone
+from voicesurvey.api_common import content_length
 from voicesurvey.api_errors import error_body
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def signed(view):
     def wrapper(request: HttpRequest, *args, **kwargs):
         # Django reads no more than CONTENT_LENGTH (none without one), so checking it caps
         # the read.
-        if _content_length(request) > settings.WEBHOOK_MAX_BODY_BYTES:
+        if content_length(request) > settings.WEBHOOK_MAX_BODY_BYTES:
             log.warning("webhook %s refused: body too large", request.path)
             return refuse(413, "too_large", "The request body is too large for a webhook.")
         if not has_valid_signature(request):
@@ -73,13 +74,6 @@ def bad_request(message: str) -> HttpResponse:
 def refuse(status: int, code: str, message: str) -> JsonResponse:
     """A refused webhook, in the API's error shape."""
     return JsonResponse(error_body(code, message), status=status)
-
-
-def _content_length(request: HttpRequest) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
 
 
 def has_nul(request: HttpRequest) -> bool:

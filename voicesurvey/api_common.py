@@ -41,14 +41,19 @@ class Pagination(pagination.PageNumberPagination):
     max_page_size = 1000
 
 
+def content_length(request) -> int:
+    """The request's declared body length (0 when absent or garbled)."""
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 def check_upload_size(request, upload=None) -> None:
     """Refuse an upload above IMPORT_MAX_UPLOAD_BYTES (413): by its Content-Length before the
     body is read, and by the file's size once parsed (a chunked request has no length)."""
     limit = settings.IMPORT_MAX_UPLOAD_BYTES
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
+    length = content_length(request)
     if upload is not None:
         length = max(length, upload.size or 0)
     if length > limit:

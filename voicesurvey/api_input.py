@@ -13,6 +13,8 @@ from django.db import models
 from rest_framework import exceptions, parsers, serializers
 from rest_framework.utils import json
 
+from voicesurvey.api_common import content_length
+
 # No zone on Earth is further from UTC than +14:00 (Kiribati) or -12:00; PostgreSQL refuses
 # beyond 15:59, and an offset of 20 hours is a typo, not a place.
 MAX_UTC_OFFSET = dt.timedelta(hours=14)
@@ -75,7 +77,7 @@ class JSONParser(parsers.JSONParser):
         parser_context = parser_context or {}
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         request = parser_context.get("request")
-        if request is not None and _content_length(request.META) > limit:
+        if request is not None and content_length(request) > limit:
             raise too_large(limit)
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
@@ -98,13 +100,6 @@ def too_large(limit: int) -> exceptions.APIException:
     from voicesurvey.api_errors import PayloadTooLarge
 
     return PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-
-
-def _content_length(meta) -> int:
-    try:
-        return int(meta.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
 
 
 def check_json(data, *, max_depth: int) -> None:
