@@ -391,3 +391,25 @@ def test_check_by_post_keeps_the_number_out_of_the_url_and_needs_only_view(viewe
     assert answer.json()["excluded"] is True and answer.json()["phone"] == "+12125550101"
     refused = viewer_client.post(f"{EXCLUSIONS}check/", {"phone": "abc"}, format="json")
     assert_error(refused, 400, "invalid")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"phone": ["+12125550101"]},
+        {"phone": "+12125550101", "campaign": 10**20},
+        {"phone": "+12125550101", "campaign": "x"},
+        {"phone": "\x00"},
+    ],
+)
+def test_check_by_post_with_a_bad_body_is_a_400(viewer_client, body):
+    answer = viewer_client.post(f"{EXCLUSIONS}check/", body, format="json")
+    assert answer.status_code == 400 and "error" in answer.json()
+
+
+def test_check_by_post_with_a_body_that_is_not_json_is_a_400(viewer_client):
+    answer = viewer_client.post(
+        f"{EXCLUSIONS}check/", b"phone=+1212", content_type="application/json"
+    )
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "parse_error"
