@@ -178,7 +178,7 @@ def explain_aggregates() -> list[str]:
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from calls.dashboard import build_dashboard
+    from calls.reports.dashboard import build_dashboard
 
     with CaptureQueriesContext(connection) as queries:
         build_dashboard(now=timezone.now())

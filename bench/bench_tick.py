@@ -6,7 +6,7 @@ database, BENCH_DATABASE (default vs_bench), on that server. Prints:
      claim as one hand-written SQL statement (the floor), and their ratio;
   2. the EXPLAIN of the eligibility query and of the zone-key skip scan;
   3. the sustained dial rate with a 200 ms provider at a pace of 50 calls/s, the pace shared
-     through the database (calls.pacing.SharedPace) as the scheduler uses it.
+     through the database (calls.dialler.pace.SharedPace) as the scheduler uses it.
 Targets: tick < 1 s and within 3x the floor; index-backed eligibility; >= 45 calls/s."""
 
 import datetime as dt
@@ -137,7 +137,7 @@ def explain(campaigns, keys) -> tuple[str, str]:
     open zone keys, 50 each; rolled back) and the zone-key skip scan."""
     from django.db import connection, transaction
 
-    from calls.claiming import CALLABLE_SQL, ZONE_KEYS_SQL, _tables, lock_statement
+    from calls.dialler.claim import CALLABLE_SQL, ZONE_KEYS_SQL, _tables, lock_statement
 
     plan = ""
     try:
@@ -192,8 +192,8 @@ def main() -> None:
     from django.core.management import call_command
     from django.test.utils import override_settings
 
-    from calls.dialler import tick
-    from calls.pacing import TokenBucket, default_pace
+    from calls.dialler.pace import TokenBucket, default_pace
+    from calls.dialler.tick import tick
     from campaigns.models import Campaign
 
     try:
@@ -258,8 +258,8 @@ def main() -> None:
             f"{', '.join(f'{r.seconds * 1000:.0f}' for r in ticks)} ms)"
         )
         print(f"ratio tick / floor: {ratio:.1f}x")
+        from calls.dialler.recovery import lost
         from calls.models import CallAttempt
-        from calls.recovery import lost
 
         lost_plan = (
             CallAttempt.objects.filter(lost(NOW))

@@ -95,7 +95,7 @@ def make_calls(n: int):
 
 def stream_for(attempt, rng: random.Random, base: str, path_of) -> list[tuple[str, bytes, dict]]:
     """One call's callbacks as Twilio might deliver them: duplicates, sometimes out of order."""
-    from calls.signatures import sign
+    from calls.webhooks.signatures import sign
 
     events = [
         ("initiated", {}),

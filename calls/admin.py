@@ -20,8 +20,17 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
-from calls import charts
-from calls.dashboard import (
+from calls.booking.editing import EDITABLE_FIELDS, edit_scheduled_call, upcoming_occurrences
+from calls.booking.scheduling import (
+    IllegalScheduledCallTransition,
+    cancel_scheduled_call,
+    pause_scheduled_call,
+    resume_scheduled_call,
+    schedule_call,
+)
+from calls.models import Answer, CallAttempt, CallEvent, DiallerHeartbeat, ScheduledCall
+from calls.reports import charts
+from calls.reports.dashboard import (
     OUTCOME_LABELS,
     OUTCOMES,
     STATE_COLOURS,
@@ -31,18 +40,9 @@ from calls.dashboard import (
     tick_details,
     tick_summary,
 )
-from calls.models import Answer, CallAttempt, CallEvent, DiallerHeartbeat, ScheduledCall
-from calls.results import iter_results_csv
-from calls.scheduled_editing import EDITABLE_FIELDS, edit_scheduled_call, upcoming_occurrences
-from calls.scheduling import (
-    IllegalScheduledCallTransition,
-    cancel_scheduled_call,
-    pause_scheduled_call,
-    resume_scheduled_call,
-    schedule_call,
-)
-from calls.stats import campaign_stats, outcome_expression
-from calls.survey import preview_survey
+from calls.reports.results import iter_results_csv
+from calls.reports.stats import campaign_stats, outcome_expression
+from calls.webhooks.survey import preview_survey
 from campaigns.admin import CampaignAdmin
 from campaigns.models import Campaign
 from contacts.models import Contact
@@ -465,7 +465,7 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
         return TemplateResponse(request, "admin/voicesurvey/campaign_results.html", context)
 
     def results_csv_view(self, request, object_id):
-        """The results as CSV, streamed row by row (`calls.results`): no size limit."""
+        """The results as CSV, streamed row by row (`calls.reports.results`): no size limit."""
         campaign = self.viewable_campaign(request, object_id, "results_csv")
         response = StreamingHttpResponse(
             iter_results_csv(campaign), content_type="text/csv; charset=utf-8"

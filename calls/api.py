@@ -14,8 +14,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from calls.models import Answer, CallAttempt, CallEvent
-from calls.results import iter_results_csv
-from calls.stats import OUTCOMES, campaign_stats
+from calls.reports.results import iter_results_csv
+from calls.reports.stats import OUTCOMES, campaign_stats
 from campaigns.models import Campaign
 from contacts.models import Contact
 from voicesurvey.api_input import DateTimeFilter, FilterSet

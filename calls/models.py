@@ -356,7 +356,7 @@ class DiallerHeartbeat(models.Model):
 
 class DialPace(models.Model):
     """The calls-per-second pace shared by every scheduler on one PostgreSQL database: the
-    time of the next free dial slot (calls.pacing.SharedPace). Unlogged on PostgreSQL: after
+    time of the next free dial slot (calls.dialler.pace.SharedPace). Unlogged on PostgreSQL: after
     a crash the pace simply starts afresh."""
 
     key = models.CharField(max_length=40, primary_key=True)

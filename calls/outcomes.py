@@ -9,9 +9,9 @@ import datetime as dt
 
 from django.db import connection, transaction
 
-from calls import prepared
+from calls.booking.scheduling import settle_scheduled_call
+from calls.db import prepared
 from calls.models import CallAttempt
-from calls.scheduling import settle_scheduled_call
 from campaigns.models import Campaign
 from contacts.models import Contact, Exclusion
 
@@ -80,7 +80,7 @@ def _settle_contact(attempt: CallAttempt, contact: Contact, *, now: dt.datetime)
         state = Contact.State.INVALID
     elif attempt.scheduled_call_id and attempt.contact_state_before:
         # A booked call that did not reach the person: its own retry rule applies
-        # (calls.scheduling), the contact keeps its place in the campaign.
+        # (calls.booking.scheduling), the contact keeps its place in the campaign.
         state = attempt.contact_state_before
         if state in Contact.CALLABLE_STATES and used >= budget:
             state = Contact.State.EXHAUSTED  # the booked call used the last one

@@ -1,10 +1,10 @@
 from django.urls import path
 
-from calls import webhooks
+from calls.webhooks import views as webhooks
 
 app_name = "webhooks"
 
-# calls.telephony.base.call_urls builds the first two; calls.survey.gather_url the third.
+# calls.telephony.base.call_urls builds the first two; calls.webhooks.survey.gather_url the third.
 urlpatterns = [
     path("status/<str:call_id>/", webhooks.status_callback, name="status"),
     path("voice/<str:call_id>/", webhooks.voice, name="voice"),

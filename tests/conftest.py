@@ -98,8 +98,8 @@ def provider():
 @pytest.fixture
 def run_tick(dialler_settings, provider, fake_clock):
     """Run one tick with the fake provider and a pace on a fake clock (nothing sleeps)."""
-    from calls.dialler import tick
-    from calls.pacing import TokenBucket
+    from calls.dialler.pace import TokenBucket
+    from calls.dialler.tick import tick
 
     def run(now, **kw):
         kw.setdefault("provider", provider)

@@ -106,7 +106,7 @@ class ScheduledCallFactory(factory.django.DjangoModelFactory):
 
 def book(contact, now, **kw):
     """Book a call through the domain function: by default today 14:00 New York time."""
-    from calls.scheduling import schedule_call
+    from calls.booking.scheduling import schedule_call
 
     kw.setdefault("timezone", "America/New_York")
     kw.setdefault("run_at", dt.datetime(2026, 11, 23, 14, 0))

@@ -7,8 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from calls.models import CallAttempt
-from calls.results import iter_results_csv
-from calls.stats import campaign_stats
+from calls.reports.results import iter_results_csv
+from calls.reports.stats import campaign_stats
 from contacts.models import Contact
 from tests.factories import (
     AnswerFactory,
@@ -228,7 +228,7 @@ def test_results_csv_escapes_cells_a_spreadsheet_would_run_as_formulas(api_clien
 
 
 def test_results_export_reads_contacts_in_chunks_with_bounded_queries(monkeypatch):
-    from calls import results
+    from calls.reports import results
 
     monkeypatch.setattr(results, "CHUNK_SIZE", 10)
     campaign = CampaignFactory()
@@ -255,8 +255,8 @@ def test_results_permissions_and_not_found(viewer_client, anon_client, api_clien
 
 
 def test_attempt_outcome_in_sql_matches_the_model(now):
-    """calls.stats counts outcomes in SQL; it must agree with CallAttempt.outcome."""
-    from calls.stats import outcome_expression
+    """calls.reports.stats counts outcomes in SQL; it must agree with CallAttempt.outcome."""
+    from calls.reports.stats import outcome_expression
 
     contact = ContactFactory()
     cases = [

@@ -5,7 +5,7 @@ import time_machine
 
 from calls.models import CallAttempt, CallEvent
 from calls.outcomes import settle_contact
-from calls.status import apply_call_status
+from calls.webhooks.status import apply_call_status
 from tests.factories import ContactFactory, ExclusionFactory
 from tests.webhook_helpers import live_attempt, send_status
 
@@ -280,7 +280,7 @@ def test_canceled_call_is_not_reached(client, frozen):
 
 @pytest.mark.django_db
 def test_a_failed_callback_before_the_dial_write_back_still_gets_its_dial_time(client, frozen):
-    from calls.dialler import record_dialled
+    from calls.dialler.tick import record_dialled
 
     attempt = live_attempt(now=frozen, status="queued")
     sid = "CA" + "e" * 32

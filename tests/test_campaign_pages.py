@@ -2,7 +2,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from calls.dashboard import TOP_ANSWERS, question_results
+from calls.reports.dashboard import TOP_ANSWERS, question_results
 from tests.factories import (
     AnswerFactory,
     CallAttemptFactory,

@@ -1,6 +1,12 @@
 import xml.etree.ElementTree as ET
 
-from calls.charts import bar_list_chart, column_chart, compact_number, nice_ceiling, stacked_bar
+from calls.reports.charts import (
+    bar_list_chart,
+    column_chart,
+    compact_number,
+    nice_ceiling,
+    stacked_bar,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 

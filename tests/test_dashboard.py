@@ -7,10 +7,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from calls.dashboard import build_dashboard, hour_slots
-from calls.dialler import TickReport
+from calls.dialler.tick import TickReport
 from calls.models import CallAttempt, DiallerHeartbeat
-from calls.stats import campaign_stats
+from calls.reports.dashboard import build_dashboard, hour_slots
+from calls.reports.stats import campaign_stats
 from campaigns.models import Campaign
 from tests.factories import CallAttemptFactory, CampaignFactory, ContactFactory
 
@@ -189,7 +189,7 @@ def test_query_count_does_not_grow_with_campaigns(
 
 @pytest.mark.django_db
 def test_day_figures_agree_with_the_api_stats(now):
-    """The dashboard labels grouped rows with the model's rule; calls.stats counts with SQL:
+    """The dashboard labels grouped rows with the model's rule; calls.reports.stats counts with SQL:
     on the same attempts they give the same outcomes and the same answer rate."""
     campaign = CampaignFactory(status=Campaign.Status.RUNNING)
     at = now - dt.timedelta(hours=2)

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import pytest
 from twilio.request_validator import RequestValidator
 
-from calls.signatures import webhook_auth_token
+from calls.webhooks.signatures import webhook_auth_token
 from tests.webhook_helpers import live_attempt
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,9 +2,9 @@
 
 import pytest
 
-from calls.claiming import share_capacity
+from calls.dialler.claim import share_capacity
+from calls.dialler.pace import TokenBucket
 from calls.models import CallAttempt
-from calls.pacing import TokenBucket
 from tests.factories import CallAttemptFactory, ContactFactory, RunningCampaignFactory
 from tests.fakes import FakeClock
 
@@ -110,7 +110,7 @@ def test_token_bucket_never_runs_ahead_of_the_pace():
 
 @pytest.mark.django_db
 def test_dialling_follows_the_calls_per_second_pace(open_now, dialler_settings):
-    from calls.dialler import tick
+    from calls.dialler.tick import tick
     from tests.fakes import FakeProvider
 
     dialler_settings.DIALLER_CALLS_PER_SECOND = 4.0

@@ -7,10 +7,10 @@ import pytest
 from django.db import connections
 from django.db.models import Count, Q
 
-from calls.dialler import tick
+from calls.dialler.pace import TokenBucket
+from calls.dialler.tick import tick
 from calls.models import CallAttempt
 from calls.outcomes import settle_contact
-from calls.pacing import TokenBucket
 from contacts.models import Contact
 from tests.factories import RunningCampaignFactory
 from tests.fakes import FakeClock, FakeProvider

@@ -24,8 +24,8 @@ CHILD = """
 import datetime as dt, os, threading
 import django
 django.setup()
-from calls.dialler import tick
-from calls.pacing import TokenBucket
+from calls.dialler.tick import tick
+from calls.dialler.pace import TokenBucket
 
 printing = threading.Lock()  # dial threads print one whole line each
 

@@ -88,9 +88,9 @@ def test_rejected_number_makes_the_contact_invalid(open_now, run_tick):
 
 def test_tick_logs_one_line_with_phone_numbers_masked(open_now, run_tick, caplog):
     bad = ContactFactory(next_attempt_at=open_now)
-    with caplog.at_level(logging.INFO, logger="calls.dialler"):
+    with caplog.at_level(logging.INFO, logger="calls.dialler.tick"):
         run_tick(open_now, provider=FakeProvider(rejected=[bad.phone]))
-    lines = [r.getMessage() for r in caplog.records if r.name == "calls.dialler"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "calls.dialler.tick"]
     assert len(lines) == 1
     assert "claimed=1" in lines[0] and "failed=1" in lines[0]
     assert "number_rejected" in lines[0]
@@ -106,7 +106,7 @@ def test_tick_writes_its_report_to_the_heartbeat(open_now, run_tick):
 
 
 def test_without_a_provider_the_tick_claims_nothing(open_now, dialler_settings, monkeypatch):
-    from calls.dialler import tick
+    from calls.dialler.tick import tick
     from calls.telephony import base
 
     monkeypatch.setitem(base.PROVIDERS, "simulated", "calls.telephony.not_installed.Provider")

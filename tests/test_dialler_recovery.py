@@ -5,10 +5,10 @@ import datetime as dt
 import pytest
 from django.db.models import F
 
-from calls.claiming import claim_batch
+from calls.dialler.claim import claim_batch
+from calls.dialler.recovery import close_lost_attempt, find_lost_attempts, recover_lost_attempts
 from calls.models import CallAttempt, CallEvent
 from calls.outcomes import NOT_A_CALL_RETRY, settle_contact
-from calls.recovery import close_lost_attempt, find_lost_attempts, recover_lost_attempts
 from tests.factories import CallAttemptFactory, ContactFactory
 
 pytestmark = pytest.mark.django_db

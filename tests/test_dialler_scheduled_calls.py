@@ -4,9 +4,9 @@ import datetime as dt
 
 import pytest
 
+from calls.booking.scheduling import schedule_call
 from calls.models import CallAttempt, ScheduledCall
-from calls.scheduling import schedule_call
-from calls.status import apply_call_status
+from calls.webhooks.status import apply_call_status
 from tests.factories import ContactFactory, RunningCampaignFactory, us_number
 
 

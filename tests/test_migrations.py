@@ -1,6 +1,7 @@
 """Data migrations: what an upgrade does to rows already in the database."""
 
 import datetime as dt
+import importlib
 
 import pytest
 from django.db import connection
@@ -73,3 +74,16 @@ def test_a_call_claimed_before_the_upgrade_is_counted_on_its_contact(latest_sche
     apps = migrate(COUNTING_AT_CLAIM)
     counts = dict(apps.get_model("contacts", "Contact").objects.values_list("pk", "attempts_count"))
     assert counts == {waiting: 2, dialled: 2, settled: 1}
+
+
+def test_the_dialler_schedule_follows_the_tick_to_its_new_module(latest_schema_afterwards):
+    """A database set up before the move keeps a qcluster ticking: its schedule is repointed."""
+    apps = migrate([("calls", "0008_shared_dial_pace")])
+    Schedule = apps.get_model("django_q", "Schedule")
+    assert Schedule.objects.get(name="dialler tick").func == (
+        "calls.schedules.run_dialler_for_a_minute"
+    )
+    apps = migrate([("calls", "0009_dialler_schedule_moved")])
+    func = apps.get_model("django_q", "Schedule").objects.get(name="dialler tick").func
+    module, name = func.rsplit(".", 1)
+    assert callable(getattr(importlib.import_module(module), name))

@@ -9,8 +9,8 @@ from django.apps import apps
 from django.core.management import call_command
 from django_q.models import Schedule
 
+from calls.dialler.qcluster import SCHEDULE_FUNC, SCHEDULE_NAME, run_dialler_for_a_minute
 from calls.models import CallAttempt, DiallerHeartbeat
-from calls.schedules import SCHEDULE_FUNC, SCHEDULE_NAME, run_dialler_for_a_minute
 from calls.telephony import base
 from tests.factories import ContactFactory
 
@@ -50,7 +50,7 @@ def test_run_scheduler_keeps_going_without_an_installed_provider(
 
 def test_dialler_schedule_runs_the_tick_task_every_minute_on_any_cluster():
     schedule = Schedule.objects.get(name=SCHEDULE_NAME)
-    assert schedule.func == SCHEDULE_FUNC == "calls.schedules.run_dialler_for_a_minute"
+    assert schedule.func == SCHEDULE_FUNC == "calls.dialler.qcluster.run_dialler_for_a_minute"
     assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 1, -1)
     assert schedule.cluster is None
 

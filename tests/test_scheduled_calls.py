@@ -4,9 +4,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.exceptions import ValidationError
 
-from calls.models import CallAttempt, CallEvent, ScheduledCall
-from calls.outcomes import settle_contact
-from calls.scheduling import (
+from calls.booking.scheduling import (
     IllegalScheduledCallTransition,
     book_callback,
     cancel_scheduled_call,
@@ -18,6 +16,8 @@ from calls.scheduling import (
     schedule_call,
     settle_scheduled_call,
 )
+from calls.models import CallAttempt, CallEvent, ScheduledCall
+from calls.outcomes import settle_contact
 from tests.factories import CampaignFactory, ContactFactory, ExclusionFactory, book
 
 S = ScheduledCall.Status

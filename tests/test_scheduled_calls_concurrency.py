@@ -4,8 +4,8 @@ import threading
 import pytest
 from django.db import connection, connections
 
+from calls.booking.scheduling import claim_due_scheduled_calls
 from calls.models import CallAttempt, ScheduledCall
-from calls.scheduling import claim_due_scheduled_calls
 from tests.factories import ContactFactory, RunningCampaignFactory, us_number
 
 pytestmark = [

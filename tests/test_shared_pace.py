@@ -1,12 +1,12 @@
-"""The pace shared by every scheduler on one PostgreSQL database (calls.pacing.SharedPace)."""
+"""The pace shared by every scheduler on one PostgreSQL database (calls.dialler.pace.SharedPace)."""
 
 import datetime as dt
 
 import pytest
 from django.db import connection
 
+from calls.dialler.pace import SharedPace, TokenBucket, default_pace
 from calls.models import DialPace
-from calls.pacing import SharedPace, TokenBucket, default_pace
 from tests.test_webhook_concurrency import run_together
 
 

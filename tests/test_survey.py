@@ -7,7 +7,7 @@ import time_machine
 from django.conf import settings
 
 from calls.models import Answer, CallAttempt, ScheduledCall
-from calls.survey import preview_survey, render_text
+from calls.webhooks.survey import preview_survey, render_text
 from campaigns.models import Question
 from contacts.models import Exclusion, is_excluded
 from tests.factories import (

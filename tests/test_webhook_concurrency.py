@@ -7,8 +7,8 @@ import pytest
 from django.db import connections
 
 from calls.models import CallAttempt, CallEvent
-from calls.status import apply_call_status, record_call_status
-from calls.survey import opt_out
+from calls.webhooks.status import apply_call_status, record_call_status
+from calls.webhooks.survey import opt_out
 from contacts.models import Exclusion
 from tests.webhook_helpers import live_attempt
 

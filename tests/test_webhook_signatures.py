@@ -3,7 +3,7 @@ from django.test import override_settings
 from twilio.request_validator import RequestValidator
 
 from calls.models import CallAttempt, CallEvent
-from calls.signatures import webhook_auth_token
+from calls.webhooks.signatures import webhook_auth_token
 from tests.webhook_helpers import live_attempt, signed_post, status_url
 
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from twilio.request_validator import RequestValidator
 
 from calls.models import CallAttempt
-from calls.signatures import webhook_auth_token
+from calls.webhooks.signatures import webhook_auth_token
 from tests.factories import CallAttemptFactory, ContactFactory
 
 

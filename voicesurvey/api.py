@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from calls.api import AnswerViewSet, CallAttemptViewSet, CampaignResultsActions, StatsViewSet
-from calls.scheduled_api import ScheduledCallViewSet
+from calls.booking.api import ScheduledCallViewSet
 from campaigns.api import CampaignViewSet as CampaignBaseViewSet
 from contacts.api import CampaignContactImportActions, ContactViewSet, ExclusionViewSet
 from voicesurvey.api_errors import api_not_found

@@ -115,7 +115,7 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Django's cursors bind parameters on the client and never prepare; the few hand-written
-    # hot statements ask to be prepared (calls.status), which needs a threshold set. Behind
+    # hot statements ask to be prepared (calls.webhooks.status), which needs a threshold set. Behind
     # PgBouncer in transaction mode that needs PgBouncer 1.21+ with max_prepared_statements.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 
@@ -275,7 +275,7 @@ IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=200 * 1024 
 Q_CLUSTER = {
     "name": "voicesurvey",
     "workers": env.int("Q_WORKERS", default=2),
-    "timeout": 90,  # a tick task runs for just under a minute (see calls/schedules.py)
+    "timeout": 90,  # a tick task runs for just under a minute (see calls/dialler/qcluster.py)
     "retry": 120,  # must exceed timeout, or a slow task is handed out twice
     "catch_up": False,
     "orm": "default",

@@ -29,9 +29,9 @@ from django.urls import resolve
 from django.utils import timezone
 
 from calls.models import CallAttempt
-from calls.signatures import sign
-from calls.survey import Reply, validate_answer
 from calls.telephony.base import CallUrls, call_urls
+from calls.webhooks.signatures import sign
+from calls.webhooks.survey import Reply, validate_answer
 from campaigns.models import Question
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 from django.utils import timezone
 
-from calls.dialler import tick
+from calls.dialler.tick import tick
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         # The command prints each report itself; the tick's own log line (kept for the
         # django-q2 path and log shipping) would only say it twice on the console.
         if options["verbosity"] < 2:
-            logging.getLogger("calls.dialler").setLevel(logging.WARNING)
+            logging.getLogger("calls.dialler.tick").setLevel(logging.WARNING)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())

@@ -1,6 +1,6 @@
 """API for scheduled calls: book, list, edit, pause/resume/cancel (series or next occurrence).
 
-A thin door over `calls.scheduling` and `calls.scheduled_editing`; DELETE cancels the series
+A thin door over `calls.booking.scheduling` and `calls.booking.editing`; DELETE cancels the series
 and keeps the row with its event log, as the dialler's history."""
 
 from contextlib import contextmanager
@@ -15,15 +15,15 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from calls.api import CallEventSerializer
-from calls.models import ScheduledCall
-from calls.scheduled_editing import EDITABLE_FIELDS, edit_scheduled_call, upcoming_occurrences
-from calls.scheduling import (
+from calls.booking.editing import EDITABLE_FIELDS, edit_scheduled_call, upcoming_occurrences
+from calls.booking.scheduling import (
     IllegalScheduledCallTransition,
     cancel_scheduled_call,
     pause_scheduled_call,
     resume_scheduled_call,
     schedule_call,
 )
+from calls.models import ScheduledCall
 from campaigns.models import Campaign
 from contacts.models import Contact
 from voicesurvey.api_errors import Conflict

@@ -24,10 +24,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
 
+from calls.booking.scheduling import ACTIVE as BOOKED
+from calls.booking.scheduling import claim_due_scheduled_calls
+from calls.db.rows import rows_cte
 from calls.models import CallAttempt, DiallerHeartbeat, ScheduledCall, new_call_id
-from calls.rows import rows_cte
-from calls.scheduling import ACTIVE as BOOKED
-from calls.scheduling import claim_due_scheduled_calls
 from campaigns.models import Campaign
 from campaigns.windows import campaign_zone_open, open_zone_keys
 from contacts.models import Contact, Exclusion

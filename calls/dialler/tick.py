@@ -18,13 +18,13 @@ from itertools import zip_longest
 from django.conf import settings
 from django.db import connection, connections, transaction
 
-from calls.claiming import claim_batch
-from calls.lifecycle import advance_campaigns
+from calls.db.rows import rows_cte
+from calls.dialler.claim import claim_batch
+from calls.dialler.lifecycle import advance_campaigns
+from calls.dialler.pace import SharedPace, TokenBucket, default_pace, pace_budget
+from calls.dialler.recovery import recover_lost_attempts
 from calls.models import CallAttempt, CallEvent, DiallerHeartbeat
 from calls.outcomes import settle_contact
-from calls.pacing import SharedPace, TokenBucket, default_pace, pace_budget
-from calls.recovery import recover_lost_attempts
-from calls.rows import rows_cte
 from calls.telephony.base import (
     NumberRejected,
     Provider,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import connection
 
-from calls import prepared
+from calls.db import prepared
 from calls.models import DialPace
 
 

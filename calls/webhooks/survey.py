@@ -17,9 +17,9 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from twilio.twiml.voice_response import VoiceResponse
 
+from calls.booking.scheduling import book_callback
 from calls.models import Answer, CallAttempt, CallEvent
-from calls.scheduling import book_callback
-from calls.status import answered_by_from_twilio
+from calls.webhooks.status import answered_by_from_twilio
 from campaigns.models import Campaign, Question
 from contacts.models import Contact, Exclusion, exclude_listed_contacts
 

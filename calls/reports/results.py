@@ -12,7 +12,7 @@ from itertools import islice
 from django.db.models import OuterRef, Subquery
 
 from calls.models import Answer, CallAttempt
-from calls.stats import outcome_expression
+from calls.reports.stats import outcome_expression
 from campaigns.models import Campaign
 from contacts.models import Contact
 

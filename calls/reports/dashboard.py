@@ -23,7 +23,7 @@ ON_SCREEN_STATUSES = (Campaign.Status.RUNNING, Campaign.Status.PAUSED)
 HOURS = 24
 TOP_ANSWERS = 10  # free-text (speech) and keypad questions show their most frequent answers
 
-# The outcomes of `calls.stats` (finished attempts) in the order the dashboard lists them.
+# The outcomes of `calls.reports.stats` (finished attempts) in the order the dashboard lists them.
 OUTCOMES = [
     ("completed", "Completed survey", "#2e7d32"),
     ("incomplete", "Answered, not finished", "#9ccc65"),
@@ -82,7 +82,7 @@ def outcome_of(
     has_callback: bool,
 ) -> str:
     """The outcome of the attempts with these columns: the model's own rule, `in_progress`
-    for a live attempt (as in `calls.stats`). The property only asks whether a call back was
+    for a live attempt (as in `calls.reports.stats`). The property only asks whether a call back was
     requested, so any time stands for "yes"."""
     attempt = CallAttempt(
         status=status,
@@ -96,8 +96,8 @@ def outcome_of(
 
 
 def is_answered(status: str, answered_by: str, has_answered_at: bool) -> bool:
-    """`calls.stats`' definition of a call a person picked up: it reached `completed` or has an
-    answer time, and no answering machine took it."""
+    """`calls.reports.stats`' definition of a call a person picked up: it reached `completed`
+    or has an answer time, and no answering machine took it."""
     return (
         status == CallAttempt.Status.COMPLETED or has_answered_at
     ) and answered_by != CallAttempt.AnsweredBy.MACHINE
@@ -139,12 +139,12 @@ class CampaignPanel:
 
     @property
     def answer_rate(self) -> float | None:
-        """Answered by a person / calls the provider accepted, last 24 h (`calls.stats`)."""
+        """Answered by a person / calls the provider accepted, last 24 h (`calls.reports.stats`)."""
         return rate(self.answered_24h, self.reached_provider_24h)
 
     @property
     def completion_rate(self) -> float | None:
-        """Completed contacts / contacts the campaign may call (`calls.stats`)."""
+        """Completed contacts / contacts the campaign may call (`calls.reports.stats`)."""
         return rate(
             self.contacts_completed,
             self.contacts_total - self.states.get(Contact.State.EXCLUDED, 0),
@@ -313,8 +313,8 @@ def _scale_size(question: Question) -> int:
     return size if size <= 30 else 0
 
 
-# Why a campaign or a booked call got no call in a tick (calls.claiming, calls.scheduling), in
-# the operator's words.
+# Why a campaign or a booked call got no call in a tick (calls.dialler.claim,
+# calls.booking.scheduling), in the operator's words.
 SKIP_REASONS = {
     "window_closed": "calling window closed",
     "no_callable_contacts": "no contact due now",

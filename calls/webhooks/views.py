@@ -22,10 +22,10 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from calls import survey
 from calls.models import CallAttempt, CallEvent
-from calls.signatures import has_valid_signature
-from calls.status import record_call_status
+from calls.webhooks import survey
+from calls.webhooks.signatures import has_valid_signature
+from calls.webhooks.status import record_call_status
 from campaigns.models import Question
 from contacts.phones import mask_phone
 from voicesurvey.api_common import content_length

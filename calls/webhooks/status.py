@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 
-from calls import prepared
+from calls.db import prepared
 from calls.models import CallAttempt, CallEvent
 from calls.outcomes import listed_for_good, settle_contact, settle_locked_contact
 from campaigns.models import Campaign

@@ -1,7 +1,7 @@
 """Changing a booked scheduled call, and what the doors show of its future.
 
-Kept apart from `calls.scheduling` (booking, pause/resume/cancel and the tick's claim) so the
-API and the admin share one way to edit a call: `edit_scheduled_call`."""
+Kept apart from `calls.booking.scheduling` (booking, pause/resume/cancel and the tick's
+claim) so the API and the admin share one way to edit a call: `edit_scheduled_call`."""
 
 import datetime as dt
 from zoneinfo import ZoneInfo
@@ -9,8 +9,7 @@ from zoneinfo import ZoneInfo
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from calls.models import ScheduledCall
-from calls.scheduling import (
+from calls.booking.scheduling import (
     ACTIVE,
     IllegalScheduledCallTransition,
     actor_name,
@@ -21,6 +20,7 @@ from calls.scheduling import (
     misfire_grace,
     next_occurrences,
 )
+from calls.models import ScheduledCall
 
 S = ScheduledCall.Status
 SETTINGS_FIELDS = ("note", "max_retries", "retry_delay_minutes", "misfire_grace_seconds")

@@ -13,10 +13,10 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from calls.dialler import tick
+from calls.dialler.tick import tick
 
 SCHEDULE_NAME = "dialler tick"
-SCHEDULE_FUNC = "calls.schedules.run_dialler_for_a_minute"
+SCHEDULE_FUNC = "calls.dialler.qcluster.run_dialler_for_a_minute"
 MINUTE_BUDGET = 55.0  # seconds of ticking per scheduled run, leaving the minute's end free
 
 
