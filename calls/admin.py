@@ -9,29 +9,30 @@ from xml.dom import minidom
 from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
-from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _
 
-from calls.booking.editing import EDITABLE_FIELDS, edit_scheduled_call, upcoming_occurrences
+from calls.booking.editing import upcoming_occurrences
+from calls.booking.forms import ScheduledCallForm
 from calls.booking.scheduling import (
     IllegalScheduledCallTransition,
     cancel_scheduled_call,
     pause_scheduled_call,
     resume_scheduled_call,
-    schedule_call,
 )
 from calls.models import Answer, CallAttempt, CallEvent, DiallerHeartbeat, ScheduledCall
 from calls.reports import charts
+from calls.reports.attempts_csv import iter_attempts_csv
 from calls.reports.dashboard import (
-    OUTCOME_LABELS,
     OUTCOMES,
     STATE_COLOURS,
     TOP_ANSWERS,
@@ -40,14 +41,17 @@ from calls.reports.dashboard import (
     tick_details,
     tick_summary,
 )
+from calls.reports.history import attempt_timeline, duration_text, outcome_text
 from calls.reports.results import iter_results_csv
 from calls.reports.stats import campaign_stats, outcome_expression
 from calls.webhooks.survey import preview_survey
 from campaigns.admin import CampaignAdmin
 from campaigns.models import Campaign
+from contacts.admin import PHONE_SEARCH_HELP, CsvExportMixin, PhoneSearchMixin
 from contacts.models import Contact
 from contacts.phones import InvalidPhone, normalise_phone
 from voicesurvey.admin_confirm import confirmed_or_ask
+from voicesurvey.times import callee_time, operator_time
 
 
 class ReadOnlyAdminMixin:
@@ -72,8 +76,13 @@ class ContactDetailsMixin:
     def contact_ref(self, obj):
         return f"Contact #{obj.contact_id}"
 
+    phone_search_field = "contact__phone"
+
     def may_see_contacts(self, request) -> bool:
         return request.user.has_perm("contacts.view_contact")
+
+    def may_search_phones(self, request) -> bool:
+        return self.may_see_contacts(request)
 
     def _hide_contact(self, request, names):
         if self.may_see_contacts(request):
@@ -92,6 +101,28 @@ class ContactDetailsMixin:
     def get_fields(self, request, obj=None):
         return self._hide_contact(request, super().get_fields(request, obj))
 
+    def hide_contact_in(self, request, fieldsets):
+        if self.may_see_contacts(request):
+            return fieldsets
+        return [
+            (
+                name,
+                {
+                    **options,
+                    "fields": [
+                        tuple(self._hide_contact(request, line))
+                        if isinstance(line, (list, tuple))
+                        else self._hide_contact(request, [line])[0]
+                        for line in options["fields"]
+                    ],
+                },
+            )
+            for name, options in fieldsets
+        ]
+
+    def get_fieldsets(self, request, obj=None):
+        return self.hide_contact_in(request, super().get_fieldsets(request, obj))
+
     def get_readonly_fields(self, request, obj=None):
         return self._hide_contact(request, super().get_readonly_fields(request, obj))
 
@@ -99,13 +130,6 @@ class ContactDetailsMixin:
 class CallEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = CallEvent
     fields = ["at", "kind", "message", "actor", "payload"]
-    readonly_fields = fields
-    extra = 0
-
-
-class AnswerInline(ReadOnlyAdminMixin, admin.TabularInline):
-    model = Answer
-    fields = ["question", "value", "raw_input", "confidence", "answered_at"]
     readonly_fields = fields
     extra = 0
 
@@ -126,17 +150,19 @@ class OutcomeFilter(admin.SimpleListFilter):
 
 
 @admin.register(CallAttempt)
-class CallAttemptAdmin(ContactDetailsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CallAttemptAdmin(
+    ContactDetailsMixin, PhoneSearchMixin, CsvExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
+    """The list answers "how did the calls go" at a glance (when, who, outcome, duration, who
+    picked up) without scrolling at 1366 px; the page shows the call as a timeline."""
+
     list_display = [
-        "created_at",
-        "campaign",
+        "created",
         "contact",
-        "attempt_number",
-        "status",
-        "answered_by",
+        "campaign",
         "outcome_label",
-        "duration",
-        "error_code",
+        "duration_label",
+        "answered_by_label",
     ]
     list_filter = [
         "status",
@@ -146,16 +172,101 @@ class CallAttemptAdmin(ContactDetailsMixin, ReadOnlyAdminMixin, admin.ModelAdmin
         ("created_at", admin.DateFieldListFilter),
     ]
     search_fields = ["contact__phone", "contact__name", "call_id", "provider_call_sid"]
+    search_help_text = PHONE_SEARCH_HELP
     list_select_related = ["campaign", "contact"]
     date_hierarchy = "created_at"
-    inlines = [AnswerInline, CallEventInline]
     show_full_result_count = False
+    fieldsets = [
+        (None, {"fields": ["contact", "campaign", "attempt_number", "scheduled_call"]}),
+        (
+            _("Outcome"),
+            {
+                "fields": [
+                    ("outcome_label", "status", "answered_by"),
+                    ("duration_label", "survey_finished", "opted_out"),
+                    "callback_requested_for",
+                    ("error_code", "error_message"),
+                ]
+            },
+        ),
+        (
+            _("Times"),
+            {"fields": ["created_seconds", "dialled_seconds", "answered_seconds", "ended_seconds"]},
+        ),
+        (
+            _("Provider"),
+            {
+                "fields": [
+                    ("provider", "provider_call_sid"),
+                    "call_id",
+                    ("caller_id", "machine_detection"),
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [
+        "outcome_label",
+        "duration_label",
+        "created_seconds",
+        "dialled_seconds",
+        "answered_seconds",
+        "ended_seconds",
+    ]
+    export_permissions = ("calls.view_callattempt",)
 
-    @admin.display(description="Outcome")
+    @admin.display(description=_("Called at (callee's time)"), ordering="created_at")
+    def created(self, obj):
+        return format_html(
+            '{}<br><span class="vs-quiet" style="color: var(--body-quiet-color)">{}</span>',
+            operator_time(obj.created_at, seconds=True),
+            callee_time(obj.created_at, obj.contact.zones) if obj.contact_id else "",
+        )
+
+    @admin.display(description=_("Outcome"))
     def outcome_label(self, obj):
-        if obj.is_live:
-            return "live"
-        return OUTCOME_LABELS.get(obj.outcome, obj.outcome)
+        return outcome_text(obj)
+
+    @admin.display(description=_("Duration"), ordering="duration")
+    def duration_label(self, obj):
+        return duration_text(obj.duration)
+
+    @admin.display(description=_("Answered by"), ordering="answered_by")
+    def answered_by_label(self, obj):
+        if obj.answered_at is None and obj.answered_by == CallAttempt.AnsweredBy.UNKNOWN:
+            return "–"
+        return obj.get_answered_by_display()
+
+    def _moment(self, obj, at):
+        if at is None:
+            return "–"
+        callee = callee_time(at, obj.contact.zones, seconds=True, named=True)
+        return f"{operator_time(at, seconds=True)}  ·  {_('callee')} {callee}"
+
+    @admin.display(description=_("Created"))
+    def created_seconds(self, obj):
+        return self._moment(obj, obj.created_at)
+
+    @admin.display(description=_("Dialled"))
+    def dialled_seconds(self, obj):
+        return self._moment(obj, obj.dialled_at)
+
+    @admin.display(description=_("Answered"))
+    def answered_seconds(self, obj):
+        return self._moment(obj, obj.answered_at)
+
+    @admin.display(description=_("Ended"))
+    def ended_seconds(self, obj):
+        return self._moment(obj, obj.ended_at)
+
+    def export_rows(self, request, queryset):
+        return iter_attempts_csv(queryset, with_contacts=self.may_see_contacts(request))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        attempt = CallAttempt.objects.select_related("contact").filter(pk=object_id).first()
+        extra = {}
+        if attempt is not None and self.has_view_permission(request, attempt):
+            extra["timeline"] = attempt_timeline(attempt, user=request.user)
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
 
 @admin.register(CallEvent)
@@ -175,67 +286,12 @@ class AnswerAdmin(ContactDetailsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["question", "attempt"]
 
 
-class ScheduledCallForm(forms.ModelForm):
-    """Books through `schedule_call` and edits through `edit_scheduled_call`, so the admin
-    checks exactly what the API checks. The form's `clean` tries the change in a savepoint
-    that is rolled back: the domain's refusals show on the form; `save_model` then does it."""
-
-    class Meta:
-        model = ScheduledCall
-        fields = [
-            "contact",
-            "run_at",
-            "timezone",
-            "rrule",
-            "note",
-            "max_retries",
-            "retry_delay_minutes",
-            "misfire_grace_seconds",
-        ]
-        help_texts = {
-            "run_at": "Wall-clock time in the zone below (the first occurrence).",
-            "timezone": "IANA zone, e.g. Europe/Paris; recurrences keep its local time.",
-        }
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            # Show run_at as it was booked: wall-clock time in the call's own zone.
-            zone = ZoneInfo(self.instance.timezone)
-            self.initial["run_at"] = self.instance.run_at.astimezone(zone).replace(tzinfo=None)
-
-    def clean(self):
-        data = super().clean()
-        if self.errors:
-            return data
-        if "run_at" in data:
-            data["run_at"] = timezone.make_naive(data["run_at"])  # typed as wall-clock time
-        try:
-            with transaction.atomic():
-                self.save_through_domain(by=None)
-                transaction.set_rollback(True)
-        except ValidationError as exc:
-            for field, problems in exc.message_dict.items():
-                self.add_error(field if field in self.fields else None, problems)
-        except IllegalScheduledCallTransition as exc:
-            self.add_error(None, str(exc))
-        return data
-
-    def save_through_domain(self, *, by) -> ScheduledCall:
-        data, now = self.cleaned_data, timezone.now()
-        if self.instance.pk is None:
-            booking = {name: data[name] for name in self.Meta.fields if name in data}
-            return schedule_call(now=now, by=by, **booking)
-        changes = {name: data[name] for name in self.changed_data if name in EDITABLE_FIELDS}
-        return edit_scheduled_call(self.instance, changes=changes, now=now, by=by)
-
-
 @admin.register(ScheduledCall)
-class ScheduledCallAdmin(ContactDetailsMixin, admin.ModelAdmin):
+class ScheduledCallAdmin(ContactDetailsMixin, PhoneSearchMixin, admin.ModelAdmin):
     form = ScheduledCallForm
     list_display = [
         "contact",
-        "next_run_utc",
+        "next_run_operator",
         "next_run_local",
         "rrule",
         "status",
@@ -248,9 +304,11 @@ class ScheduledCallAdmin(ContactDetailsMixin, admin.ModelAdmin):
         "contact__campaign",
     ]
     search_fields = ["contact__phone", "contact__name", "note"]
+    search_help_text = PHONE_SEARCH_HELP
     list_select_related = ["contact"]
-    raw_id_fields = ["contact"]
+    autocomplete_fields = ["contact"]  # found by name or number, as on the contact list
     readonly_fields = [
+        "rule",
         "status",
         "next_run_at",
         "upcoming",
@@ -263,6 +321,23 @@ class ScheduledCallAdmin(ContactDetailsMixin, admin.ModelAdmin):
     actions = ["pause_series", "resume_series", "cancel_series"]
     show_full_result_count = False
 
+    def get_fieldsets(self, request, obj=None):
+        record = ["status", "next_run_at", "upcoming", "retries_done", "skipped_occurrences"]
+        fieldsets = [
+            (None, {"fields": ["contact", "timezone", "run_at"]}),
+            (
+                _("Repeat"),
+                {"fields": ["repeat", "interval", "days", "ends", "until", "count", "rule"]},
+            ),
+            (
+                _("If the call is not answered"),
+                {"fields": [("max_retries", "retry_delay_minutes"), "misfire_grace_seconds"]},
+            ),
+            (None, {"fields": ["note"]}),
+            *([(_("Record"), {"fields": record + ["created_by", "created_at"]})] if obj else []),
+        ]
+        return self.hide_contact_in(request, fieldsets)
+
     def get_readonly_fields(self, request, obj=None):
         fixed = ["contact"] if obj is not None else []
         return fixed + list(super().get_readonly_fields(request, obj))
@@ -270,26 +345,44 @@ class ScheduledCallAdmin(ContactDetailsMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # history is kept: the cancel action ends a call
 
-    @admin.display(description="Next run (UTC)", ordering="next_run_at")
-    def next_run_utc(self, obj):
-        return f"{obj.next_run_at:%Y-%m-%d %H:%M}" if obj.next_run_at else "-"
+    @admin.display(description=_("Next run (your zone)"), ordering="next_run_at")
+    def next_run_operator(self, obj):
+        return operator_time(obj.next_run_at)
 
-    @admin.display(description="Next run (its zone)")
+    @admin.display(description=_("Next run (the call's zone)"))
     def next_run_local(self, obj):
         if obj.next_run_at is None:
             return "-"
         return f"{obj.next_run_at.astimezone(ZoneInfo(obj.timezone)):%Y-%m-%d %H:%M} {obj.timezone}"
 
+    @admin.display(description=_("Rule (RFC 5545)"))
+    def rule(self, obj):
+        """The rule the repetition choices make, read-only; recurrence.js keeps it in step."""
+        text = obj.rrule if obj is not None and obj.pk else ""
+        return format_html(
+            '<code id="rrule-preview" data-stored="{}">{}</code>', text, text or _("None")
+        )
+
     @admin.display(description="Retries")
     def retries(self, obj):
         return f"{obj.retries_done} / {obj.max_retries}"
 
-    @admin.display(description="Next occurrences (UTC)")
+    @admin.display(description=_("Next calls"))
     def upcoming(self, obj):
         if obj is None or obj.pk is None:
             return "-"
         times = upcoming_occurrences(obj, now=timezone.now(), count=5)
-        return ", ".join(f"{at:%Y-%m-%d %H:%M}" for at in times) or "None: the call is over."
+        if not times:
+            return _("None: the call is over.")
+        zone = ZoneInfo(obj.timezone)
+        return format_html_join(
+            mark_safe("<br>"),
+            "{} ({} {})",
+            (
+                (operator_time(at), f"{at.astimezone(zone):%Y-%m-%d %H:%M}", obj.timezone)
+                for at in times
+            ),
+        )
 
     def save_model(self, request, obj, form, change):
         saved = form.save_through_domain(by=request.user)
@@ -530,3 +623,5 @@ def pretty_xml(twiml: str) -> str:
 
 admin.site.unregister(Campaign)
 admin.site.register(Campaign, CampaignBackOfficeAdmin)
+
+from calls import contact_admin  # noqa: E402, F401  (the contact page's history and call buttons)

@@ -1,8 +1,8 @@
-from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
 
+from campaigns.forms import CampaignForm, QuestionFieldsForm, QuestionForm
 from campaigns.models import Campaign, IllegalTransition, Question
 from voicesurvey.admin_confirm import confirmed_or_ask
 
@@ -21,13 +21,14 @@ class QuestionInlineFormSet(BaseInlineFormSet):
 
 class QuestionInline(admin.StackedInline):
     model = Question
+    form = QuestionFieldsForm
     formset = QuestionInlineFormSet
     extra = 0
     fields = [
         ("position", "kind"),
         "prompt",
-        ("min_value", "max_value", "max_digits"),
-        "valid_answers",
+        ("min_value", "max_value"),
+        ("valid_answers", "max_digits"),
         ("reprompt_message", "max_reprompts"),
     ]
 
@@ -83,6 +84,7 @@ def _action(name: str, label: str):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignForm
     list_display = ["name", "status", "progress", "answer_rate", "window", "start_at", "end_at"]
     list_filter = ["status", "window_policy"]
     search_fields = ["name", "description"]
@@ -174,19 +176,10 @@ class CampaignAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-class QuestionForm(forms.ModelForm):
-    def _post_clean(self):
-        """The campaign's keys against this question's answers, as the inline does."""
-        super()._post_clean()
-        if self.instance.campaign_id:
-            clashes = self.instance.reserved_key_clashes(self.instance.campaign)
-            for field, message in clashes.items():
-                self.add_error(field, message)
-
-
 @admin.register(Question)
 class QuestionAdmin(admin.ModelAdmin):
     form = QuestionForm
+    fields = ["campaign", *QuestionInline.fields]
     list_display = ["campaign", "position", "kind", "prompt"]
     list_filter = ["kind", "campaign"]
     search_fields = ["prompt", "campaign__name"]

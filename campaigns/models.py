@@ -321,6 +321,15 @@ class QuestionKind(models.TextChoices):
 class Question(models.Model):
     Kind = QuestionKind
 
+    # The settings each kind of question reads; the others are ignored (and the admin's form
+    # shows only these). Every kind reads the prompt and the re-prompt settings.
+    KIND_FIELDS = {
+        QuestionKind.DIGITS: ("valid_answers", "max_digits"),
+        QuestionKind.YES_NO: (),
+        QuestionKind.SCALE: ("min_value", "max_value"),
+        QuestionKind.SPEECH: (),
+    }
+
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="questions")
     position = models.PositiveSmallIntegerField(validators=[MinValueValidator(1)])
     prompt = models.TextField()

@@ -106,3 +106,73 @@ def exclusions_for(phone: str, *, campaign_id: int | None, now: dt.datetime) -> 
     else:
         rows = in_force(now)
     return list(rows.filter(phone=phone).select_related("campaign", "created_by"))
+
+
+# --- an operator's moves on contacts (the admin's buttons and bulk actions) -----------------
+
+# A reset gives back a fresh attempt budget. Not to a contact on a call (its call decides), who
+# opted out, whose number is on the do-not-call list or is not valid: those are decisions of
+# the callee or of the list, not something to undo by a reset.
+RESETTABLE_STATES = (
+    Contact.State.PENDING,
+    Contact.State.NOT_REACHED,
+    Contact.State.COMPLETED,
+    Contact.State.EXHAUSTED,
+)
+
+
+def retry_contacts_now(contacts, *, now: dt.datetime) -> int:
+    """The contacts waiting for their retry delay are due now: the next tick may call them
+    (inside their calling window). Others are left as they are. Returns how many moved."""
+    return contacts.filter(state__in=Contact.CALLABLE_STATES, next_attempt_at__gt=now).update(
+        next_attempt_at=now, updated_at=now
+    )
+
+
+def reset_contacts(contacts, *, now: dt.datetime) -> int:
+    """Call these contacts again from the start: `pending`, due now, with the campaign's whole
+    attempt budget again (their calls and answers stay in the history). Only contacts in
+    RESETTABLE_STATES of a campaign that is not over move. Returns how many moved."""
+    from campaigns.models import Campaign
+
+    return (
+        contacts.filter(state__in=RESETTABLE_STATES)
+        .exclude(campaign__status__in=Campaign.FINAL_STATUSES)
+        .update(
+            state=Contact.State.PENDING,
+            attempts_count=0,
+            completion_attempts_count=0,
+            next_attempt_at=now,
+            updated_at=now,
+        )
+    )
+
+
+@transaction.atomic
+def exclude_contacts(contacts, *, everywhere: bool, reason: str = "", by=None) -> tuple[int, int]:
+    """Put the contacts' numbers on the do-not-call list: for every campaign (`everywhere`)
+    or for each contact's own campaign. A number already listed in that scope is left as it
+    is. Returns (entries added, selected contacts it moved to `excluded`)."""
+    before = contacts.filter(state=Contact.State.EXCLUDED).count()
+    wanted = set(contacts.values_list("phone", "campaign_id").order_by())
+    if everywhere:
+        wanted = {(phone, None) for phone, _ in wanted}
+    listed = set(
+        Exclusion.objects.filter(phone__in={phone for phone, _ in wanted}).values_list(
+            "phone", "campaign_id"
+        )
+    )
+    campaigns = {c.pk: c for c in Campaign.objects.filter(pk__in={c for _, c in wanted if c})}
+    added = 0
+    for phone, campaign_id in sorted(wanted, key=lambda pair: (pair[0], pair[1] or 0)):
+        if (phone, campaign_id) in listed:
+            continue
+        add_exclusion(
+            phone=phone,
+            campaign=campaigns.get(campaign_id),
+            reason=reason,
+            source=Exclusion.Source.MANUAL,
+            created_by=by,
+        )
+        added += 1
+    return added, contacts.filter(state=Contact.State.EXCLUDED).count() - before

@@ -57,6 +57,7 @@ from contacts.phones import mask_phone, normalise_phone, timezones_for
 
 BATCH_SIZE = 2000
 MAX_REJECTIONS_LISTED = 100
+MAX_REJECTED_ROWS_KEPT = 10_000  # for the operator's download of the rows to fix
 READ_CHUNK_BYTES = 64 * 1024
 MAX_LINE_BYTES = 1024 * 1024  # memory stays bounded even for a file with no newline
 
@@ -80,6 +81,10 @@ EXCLUSION_COLUMNS = {
     "reason": "reason",
     "expires_at": "expires_at",
 }
+# The column the download of rejected rows adds (why each was rejected): read and ignored
+# when the fixed file comes back, so it does not become an attribute.
+REJECTED_BECAUSE = "rejected_because"
+CONTACT_COLUMNS[REJECTED_BECAUSE] = EXCLUSION_COLUMNS[REJECTED_BECAUSE] = REJECTED_BECAUSE
 FIELD_MAX_LENGTH = {"name": 200, "external_id": 100, "language": 16, "reason": 500}
 ZONES_MAX_LENGTH = Contact._meta.get_field("timezone_key").max_length
 ZONE_SEPARATORS = re.compile(r"[\s|,]+")
@@ -93,8 +98,11 @@ class ImportFileError(ValueError):
 class Rejection:
     line: int
     reason: str
-    value: str = ""
+    value: str = ""  # as the API and logs may show it: a phone number masked
     last_line: int = 0  # the row's last line when it spans several (a quoted line break)
+    # The value as written in the file, for the admin to show to who may read contacts. Left
+    # out of as_dict (the API's report) and of repr (a log line).
+    raw: str = field(default="", repr=False)
 
     def __post_init__(self):
         if self.last_line < self.line:
@@ -109,20 +117,65 @@ class ImportReport:
     excluded: int = 0
     rejected: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    # The file's header and its rejected rows as read (fields in the header's order, then
+    # the reason), for the admin's download to fix and import again; not in as_dict.
+    header: list[str] = field(default_factory=list, repr=False)
+    rejected_rows: list[list[str]] = field(default_factory=list, repr=False)
+    _keys: list[str] = field(default_factory=list, repr=False)
 
-    def reject(self, line: int, reason: str, value: str = "", last_line: int = 0) -> None:
+    def read_header(self, csv_file: _CsvFile) -> None:
+        self.header, self._keys = csv_file.header, csv_file.columns
+
+    def reject(
+        self,
+        line: int,
+        reason: str,
+        value: str = "",
+        last_line: int = 0,
+        *,
+        raw: str | None = None,
+        row: dict[str, str] | None = None,
+    ) -> None:
+        """Count a rejected row; list it (the first MAX_REJECTIONS_LISTED) with `value` as
+        anyone may see it and `raw` as written; keep `row` (its values, None for a row that
+        could not be read) for the download."""
         self.rejected += 1
         if len(self.rejections) < MAX_REJECTIONS_LISTED:
+            raw = value if raw is None else raw
             self.rejections.append(
-                Rejection(line=line, reason=reason, value=value[:100], last_line=last_line)
+                Rejection(
+                    line=line,
+                    reason=reason,
+                    value=value[:100],
+                    last_line=last_line,
+                    raw=raw[:100],
+                )
             )
+        if len(self.rejected_rows) < MAX_REJECTED_ROWS_KEPT:
+            fields = [row.get(key, "") for key in self._keys] if row else [""] * len(self._keys)
+            where = f"line {line}" if last_line <= line else f"lines {line}-{last_line}"
+            if row is None:  # unreadable as CSV: its text is only in the original file
+                reason = f"{reason} (fix {where} in the original file)"
+            self.rejected_rows.append([*fields, f"{where.capitalize()}: {reason}"])
 
     @property
     def rejections_truncated(self) -> bool:
         return self.rejected > len(self.rejections)
 
+    @property
+    def rejected_rows_truncated(self) -> bool:
+        return self.rejected > len(self.rejected_rows)
+
     def as_dict(self) -> dict:
-        data = asdict(self)
+        """The report as the API returns it (phone numbers masked, no rows)."""
+        data = {
+            name: getattr(self, name)
+            for name in ("rows", "created", "duplicates", "excluded", "rejected")
+        }
+        data["rejections"] = [
+            {k: v for k, v in asdict(rejection).items() if k != "raw"}
+            for rejection in self.rejections
+        ]
         data["rejections_truncated"] = self.rejections_truncated
         return data
 
@@ -298,6 +351,7 @@ class _CsvFile:
             header = next(csv.reader([header_line], delimiter=delimiter))
         except csv.Error as exc:
             raise ImportFileError(f"The header row is not valid CSV ({exc}).") from exc
+        self.header = [name.strip() for name in header]  # as written, for the rejected rows
         self.columns: list[str] = []  # per position: field name or attribute
         self.attribute_columns: set[str] = set()
         seen: set[str] = set()
@@ -469,6 +523,7 @@ def import_contacts(
     csv_file = _CsvFile(stream, CONTACT_COLUMNS)
     writer = _ContactWriter(campaign, now)
     report = ImportReport()
+    report.read_header(csv_file)
     if PIPELINE and connection.vendor == "postgresql" and not connection.in_atomic_block:
         _import_pipelined(csv_file, region, writer, report)
     else:
@@ -597,7 +652,7 @@ def _parse_contact_batch(batch, region, report, writer) -> dict[str, object]:
         try:
             phone, zones = _parse_phone(raw_phone, region)
         except ValueError as exc:
-            report.reject(line, str(exc), mask_phone(raw_phone), last)
+            report.reject(line, str(exc), mask_phone(raw_phone), last, raw=raw_phone, row=values)
             continue
         if phone in parsed:
             report.duplicates += 1
@@ -607,15 +662,16 @@ def _parse_contact_batch(batch, region, report, writer) -> dict[str, object]:
             given = [z for z in ZONE_SEPARATORS.split(zone_text) if z]
             unknown = [z for z in given if not is_valid_zone(z)]
             if unknown:
-                report.reject(line, f"Unknown time zone {unknown[0]!r}.", zone_text, last)
+                reason = f"Unknown time zone {unknown[0]!r}."
+                report.reject(line, reason, zone_text, last, row=values)
                 continue
             zones = sorted(set(given))
             if len(" ".join(zones)) > ZONES_MAX_LENGTH:
-                report.reject(line, "Too many time zones.", zone_text, last)
+                report.reject(line, "Too many time zones.", zone_text, last, row=values)
                 continue
         problem = _too_long(values)
         if problem:
-            report.reject(line, problem, last_line=last)
+            report.reject(line, problem, last_line=last, row=values)
             continue
         parsed[phone] = writer.prepare(phone, values, zones)
     return parsed
@@ -858,6 +914,7 @@ def import_exclusions(
     region = _region(default_region)
     csv_file = _CsvFile(stream, EXCLUSION_COLUMNS)
     report = ImportReport()
+    report.read_header(csv_file)
     with transaction.atomic():  # all or nothing, as the contact import
         for batch in _batches(csv_file):
             _import_exclusion_batch(campaign, batch, region, source, created_by, report)
@@ -896,14 +953,14 @@ def _import_exclusion_batch(campaign, batch, region, source, created_by, report)
             phone, _zones = _parse_phone(raw_phone, region)
             expires_at = _parse_expiry(values.get("expires_at", ""))
         except ValueError as exc:
-            report.reject(line, str(exc), mask_phone(raw_phone), last)
+            report.reject(line, str(exc), mask_phone(raw_phone), last, raw=raw_phone, row=values)
             continue
         if phone in parsed:
             report.duplicates += 1
             continue
         problem = _too_long(values)
         if problem:
-            report.reject(line, problem, last_line=last)
+            report.reject(line, problem, last_line=last, row=values)
             continue
         parsed[phone] = (values.get("reason", ""), expires_at)
     if not parsed:

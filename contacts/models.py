@@ -247,3 +247,32 @@ def exclude_listed_contacts(phones, *, campaign_id: int | None, now: dt.datetime
     if campaign_id is not None:
         contacts = contacts.filter(campaign_id=campaign_id)
     return contacts.update(state=Contact.State.EXCLUDED, updated_at=now)
+
+
+class RejectedImportRows(models.Model):
+    """The rows an import rejected, kept a short while (contacts.rejected_rows.KEEP_FOR) so
+    the operator who imported the file can download them, fix them and import them again."""
+
+    class Kind(models.TextChoices):
+        CONTACTS = "contacts"
+        EXCLUSIONS = "exclusions"
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    header = models.JSONField(default=list, help_text="The file's header row as written.")
+    rows = models.JSONField(default=list, help_text="Each row's values, then why it was refused.")
+    rejected = models.PositiveIntegerField(help_text="Rows rejected (rows may keep fewer).")
+
+    class Meta:
+        verbose_name = "rejected import rows"
+        verbose_name_plural = "rejected import rows"
+        indexes = [
+            # The purge of old rows at each import.
+            models.Index(fields=["created_at"], name="rejected_rows_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rejected} rejected {self.kind} rows ({self.created_at:%Y-%m-%d %H:%M})"

@@ -4,6 +4,7 @@ import re
 
 import phonenumbers
 from django.conf import settings
+from django.db.models import Q
 from phonenumbers import timezone as phone_timezone
 
 
@@ -27,6 +28,31 @@ def normalise_phone(raw: str, default_region: str | None = None) -> str:
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhone(f"{mask_phone(text)} is not a valid phone number.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# A search term that is a phone number as people write one: digits, spaces, dots, dashes,
+# slashes, parentheses, a leading +.
+PHONE_TERM = re.compile(r"\+?[\d\s().\-/]+")
+MIN_SEARCH_DIGITS = 4
+
+
+def phone_search(term: str, field: str = "phone", region: str | None = None) -> Q | None:
+    """The filter that finds stored E.164 numbers from a number typed in any format, or None
+    when `term` is not a number: "555-0148", "(212) 555-0148" and "+1 212 555 0148" all end
+    the stored "+12125550148", so its digits are matched as a suffix; a full national number
+    with a trunk 0 ("020 7946 0018" in GB) is also read in `region` and matched exactly."""
+    text = (term or "").strip()
+    if not PHONE_TERM.fullmatch(text):
+        return None
+    digits = re.sub(r"\D", "", text)
+    if len(digits) < MIN_SEARCH_DIGITS:
+        return None
+    found = Q(**{f"{field}__endswith": digits})
+    try:
+        found |= Q(**{field: normalise_phone(text, region)})
+    except InvalidPhone:
+        pass
+    return found
 
 
 def timezones_for(e164: str) -> list[str]:

@@ -132,7 +132,7 @@ def campaign_form(**changes) -> dict:
         "window_policy": "contact",
         "window_start": "09:00",
         "window_end": "20:00",
-        "weekdays": "[0, 1, 2]",
+        "weekdays": ["0", "1", "2"],  # ticked boxes
         "max_attempts": 3,
         "retry_busy_minutes": 1,
         "retry_no_answer_minutes": 1,
@@ -172,7 +172,6 @@ def test_admin_refuses_a_question_answered_on_the_call_back_key(admin_client):
             "questions-0-kind": "yes_no",
             "questions-0-prompt": "Happy? 1 yes, 2 no.",
             "questions-0-max_digits": 1,
-            "questions-0-valid_answers": "[]",
             "questions-0-reprompt_message": "Sorry?",
             "questions-0-max_reprompts": 2,
         }
@@ -199,7 +198,6 @@ def test_admin_question_page_refuses_an_answer_on_the_opt_out_key(admin_client):
         "kind": "scale",
         "min_value": 1,
         "max_value": 10,
-        "valid_answers": "[]",
         "max_digits": 2,
         "reprompt_message": "Sorry?",
         "max_reprompts": 2,

@@ -25,13 +25,18 @@ def contact():
 
 
 def form(contact, **fields):
-    """The add/change form as the browser posts it (run_at split into date and time)."""
+    """The add/change form as the browser posts it (run_at split into date and time; the
+    repetition chosen, not typed)."""
     return {
         "contact": contact.pk,
         "run_at_0": "2026-11-24",
         "run_at_1": "18:30:00",
         "timezone": "America/New_York",
-        "rrule": "",
+        "repeat": "",
+        "interval": "1",
+        "ends": "never",
+        "until": "",
+        "count": "",
         "note": "",
         "max_retries": "2",
         "retry_delay_minutes": "5",
@@ -45,7 +50,7 @@ def form(contact, **fields):
 
 
 def test_add_form_books_in_the_given_zone(admin_client, admin_user, contact):
-    response = admin_client.post(ADD, form(contact, rrule="FREQ=WEEKLY;COUNT=3"))
+    response = admin_client.post(ADD, form(contact, repeat="WEEKLY", ends="count", count="3"))
     assert response.status_code == 302, response.content.decode()[-3000:]
     call = ScheduledCall.objects.get()
     assert call.next_run_at == dt.datetime(2026, 11, 24, 23, 30, tzinfo=dt.UTC)  # 18:30 NY
@@ -54,14 +59,16 @@ def test_add_form_books_in_the_given_zone(admin_client, admin_user, contact):
     assert [(e.kind, e.actor) for e in call.events.all()] == [("created", admin_user.username)]
     page = admin_client.get(reverse("admin:calls_scheduledcall_change", args=[call.pk]))
     body = page.content.decode()
-    assert "2026-11-24 23:30, 2026-12-01 23:30, 2026-12-08 23:30" in body  # next occurrences
+    for day in ("2026-11-24", "2026-12-01", "2026-12-08"):  # the next calls, in both zones
+        assert f"{day} 23:30 UTC ({day} 18:30 America/New_York)" in body
+    assert "FREQ=WEEKLY;COUNT=3" in body  # the rule, shown
     assert 'value="18:30:00"' in body  # run_at shown in its own zone
 
 
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"rrule": "FREQ=SOMETIMES"}, "Invalid rule"),
+        ({"repeat": "WEEKLY", "ends": "count"}, "Give the number of calls"),
         ({"timezone": "Mars/Olympus"}, "Unknown time zone"),
         ({"run_at_0": "2026-11-20"}, "no occurrence in the future"),
         ({"run_at_1": "23:00:00"}, "outside the legal calling window"),

@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from voicesurvey.accounts.views import time_zone_view
 from voicesurvey.health import healthz
 
 urlpatterns = [
+    path("admin/time-zone/", admin.site.admin_view(time_zone_view), name="operator_time_zone"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("webhooks/", include("calls.urls")),

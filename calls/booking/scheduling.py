@@ -577,3 +577,25 @@ def book_callback(*, attempt, now: dt.datetime) -> ScheduledCall:
     call.save()
     log_event(call, "created", at=now, by="callee", attempt=attempt, next_run_at=at.isoformat())
     return call
+
+
+def call_now(*, contact: Contact, now: dt.datetime, by=None) -> ScheduledCall:
+    """The back office's "Call now": a one-off call booked for now, placed by the next tick
+    (the legal window and the do-not-call list still apply, as to any booked call). Refused
+    while the campaign is not running or a call to the contact is live."""
+    from campaigns.models import Campaign
+
+    if contact.campaign.status != Campaign.Status.RUNNING:
+        raise ValidationError(
+            {"contact": f"The campaign is {contact.campaign.status}: start or resume it first."}
+        )
+    if contact.state == Contact.State.IN_PROGRESS:
+        raise ValidationError({"contact": "A call to this contact is live now."})
+    return schedule_call(
+        contact=contact,
+        run_at=now,
+        timezone=contact.zones[0],
+        now=now,
+        by=by,
+        note="Call now, from the back office.",
+    )

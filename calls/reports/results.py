@@ -14,7 +14,9 @@ from django.db.models import OuterRef, Subquery
 from calls.models import Answer, CallAttempt
 from calls.reports.stats import outcome_expression
 from campaigns.models import Campaign
+from contacts.exporting import attribute_cells, attribute_header, attribute_keys
 from contacts.models import Contact
+from voicesurvey.spreadsheets import safe_cell
 
 CHUNK_SIZE = 2000
 FIXED_COLUMNS = [
@@ -28,33 +30,28 @@ FIXED_COLUMNS = [
 ]
 
 
-# A spreadsheet opening the export runs a cell that starts with one of these as a formula
-# (OWASP's "CSV injection"); names, ids and spoken answers come from outside.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: str) -> str:
-    """`value` as the spreadsheet should show it: a leading formula character is escaped
-    with an apostrophe (the phone column, always E.164 "+…", is left as it is)."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
-
-
 def question_column(position: int, prompt: str) -> str:
-    text = " ".join(prompt.split())
-    return f"q{position}: {text[:60]}"
+    """The question's whole text (a spreadsheet wraps it), behind its number."""
+    return f"q{position}: {' '.join(prompt.split())}"
 
 
 def iter_results_csv(campaign: Campaign) -> Iterator[str]:
     """Yield the CSV text: the header, then the rows of each chunk of contacts.
 
-    Each question column holds the contact's latest answer to it (a later call that answered
-    the question again wins)."""
+    After the contact's own columns come its attributes (the import's extra columns, one
+    column each), then one column per question: the contact's latest answer to it (a later
+    call that answered the question again wins)."""
     questions = list(
         campaign.questions.order_by("position").values_list("id", "position", "prompt")
     )
+    keys = attribute_keys(Contact.objects.filter(campaign=campaign))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(FIXED_COLUMNS + [question_column(pos, prompt) for _, pos, prompt in questions])
+    writer.writerow(
+        FIXED_COLUMNS
+        + attribute_header(keys, FIXED_COLUMNS)
+        + [safe_cell(question_column(pos, prompt)) for _, pos, prompt in questions]
+    )
     yield _drain(buffer)
 
     last_attempt = CallAttempt.objects.filter(contact=OuterRef("pk")).order_by("-attempt_number")
@@ -73,18 +70,23 @@ def iter_results_csv(campaign: Campaign) -> Iterator[str]:
             "attempts_count",
             "last_attempt_at",
             "last_outcome",
+            "attributes",
         )
         .iterator(chunk_size=CHUNK_SIZE)
     )
     while chunk := list(islice(contacts, CHUNK_SIZE)):
         answers = _latest_answers([row[0] for row in chunk])
-        for contact_id, *fixed in chunk:
+        for contact_id, *fixed, attributes in chunk:
             mine = answers.get(contact_id, {})
             fixed[1], fixed[2] = safe_cell(fixed[1]), safe_cell(fixed[2])  # name, external id
             last_attempt_at = fixed[5]
             fixed[5] = last_attempt_at.isoformat() if last_attempt_at else ""
             fixed[6] = fixed[6] or ""
-            writer.writerow(fixed + [safe_cell(mine.get(qid, "")) for qid, _, _ in questions])
+            writer.writerow(
+                fixed
+                + attribute_cells(attributes, keys)
+                + [safe_cell(mine.get(qid, "")) for qid, _, _ in questions]
+            )
         yield _drain(buffer)
 
 

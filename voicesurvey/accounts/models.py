@@ -50,3 +50,17 @@ def issue_token(user, *, name: str = "") -> tuple[ApiToken, str]:
     token.set_key(key)
     token.save()
     return token, key
+
+
+class OperatorProfile(models.Model):
+    """A back-office user's own settings: for now the time zone the admin shows times in."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="operator_profile"
+    )
+    time_zone = models.CharField(
+        max_length=64, blank=True, help_text="IANA zone, e.g. Europe/Paris; empty: TIME_ZONE."
+    )
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.time_zone or settings.TIME_ZONE}"

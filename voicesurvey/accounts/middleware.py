@@ -1,0 +1,27 @@
+from zoneinfo import ZoneInfo
+
+from django.urls import reverse
+from django.utils import timezone
+
+from voicesurvey.accounts.timezones import operator_zone
+
+
+class OperatorTimeZoneMiddleware:
+    """Admin pages show times in the signed-in operator's zone (OperatorProfile, else
+    TIME_ZONE). Only the admin: the API answers with explicit offsets whoever asks, and the
+    webhooks have no operator."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.prefix = None
+
+    def __call__(self, request):
+        if self.prefix is None:
+            self.prefix = reverse("admin:index")
+        user = getattr(request, "user", None)
+        if request.path.startswith(self.prefix) and user is not None and user.is_authenticated:
+            timezone.activate(ZoneInfo(operator_zone(user)))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
