@@ -359,8 +359,12 @@ class ScheduledCallAdmin(ContactDetailsMixin, PhoneSearchMixin, admin.ModelAdmin
     def rule(self, obj):
         """The rule the repetition choices make, read-only; recurrence.js keeps it in step."""
         text = obj.rrule if obj is not None and obj.pk else ""
+        none = _("None: the call does not repeat")
         return format_html(
-            '<code id="rrule-preview" data-stored="{}">{}</code>', text, text or _("None")
+            '<code id="rrule-preview" data-stored="{}" data-none="{}">{}</code>',
+            text,
+            none,
+            text or none,
         )
 
     @admin.display(description="Retries")
