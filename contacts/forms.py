@@ -100,6 +100,20 @@ class ExclusionForm(PhoneRegionMixin, forms.ModelForm):
 
     field_order = ["phone", "region", "campaign"]
 
+    def clean(self):
+        data = super().clean()
+        phone, campaign = data.get("phone"), data.get("campaign")
+        if phone and "phone" not in self.errors:
+            listed = Exclusion.objects.filter(phone=phone, campaign=campaign)
+            if listed.exclude(pk=self.instance.pk).exists():
+                where = campaign.name if campaign else _("every campaign")
+                self.add_error(
+                    "phone",
+                    _("%(phone)s is already on the do-not-call list of %(where)s.")
+                    % {"phone": phone, "where": where},
+                )
+        return data
+
 
 class DoNotCallForm(forms.Form):
     """The contact page's "Do not call" button: where the number is excluded, and why."""
