@@ -158,11 +158,11 @@ class CallAttemptAdmin(
 
     list_display = [
         "created",
-        "contact",
-        "campaign",
         "outcome_label",
         "duration_label",
         "answered_by_label",
+        "contact",
+        "campaign",
     ]
     list_filter = [
         "status",
@@ -214,12 +214,13 @@ class CallAttemptAdmin(
     ]
     export_permissions = ("calls.view_callattempt",)
 
-    @admin.display(description=_("Called at (callee's time)"), ordering="created_at")
+    @admin.display(description=_("Called at"), ordering="created_at")
     def created(self, obj):
         return format_html(
-            '{}<br><span class="vs-quiet" style="color: var(--body-quiet-color)">{}</span>',
+            '{}<br><span class="vs-quiet">{} {}</span>',
             operator_time(obj.created_at, seconds=True),
-            callee_time(obj.created_at, obj.contact.zones) if obj.contact_id else "",
+            callee_time(obj.created_at, obj.contact.zones),
+            _("callee"),
         )
 
     @admin.display(description=_("Outcome"))

@@ -41,9 +41,9 @@ class ListEditor(forms.Widget):
 
     template_name = "campaigns/widgets/list_editor.html"
 
-    def __init__(self, attrs=None, *, blank=2, add_label=None):
+    def __init__(self, attrs=None, *, blank=2, add_label=None, size=6):
         super().__init__(attrs)
-        self.blank, self.add_label = blank, add_label or _("Add an entry")
+        self.blank, self.add_label, self.size = blank, add_label or _("Add an entry"), size
 
     class Media:
         js = ["campaigns/list_editor.js"]
@@ -61,6 +61,7 @@ class ListEditor(forms.Widget):
         items = context["widget"]["value"]
         context["widget"]["items"] = items + [""] * self.blank
         context["widget"]["add_label"] = self.add_label
+        context["widget"]["size"] = self.size
         return context
 
     def value_from_datadict(self, data, files, name):

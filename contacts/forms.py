@@ -21,6 +21,7 @@ class PhoneRegionMixin(forms.Form):
         label=_("Region of national numbers"),
         max_length=2,
         required=False,
+        widget=forms.TextInput(attrs={"size": 3}),
         help_text=_(
             "Country of a number written without +country code, e.g. US, GB, FR: "
             "(212) 555-0148 is read as +1 212 555 0148 in US."
@@ -81,7 +82,7 @@ class ContactForm(PhoneRegionMixin, forms.ModelForm):
     timezones = ZoneListField(
         label=_("Time zones"),
         required=False,
-        widget=ListEditor(add_label=_("Add a zone")),
+        widget=ListEditor(add_label=_("Add a zone"), blank=1, size=22),
         help_text=_("IANA zones, e.g. America/Chicago; none: derived from the number."),
     )
 

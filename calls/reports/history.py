@@ -81,7 +81,9 @@ def contact_history(contact: Contact, *, user) -> list[Entry]:
         attempts = {a.pk: a for a in CallAttempt.objects.filter(contact=contact)}
         for attempt in attempts.values():
             answered = attempt.get_answered_by_display() if attempt.answered_at else ""
-            parts = [outcome_text(attempt), duration_text(attempt.duration)]
+            parts = [outcome_text(attempt)]
+            if attempt.duration is not None:
+                parts.append(duration_text(attempt.duration))
             if answered:
                 parts.append(f"answered by: {answered.lower()}")
             entries.append(
