@@ -159,3 +159,24 @@ def test_the_contact_is_chosen_by_searching_its_name_or_number(admin_client, con
         },
     ).json()
     assert [r["id"] for r in found["results"]] == [str(contact.pk)]
+
+
+def test_the_first_call_is_read_on_the_calls_clock_not_the_operators(
+    admin_client, admin_user, contact
+):
+    """02:30 on 29 March 2026 does not exist in Paris (clocks go forward); for a call in
+    Chicago it is a time like any other."""
+    from voicesurvey.accounts.timezones import set_operator_zone
+
+    set_operator_zone(user=admin_user, zone="Europe/Paris")
+    with time_machine.travel(dt.datetime(2026, 3, 27, 12, 0, tzinfo=dt.UTC), tick=False):
+        data = form(contact, timezone="America/Chicago", run_at_0="2026-03-29", run_at_1="02:30")
+        response = admin_client.post(ADD, data)
+    assert response.status_code == 200  # refused, but by the legal window, in Chicago's time
+    assert "02:30 in America/Chicago is outside the legal calling window" in (
+        response.content.decode()
+    )
+    data["run_at_1"] = "10:30:00"
+    with time_machine.travel(dt.datetime(2026, 3, 27, 12, 0, tzinfo=dt.UTC), tick=False):
+        assert admin_client.post(ADD, data).status_code == 302
+    assert ScheduledCall.objects.get().run_at == dt.datetime(2026, 3, 29, 15, 30, tzinfo=dt.UTC)

@@ -8,6 +8,7 @@ The repetition is chosen, not typed: how often, on which days, until when
 (`calls.booking.recurrence` writes the rule, shown read-only beside). The zone defaults to the
 contact's own."""
 
+import datetime as dt
 from zoneinfo import ZoneInfo
 
 from django import forms
@@ -45,6 +46,16 @@ BOOKING_FIELDS = (
     "retry_delay_minutes",
     "misfire_grace_seconds",
 )
+
+
+class WallClockField(forms.SplitDateTimeField):
+    """The first call's date and time as typed, in no zone: the call's own zone is applied by
+    the domain (a time that does not exist in the operator's zone may exist in the call's)."""
+
+    def compress(self, data_list):
+        with timezone.override(dt.UTC):
+            value = super().compress(data_list)
+        return value.replace(tzinfo=None) if value is not None else None
 
 
 class ScheduledCallForm(forms.ModelForm):
@@ -93,6 +104,10 @@ class ScheduledCallForm(forms.ModelForm):
         if "timezone" not in self.fields:
             return  # shown read-only, to who may not change it
         self.fields["timezone"].required = False
+        typed = self.fields["run_at"]
+        self.fields["run_at"] = WallClockField(
+            widget=typed.widget, label=typed.label, help_text=typed.help_text
+        )
         call = self.instance
         if call.pk:
             # run_at as it was booked: wall-clock time in the call's own zone.
@@ -136,8 +151,6 @@ class ScheduledCallForm(forms.ModelForm):
         if not data.get("timezone"):
             contact = data.get("contact") or self.instance.contact
             data["timezone"] = contact.zones[0]
-        if "run_at" in data:
-            data["run_at"] = timezone.make_naive(data["run_at"])  # typed as wall-clock time
         try:
             with transaction.atomic():
                 self.save_through_domain(by=None)
