@@ -4,7 +4,7 @@ Everything is aggregated in SQL (`values().annotate()`, hour buckets, window fun
 the number of queries is fixed: one per kind of figure for all the campaigns shown at once,
 never one per campaign or per row. Python only labels the aggregated groups (a few thousand at
 most). The dashboard's cost follows the contacts and attempts of the campaigns on screen, each
-query served by an index (see `bench/bench_dashboard.py` and the README's figures).
+query served by an index (see `bench/bench_dashboard.py` and docs/benchmarks.md).
 """
 
 import datetime as dt
