@@ -204,7 +204,11 @@ class CampaignPanel:
             "progress": percent(self.progress),
             "live_calls": f"{self.live_calls:,} / {c.max_concurrent_calls:,}",
             "calls_last_hour": f"{self.calls_last_hour:,}",
-            "estimate": estimate_text(self.finish_estimate),
+            "estimate": (
+                "paused"
+                if c.status == Campaign.Status.PAUSED
+                else estimate_text(self.finish_estimate)
+            ),
             "due_now": f"{self.waiting.due_now:,}",
             "waiting_window": f"{self.waiting.for_window:,}",
             "waiting_retry": f"{self.waiting.for_retry:,}",
