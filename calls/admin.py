@@ -9,6 +9,7 @@ from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -457,6 +458,7 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
             "definitions": DEFINITIONS,
             "refresh_seconds": LIVE_REFRESH_SECONDS,
             "live_list_length": LIVE_LIST_LENGTH,
+            "global_cap": settings.DIALLER_GLOBAL_MAX_CONCURRENT_CALLS,
         }
         return TemplateResponse(request, "admin/voicesurvey/dashboard.html", context)
 
