@@ -178,3 +178,15 @@ def test_a_prompt_says_what_keys_mean():
     }
     assert meanings("How many people live with you?") == {}
     assert meanings("Press 1 for yes", kind="speech") == {}
+
+
+@pytest.mark.django_db
+def test_keypad_answers_follow_the_prompts_order_when_no_answer_is_listed():
+    campaign = CampaignFactory()
+    q = QuestionFactory(
+        campaign=campaign, kind="digits", prompt="Press 1 for mornings, 2 for evenings."
+    )
+    for value in ["2", "2", "1", "5"]:
+        answer(q, value)
+    (result,) = question_results(campaign)
+    assert result.labelled == [("1 — mornings", 1), ("2 — evenings", 2), ("5", 1)]

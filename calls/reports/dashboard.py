@@ -415,9 +415,13 @@ def question_results(campaign: Campaign) -> list[QuestionResults]:
 
 
 def _listed_answers(question: Question) -> list[str]:
-    """A keypad question's accepted answers in its own order, when few enough to chart each."""
+    """A keypad question's answers in its own order, when few enough to chart each: those it
+    accepts, or else those its prompt gives a meaning ("Press 1 for yes, 2 for no")."""
+    if question.kind != Question.Kind.DIGITS:
+        return []
     listed = question.valid_answers if isinstance(question.valid_answers, list) else []
     listed = list(dict.fromkeys(a for a in listed if isinstance(a, str)))
+    listed = listed or list(question.answer_meanings())
     return listed if len(listed) <= 30 else []
 
 
