@@ -465,7 +465,7 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
     def dashboard_live_view(self, request):
         """The dashboard's figures as JSON, for the page's script to refresh them in place."""
         self.check_page(request, "dashboard")
-        board = build_dashboard(now=timezone.now())
+        board = build_dashboard(now=timezone.now(), with_day=False)
         data = wallboard_json(board, may_see_contacts=self.may_see_contacts(request))
         response = JsonResponse(data)
         response["Cache-Control"] = "no-store"

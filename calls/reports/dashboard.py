@@ -20,6 +20,7 @@ from calls.reports.live import (
     Health,
     LiveCall,
     Waiting,
+    calls_since,
     dialler_health,
     estimate_text,
     finish_estimate,
@@ -142,6 +143,7 @@ class CampaignPanel:
     calls_last_hour: int = 0  # attempts created in the last 60 minutes
     live_calls: int = 0
     waiting: Waiting = field(default_factory=Waiting)
+    has_day: bool = False  # the last 24 hours' figures were counted (add_day_figures)
 
     @property
     def contacts_total(self) -> int:
@@ -213,10 +215,12 @@ class CampaignPanel:
             "waiting_window": f"{self.waiting.for_window:,}",
             "waiting_retry": f"{self.waiting.for_retry:,}",
             "completed": f"{self.contacts_completed:,}",
-            "calls_24h": f"{self.attempts_24h:,}",
-            "answer_rate": percent(self.answer_rate),
             "completion_rate": percent(self.completion_rate),
-        }
+        } | (
+            {"calls_24h": f"{self.attempts_24h:,}", "answer_rate": percent(self.answer_rate)}
+            if self.has_day
+            else {}
+        )
 
 
 @dataclass
@@ -242,33 +246,19 @@ def hour_slots(now: dt.datetime) -> list[dt.datetime]:
     return [current - dt.timedelta(hours=h) for h in range(HOURS - 1, -1, -1)]
 
 
-def build_dashboard(*, now: dt.datetime) -> Dashboard:
-    """The dashboard's figures for every running or paused campaign, in seven queries whatever
-    the number of campaigns, contacts and attempts."""
-    slots = hour_slots(now)
-    since = slots[0]
-    campaigns = Campaign.objects.filter(status__in=ON_SCREEN_STATUSES).order_by(
-        "status", "name", "pk"
-    )
-    panels = {c.pk: CampaignPanel(campaign=c) for c in campaigns}
-    ids = list(panels)
+def add_day_figures(
+    panels: dict[int, CampaignPanel], *, slots: list[dt.datetime], now: dt.datetime
+) -> None:
+    """The last 24 hours' attempt figures of each panel: attempts per hour, outcomes, the
+    answer rate's parts and the calls of the last 60 minutes, in one query."""
+    ids, since = list(panels), slots[0]
     hourly = {pk: dict.fromkeys(slots, 0) for pk in ids}
-
-    # 1. Contacts by state: a GROUP BY served by contact_campaign_state_idx.
-    for row in (
-        Contact.objects.filter(campaign_id__in=ids)
-        .values("campaign_id", "state")
-        .annotate(n=Count("*"))
-        .order_by()
-    ):
-        panels[row["campaign_id"]].states[row["state"]] = row["n"]
-
-    # 2. The day's attempts, grouped in SQL by hour and by the columns their outcome depends
-    #    on (and whether it is of the last 60 minutes): a few thousand groups at most, an
-    #    index-only scan of attempt_dashboard_idx. Each
-    #    group's outcome is then the model's own rule, worked out once per combination of
-    #    columns. Half the database time of evaluating the outcome CASE and the rate filters
-    #    on each of the day's rows (200,000 of them in the benchmark).
+    # The day's attempts, grouped in SQL by hour and by the columns their outcome depends on
+    # (and whether it is of the last 60 minutes): a few thousand groups at most, an index-only
+    # scan of attempt_dashboard_idx. Each group's outcome is then the model's own rule,
+    # worked out once per combination of columns. Half the database time of evaluating the
+    # outcome CASE and the rate filters on each of the day's rows (200,000 of them in the
+    # benchmark).
     for row in (
         CallAttempt.objects.filter(campaign_id__in=ids, created_at__gte=since)
         .annotate(
@@ -308,6 +298,38 @@ def build_dashboard(*, now: dt.datetime) -> Dashboard:
             panel.answered_24h += n
     for pk, counts in hourly.items():
         panels[pk].hourly = list(counts.items())
+        panels[pk].has_day = True
+
+
+def build_dashboard(*, now: dt.datetime, with_day: bool = True) -> Dashboard:
+    """The dashboard's figures for every running or paused campaign, in seven queries whatever
+    the number of campaigns, contacts and attempts. Without `with_day`, the figures that
+    change from one second to the next only: no attempts per hour, outcomes or answer rate
+    of the last 24 hours (a range of the day's attempts, the dearest query but one), only the
+    last hour's count of calls; this is what the page's script refreshes."""
+    slots = hour_slots(now)
+    since = slots[0]
+    campaigns = Campaign.objects.filter(status__in=ON_SCREEN_STATUSES).order_by(
+        "status", "name", "pk"
+    )
+    panels = {c.pk: CampaignPanel(campaign=c) for c in campaigns}
+    ids = list(panels)
+
+    # 1. Contacts by state: a GROUP BY served by contact_campaign_state_idx.
+    for row in (
+        Contact.objects.filter(campaign_id__in=ids)
+        .values("campaign_id", "state")
+        .annotate(n=Count("*"))
+        .order_by()
+    ):
+        panels[row["campaign_id"]].states[row["state"]] = row["n"]
+
+    # 2. The day's attempts (with_day) or only the last hour's (live_calls' JSON view).
+    if with_day:
+        add_day_figures(panels, slots=slots, now=now)
+    else:
+        for pk, n in calls_since(ids, now - dt.timedelta(hours=1), until=now).items():
+            panels[pk].calls_last_hour = n
 
     # 3. Live calls now, whatever their age: the partial attempt_live_idx.
     for row in (
@@ -318,9 +340,14 @@ def build_dashboard(*, now: dt.datetime) -> Dashboard:
     ):
         panels[row["campaign_id"]].live_calls = row["n"]
 
-    # 4. Why the callable contacts wait: contact_claim_idx (calls.reports.live).
+    # 4. Why the callable contacts wait: the due ones counted on contact_claim_idx, the others
+    #    are the callable ones left (calls.reports.live).
     shown = [panel.campaign for panel in panels.values()]
-    for pk, waiting in waiting_contacts(shown, now=now).items():
+    callable_counts = {
+        pk: sum(panel.states.get(s, 0) for s in Contact.CALLABLE_STATES)
+        for pk, panel in panels.items()
+    }
+    for pk, waiting in waiting_contacts(shown, callable_counts=callable_counts, now=now).items():
         panels[pk].waiting = waiting
 
     # 5. The longest-running live calls (attempt_live_idx), 6. the last tick (the campaigns

@@ -10,8 +10,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import BooleanField, Count, ExpressionWrapper, Q
+from django.db import connection
+from django.db.models import Count
 
+from calls.dialler.claim import CALLABLE_SQL, ZONE_KEYS_SQL
 from calls.models import CallAttempt, DiallerHeartbeat
 from campaigns.models import Campaign
 from campaigns.windows import open_zone_keys
@@ -30,41 +32,81 @@ class Waiting:
     for_retry: int = 0  # their retry delay (or the call back they asked for) has not passed
 
 
-def waiting_contacts(campaigns: list[Campaign], *, now: dt.datetime) -> dict[int, Waiting]:
-    """Per campaign, its callable contacts split by why they wait, in one query: a GROUP BY
-    campaign, zone set and "due" over contact_claim_idx (partial on the callable states, so
-    the final contacts are never read). Whether a zone set's window is open is worked out in
+def waiting_contacts(
+    campaigns: list[Campaign], *, callable_counts: dict[int, int], now: dt.datetime
+) -> dict[int, Waiting]:
+    """Per campaign, its callable contacts split by why they wait, in one query, given how
+    many callable (pending or not reached) contacts each has (`callable_counts`, from the
+    count by state). Only the due ones are read: per campaign and zone set, a count of an
+    ordered range of contact_claim_idx (on PostgreSQL the zone sets are found by the tick's
+    skip scan, ZONE_KEYS_SQL), so contacts waiting for a retry cost nothing; they are the
+    callable ones that are not due. Whether a zone set's window is open is worked out in
     Python for the few distinct sets, as the tick does (`campaigns.windows.open_zone_keys`)."""
-    waiting = {c.pk: Waiting() for c in campaigns}
-    groups = (
-        Contact.objects.filter(campaign_id__in=list(waiting), state__in=Contact.CALLABLE_STATES)
-        .annotate(due=ExpressionWrapper(Q(next_attempt_at__lte=now), output_field=BooleanField()))
-        .values("campaign_id", "timezone_key", "due")
-        .annotate(n=Count("*"))
-        .order_by()
-    )
-    due_by_key: dict[int, dict[str, int]] = {pk: {} for pk in waiting}
-    for row in groups:
-        if row["due"]:
-            due_by_key[row["campaign_id"]][row["timezone_key"]] = row["n"]
-        else:
-            waiting[row["campaign_id"]].for_retry += row["n"]
+    due = due_contacts_by_zone_key([c.pk for c in campaigns], now=now)
+    waiting = {}
     for campaign in campaigns:
-        keys = due_by_key[campaign.pk]
+        keys = due.get(campaign.pk, {})
         open_keys = set(open_zone_keys(campaign, list(keys), now=now))
+        here = Waiting()
         for key, n in keys.items():
             if key in open_keys:
-                waiting[campaign.pk].due_now += n
+                here.due_now += n
             else:
-                waiting[campaign.pk].for_window += n
+                here.for_window += n
+        here.for_retry = max(
+            0, callable_counts.get(campaign.pk, 0) - here.due_now - here.for_window
+        )
+        waiting[campaign.pk] = here
     return waiting
 
 
-def calls_since(campaign_ids: list[int], since: dt.datetime) -> dict[int, int]:
-    """Calls placed (attempts created) per campaign since `since`: a short range of
-    attempt_dashboard_idx."""
+# The due callable contacts of each campaign per zone key: the tick's skip scan lists a
+# campaign's zone keys, then each key's due contacts are one ordered range of contact_claim_idx.
+DUE_BY_KEY_SQL = """
+    SELECT w.id, k.zkey,
+           (SELECT count(*) FROM {contacts} c
+             WHERE c.campaign_id = w.id AND c.{callable} AND c.timezone_key = k.zkey
+               AND c.next_attempt_at <= %s) AS due
+      FROM unnest(%s::bigint[]) AS w(id), LATERAL ({zone_keys}) k
+"""
+
+
+def due_contacts_by_zone_key(campaign_ids: list[int], *, now: dt.datetime) -> dict[int, dict]:
+    """{campaign id: {zone key: callable contacts due at `now`}}, zero counts left out."""
+    if not campaign_ids:
+        return {}
+    due: dict[int, dict[str, int]] = {}
+    if connection.vendor == "postgresql":
+        contacts = connection.ops.quote_name(Contact._meta.db_table)
+        zone_keys = ZONE_KEYS_SQL.format(contacts=contacts, campaign="w.id", callable=CALLABLE_SQL)
+        sql = DUE_BY_KEY_SQL.format(contacts=contacts, callable=CALLABLE_SQL, zone_keys=zone_keys)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [now, list(campaign_ids)])
+            rows = cursor.fetchall()
+    else:  # SQLite: a plain GROUP BY over the due contacts
+        rows = (
+            Contact.objects.filter(
+                campaign_id__in=campaign_ids,
+                state__in=Contact.CALLABLE_STATES,
+                next_attempt_at__lte=now,
+            )
+            .values_list("campaign_id", "timezone_key")
+            .annotate(n=Count("*"))
+            .order_by()
+        )
+    for campaign_id, key, n in rows:
+        if n:
+            due.setdefault(campaign_id, {})[key] = n
+    return due
+
+
+def calls_since(campaign_ids: list[int], since: dt.datetime, *, until: dt.datetime) -> dict:
+    """Calls placed (attempts created) per campaign after `since`, up to `until`: a short
+    range of attempt_dashboard_idx."""
     rows = (
-        CallAttempt.objects.filter(campaign_id__in=campaign_ids, created_at__gte=since)
+        CallAttempt.objects.filter(
+            campaign_id__in=campaign_ids, created_at__gt=since, created_at__lte=until
+        )
         .values("campaign_id")
         .annotate(n=Count("*"))
         .order_by()
