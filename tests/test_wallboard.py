@@ -149,7 +149,7 @@ def test_dashboard_queries_stay_few_with_waiting_contacts_in_many_zones(
         for zone in zones:
             ContactFactory(campaign=campaign, timezones=[zone])
     admin_client.get(reverse(LIVE))
-    with django_assert_max_num_queries(9):  # session, user, the seven of the dashboard
+    with django_assert_max_num_queries(9):  # session, user, the dashboard's but the day's
         assert admin_client.get(reverse(LIVE)).status_code == 200
 
 

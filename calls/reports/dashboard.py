@@ -249,16 +249,15 @@ def hour_slots(now: dt.datetime) -> list[dt.datetime]:
 def add_day_figures(
     panels: dict[int, CampaignPanel], *, slots: list[dt.datetime], now: dt.datetime
 ) -> None:
-    """The last 24 hours' attempt figures of each panel: attempts per hour, outcomes, the
-    answer rate's parts and the calls of the last 60 minutes, in one query."""
+    """The last 24 hours' attempt figures of each panel: attempts per hour, outcomes and the
+    answer rate's parts, in one query."""
     ids, since = list(panels), slots[0]
     hourly = {pk: dict.fromkeys(slots, 0) for pk in ids}
-    # The day's attempts, grouped in SQL by hour and by the columns their outcome depends on
-    # (and whether it is of the last 60 minutes): a few thousand groups at most, an index-only
-    # scan of attempt_dashboard_idx. Each group's outcome is then the model's own rule,
-    # worked out once per combination of columns. Half the database time of evaluating the
-    # outcome CASE and the rate filters on each of the day's rows (200,000 of them in the
-    # benchmark).
+    # The day's attempts, grouped in SQL by hour and by the columns their outcome depends on:
+    # a few thousand groups at most, an index-only scan of attempt_dashboard_idx. Each
+    # group's outcome is then the model's own rule, worked out once per combination of
+    # columns. Half the database time of evaluating the outcome CASE and the rate filters on
+    # each of the day's rows (200,000 of them in the benchmark).
     for row in (
         CallAttempt.objects.filter(campaign_id__in=ids, created_at__gte=since)
         .annotate(
@@ -266,10 +265,6 @@ def add_day_figures(
             has_callback=is_set("callback_requested_for"),
             was_dialled=is_set("dialled_at"),
             was_answered=is_set("answered_at"),
-            last_hour=ExpressionWrapper(
-                Q(created_at__gt=now - dt.timedelta(hours=1), created_at__lte=now),
-                output_field=BooleanField(),
-            ),
         )
         .values(
             "campaign_id",
@@ -278,7 +273,6 @@ def add_day_figures(
             "has_callback",
             "was_dialled",
             "was_answered",
-            "last_hour",
         )
         .annotate(n=Count("*"))
         .order_by()
@@ -290,8 +284,6 @@ def add_day_figures(
         outcome = outcome_of(*(row[f] for f in OUTCOME_FIELDS), row["has_callback"])
         if outcome != "in_progress":
             panel.outcomes[outcome] = panel.outcomes.get(outcome, 0) + n
-        if row["last_hour"]:
-            panel.calls_last_hour += n
         if row["was_dialled"]:
             panel.reached_provider_24h += n
         if is_answered(row["status"], row["answered_by"], row["was_answered"]):
@@ -302,7 +294,7 @@ def add_day_figures(
 
 
 def build_dashboard(*, now: dt.datetime, with_day: bool = True) -> Dashboard:
-    """The dashboard's figures for every running or paused campaign, in seven queries whatever
+    """The dashboard's figures for every running or paused campaign, in eight queries whatever
     the number of campaigns, contacts and attempts. Without `with_day`, the figures that
     change from one second to the next only: no attempts per hour, outcomes or answer rate
     of the last 24 hours (a range of the day's attempts, the dearest query but one), only the
@@ -324,14 +316,15 @@ def build_dashboard(*, now: dt.datetime, with_day: bool = True) -> Dashboard:
     ):
         panels[row["campaign_id"]].states[row["state"]] = row["n"]
 
-    # 2. The day's attempts (with_day) or only the last hour's (live_calls' JSON view).
+    # 2. The day's attempts (not for the page's script: see above), 3. the last 60 minutes'
+    #    (a short range of attempt_dashboard_idx; counting them in the day's query, by one
+    #    more column to group by, cost more than this query).
     if with_day:
         add_day_figures(panels, slots=slots, now=now)
-    else:
-        for pk, n in calls_since(ids, now - dt.timedelta(hours=1), until=now).items():
-            panels[pk].calls_last_hour = n
+    for pk, n in calls_since(ids, now - dt.timedelta(hours=1), until=now).items():
+        panels[pk].calls_last_hour = n
 
-    # 3. Live calls now, whatever their age: the partial attempt_live_idx.
+    # 4. Live calls now, whatever their age: the partial attempt_live_idx.
     for row in (
         CallAttempt.objects.filter(campaign_id__in=ids, status__in=CallAttempt.LIVE_STATUSES)
         .values("campaign_id")
@@ -340,7 +333,7 @@ def build_dashboard(*, now: dt.datetime, with_day: bool = True) -> Dashboard:
     ):
         panels[row["campaign_id"]].live_calls = row["n"]
 
-    # 4. Why the callable contacts wait: the due ones counted on contact_claim_idx, the others
+    # 5. Why the callable contacts wait: the due ones counted on contact_claim_idx, the others
     #    are the callable ones left (calls.reports.live).
     shown = [panel.campaign for panel in panels.values()]
     callable_counts = {
@@ -350,7 +343,7 @@ def build_dashboard(*, now: dt.datetime, with_day: bool = True) -> Dashboard:
     for pk, waiting in waiting_contacts(shown, callable_counts=callable_counts, now=now).items():
         panels[pk].waiting = waiting
 
-    # 5. The longest-running live calls (attempt_live_idx), 6. the last tick (the campaigns
+    # 6. The longest-running live calls (attempt_live_idx), 7. the last tick (the campaigns
     #    themselves were query 0).
     live = live_calls(ids, now=now)
     heartbeat = DiallerHeartbeat.objects.filter(pk=1).first()
