@@ -2,19 +2,30 @@
 disabled after failing for days, and emission that costs nothing when nobody subscribes."""
 
 import datetime as dt
+import importlib
 import json
 import socket
 import threading
 import uuid
+from io import StringIO
 
 import pytest
+from django.apps import apps
+from django.core.management import call_command
 from django.db import transaction
-from django_q.models import OrmQ
+from django.utils.module_loading import import_string
+from django_q.models import OrmQ, Schedule
 
 from hooks.editing import save_subscription, send_again
 from hooks.emitting import emit
 from hooks.models import WebhookDelivery, WebhookSubscription
-from hooks.sending import prune_deliveries, run_sweep, send_due_deliveries, send_event
+from hooks.sending import (
+    prune_deliveries,
+    run_sweep,
+    send_due_deliveries,
+    send_event,
+    start_sender,
+)
 from hooks.signing import SignatureError, signature_header, verify_signature
 
 pytestmark = pytest.mark.django_db
@@ -332,7 +343,38 @@ def test_old_delivered_and_given_up_deliveries_are_pruned_waiting_ones_kept(now,
     assert not WebhookDelivery.objects.filter(pk__in=gone).exists()
 
 
+def test_a_cluster_sweeps_every_minute_and_the_migration_is_idempotent():
+    migration = importlib.import_module("hooks.migrations.0002_sender_schedule")
+    migration.create_schedule(apps, None)
+    schedule = Schedule.objects.get(name="webhook deliveries")
+    assert import_string(schedule.func) is run_sweep
+    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 1, -1)
+
+
 def test_the_scheduled_sweep_sends_what_is_due(receiver):
     subscribe(receiver.url)
     emit("attempt.finished", DATA)
     assert run_sweep() == 1 and delivery().status == "delivered"
+
+
+def test_run_scheduler_once_sends_the_deliveries_due_after_its_tick(receiver):
+    subscribe(receiver.url)
+    emit("attempt.finished", DATA)
+    call_command("run_scheduler", "--once", stdout=StringIO())
+    assert delivery().status == "delivered" and len(receiver.received) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_run_scheduler_sender_thread_sends_what_is_committed_and_stops_when_told(receiver):
+    subscribe(receiver.url)
+    stop = threading.Event()
+    sender = start_sender(stop, interval=0.05)
+    try:
+        emit("attempt.finished", DATA)  # autocommit: visible to the thread's connection
+        assert receiver.arrived.wait(10)
+    finally:
+        stop.set()
+        sender.join(10)
+    assert not sender.is_alive()
+    assert delivery().status == "delivered" and len(receiver.received) == 1

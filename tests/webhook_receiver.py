@@ -20,6 +20,7 @@ class Receiver:
     headers: dict = field(default_factory=dict)  # extra headers it answers with
     hold: threading.Event | None = None  # when set: wait on it before answering
     received: list[Received] = field(default_factory=list)
+    arrived: threading.Event = field(default_factory=threading.Event)  # set on each request
 
 
 @contextmanager
@@ -31,6 +32,7 @@ def running_receiver():
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
             state.received.append(Received(self.path, dict(self.headers), self.rfile.read(length)))
+            state.arrived.set()
             if state.hold is not None:
                 state.hold.wait(5)
             self.send_response(state.status)
