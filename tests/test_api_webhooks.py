@@ -100,7 +100,13 @@ def test_the_delivery_log_filters_by_subscription_status_and_event(api_client):
     assert ids(event_id=str(failed.event_id)) == {failed.pk}
     row = api_client.get(f"{DELIVERIES}{failed.pk}/").json()
     assert row["payload"]["id"] == str(failed.event_id) and row["status"] == "failed"
-    for bad in ({"status": "lost"}, {"subscription": "x"}, {"event_type": "nope"}):
+    for bad in (
+        {"status": "lost"},
+        {"subscription": "x"},
+        {"subscription": "99999999999999999999999"},
+        {"event_type": "nope"},
+        {"event_id": "not-a-uuid"},
+    ):
         assert_error(api_client.get(DELIVERIES, bad), 400, "invalid")
 
 
