@@ -96,6 +96,14 @@ def body_of(delivery: WebhookDelivery) -> bytes:
 def post_delivery(delivery: WebhookDelivery, *, timestamp: int | None = None) -> SendResult:
     """POST the delivery, signed, to its subscription's URL. Touches no database (it runs on
     the sweep's threads). Redirects are not followed: a 3xx is a failure."""
+    try:
+        return _post(delivery, timestamp=timestamp)
+    except Exception as exc:  # a bug here must not lose the other sends' records
+        log.exception("webhook delivery %s could not be sent", delivery.pk)
+        return SendResult(False, error=f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _post(delivery: WebhookDelivery, *, timestamp: int | None) -> SendResult:
     subscription = delivery.subscription
     try:
         check_destination(subscription.url)
@@ -191,7 +199,10 @@ def note_failure(subscription_id: int, *, error: str, now: dt.datetime) -> None:
     """Count a failed send against the subscription; disable it once it has failed
     WEBHOOK_DISABLE_AFTER_FAILURES sends in a row over WEBHOOK_DISABLE_AFTER_HOURS. Its waiting
     deliveries stay as they are: enabling it again sends them."""
-    subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription_id)
+    subscription = WebhookSubscription.objects.select_for_update().filter(pk=subscription_id)
+    subscription = subscription.first()
+    if subscription is None:
+        return  # deleted while its delivery was being sent
     subscription.consecutive_failures += 1
     subscription.failing_since = subscription.failing_since or now
     fields = ["consecutive_failures", "failing_since"]

@@ -378,3 +378,14 @@ def test_run_scheduler_sender_thread_sends_what_is_committed_and_stops_when_told
         sender.join(10)
     assert not sender.is_alive()
     assert delivery().status == "delivered" and len(receiver.received) == 1
+
+
+def test_a_subscription_deleted_while_its_delivery_is_sent_breaks_nothing(receiver, now):
+    from hooks.sending import SendResult, claim_due, record_result
+
+    subscription = subscribe(receiver.url)
+    emit("attempt.finished", DATA, at=now)
+    [claimed] = claim_due(now=now, limit=10)
+    subscription.delete()
+    assert record_result(claimed, SendResult(False, 500, "HTTP 500"), now=now) == "failed"
+    assert not WebhookDelivery.objects.exists()
