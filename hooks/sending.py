@@ -12,8 +12,8 @@ sent again when the lease ends: receivers dedupe by event id). Three things send
 - `run_sweep`, the django-q2 schedule "webhook deliveries" (every minute, migration
   hooks/0002): the retries as they come due, and anything a task missed.
 - `start_sender`, a thread of `manage.py run_scheduler` sweeping every
-  WEBHOOK_SWEEP_INTERVAL seconds: `make run` starts no cluster, and the README allows the
-  scheduler to run alone, so the scheduler sends deliveries itself. It is a thread of its own,
+  WEBHOOK_SWEEP_INTERVAL seconds: `make run` starts no cluster, and the scheduler may run
+  alone in production too, so the scheduler sends deliveries itself. It is a thread of its own,
   because a receiver that is slow to answer must not hold the dialler's tick back.
 
 Without a cluster the tasks `emit` queues wait unserved in django-q2's queue; when a cluster

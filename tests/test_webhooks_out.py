@@ -389,3 +389,18 @@ def test_a_subscription_deleted_while_its_delivery_is_sent_breaks_nothing(receiv
     subscription.delete()
     assert record_result(claimed, SendResult(False, 500, "HTTP 500"), now=now) == "failed"
     assert not WebhookDelivery.objects.exists()
+
+
+def test_the_hooks_app_imports_none_of_the_apps_that_call_it():
+    import ast
+    from pathlib import Path
+
+    for path in Path(__file__).resolve().parent.parent.joinpath("hooks").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in getattr(node, "names", [])] if isinstance(node, ast.Import) else []
+            )
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in {"calls", "contacts", "campaigns"}, path
