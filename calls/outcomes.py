@@ -9,6 +9,7 @@ import datetime as dt
 
 from django.db import connection, transaction
 
+from calls import hook_events
 from calls.booking.scheduling import settle_scheduled_call
 from calls.db import prepared
 from calls.models import CallAttempt
@@ -48,6 +49,7 @@ def settle_locked_contact(
         state = _settle_contact(attempt, contact, now=now) if contact else None
         if attempt.scheduled_call_id:
             settle_scheduled_call(attempt, now=now)
+        hook_events.attempt_finished(attempt, contact, state, now=now)
     return state
 
 

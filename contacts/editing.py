@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns.models import Campaign
+from contacts.hook_events import number_excluded
 from contacts.models import (
     Contact,
     Exclusion,
@@ -84,6 +85,8 @@ def apply_exclusion(
     now = now or timezone.now()
     if was is not None:
         release_unlisted_contacts({exclusion.phone, was}, now=now)
+    else:
+        number_excluded(exclusion)
     if exclusion.expires_at is not None:
         return 0
     return exclude_listed_contacts([exclusion.phone], campaign_id=exclusion.campaign_id, now=now)

@@ -123,3 +123,16 @@ def needs_postgres():
 
     if connection.vendor != "postgresql":
         pytest.skip("proven on PostgreSQL (row locks, races, the shared pace)")
+
+
+# --- outbound webhooks ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def receiver(settings):
+    """A live HTTP receiver on 127.0.0.1 (tests/webhook_receiver.py); loopback URLs allowed."""
+    from tests.webhook_receiver import running_receiver
+
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+    with running_receiver() as state:
+        yield state

@@ -111,3 +111,25 @@ def book(contact, now, **kw):
     kw.setdefault("timezone", "America/New_York")
     kw.setdefault("run_at", dt.datetime(2026, 11, 23, 14, 0))
     return schedule_call(contact=contact, now=now, **kw)
+
+
+class WebhookSubscriptionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "hooks.WebhookSubscription"
+
+    url = factory.Sequence(lambda n: f"https://hooks.example.com/receiver/{n}")
+    event_types = factory.LazyFunction(lambda: ["attempt.finished"])
+
+
+class WebhookDeliveryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "hooks.WebhookDelivery"
+
+    subscription = factory.SubFactory(WebhookSubscriptionFactory)
+    event_type = "attempt.finished"
+    payload = factory.LazyAttribute(
+        lambda d: {"id": str(d.event_id), "type": d.event_type, "data": {}}
+    )
+    event_id = factory.Faker("uuid4", cast_to=None)
+    created_at = factory.LazyFunction(timezone.now)
+    next_attempt_at = factory.SelfAttribute("created_at")

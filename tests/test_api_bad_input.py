@@ -19,6 +19,8 @@ DATETIME_FILTERS = [
     ("answers", "answered_before"),
     ("scheduled-calls", "next_run_after"),
     ("scheduled-calls", "next_run_before"),
+    ("webhook-deliveries", "created_after"),
+    ("webhook-deliveries", "created_before"),
 ]
 
 

@@ -297,6 +297,8 @@ def test_api_root_lists_the_resources(api_client, anon_client):
         "answers",
         "stats",
         "scheduled-calls",
+        "webhook-subscriptions",
+        "webhook-deliveries",
     }
     assert_error(anon_client.get("/api/v1/"), 401)
 

@@ -15,6 +15,7 @@ from tests.factories import (
     ExclusionFactory,
     QuestionFactory,
     ScheduledCallFactory,
+    WebhookDeliveryFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -63,6 +64,8 @@ def objects():
         "attempts": answer.attempt.pk,
         "answers": answer.pk,
         "scheduled-calls": ScheduledCallFactory(contact=answer.attempt.contact).pk,
+        "webhook-subscriptions": (delivery := WebhookDeliveryFactory()).subscription_id,
+        "webhook-deliveries": delivery.pk,
     }
 
 
@@ -76,6 +79,10 @@ def request_for(client, path, method, ids, campaign_id):
         "/api/v1/campaigns/": {"name": "walk", "questions": [{"position": 1, "prompt": "?"}]},
         "/api/v1/contacts/": {"campaign": campaign_id, "phone": next(PHONES)},
         "/api/v1/exclusions/": {"phone": next(PHONES)},
+        "/api/v1/webhook-subscriptions/": {
+            "url": "https://hooks.example.com/voicesurvey",
+            "event_types": ["attempt.finished", "survey.completed"],
+        },
     }
     if resource == "scheduled-calls":
         bodies["/api/v1/scheduled-calls/"] = {

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
-from calls.reports.history import attempt_timeline, contact_history, duration_text
+from calls.reports.history import attempt_timeline, call_duration_text, contact_history
 from tests.factories import (
     AnswerFactory,
     CallAttemptFactory,
@@ -112,12 +112,12 @@ def test_the_contact_page_shows_the_history_with_both_clocks(admin_client, admin
 
 
 def test_duration_reads_as_minutes_and_seconds():
-    assert [duration_text(s) for s in (None, 0, 9, 65, 3600)] == [
+    assert [call_duration_text(s) for s in (None, 0, 9, 65, 3600)] == [
         "–",
         "0 s",
         "9 s",
         "1 min 05 s",
-        "60 min 00 s",
+        "1 h 00 min",
     ]
 
 
@@ -141,7 +141,8 @@ def test_the_attempt_page_is_a_timeline_with_folded_payloads(admin_client, calle
     response = admin_client.get(reverse("admin:calls_callattempt_change", args=[second.pk]))
     body = response.content.decode()
     assert 'id="attempt-timeline"' in body
-    order = [body.index(text) for text in ("Created", "Dialled", "webhook", "Answer to question")]
+    timeline = body[body.index('id="attempt-timeline"') :]
+    order = [timeline.index(t) for t in ("Created", "Dialled", "webhook", "Answer to question")]
     assert order == sorted(order)
     for moment in ("18:00:00 UTC", "18:00:01 UTC", "18:00:08 UTC", "18:01:13 UTC"):
         assert moment in body  # created, dialled, answered, ended: to the second

@@ -86,3 +86,15 @@ def test_callee_time_shows_the_callees_clock_and_the_date_when_it_differs():
         several = callee_time(AT, ["America/Chicago", "America/New_York", "America/Denver"])
         assert several == "11:00 CST (America/Chicago and 2 more zones)"
     assert callee_time(None, ["UTC"]) == "–"
+
+
+def test_the_zone_is_read_once_per_session(admin_client, admin_user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    set_operator_zone(user=admin_user, zone="Europe/Paris")
+    admin_client.get(reverse("admin:index"))
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(reverse("admin:index")).content.decode()
+    assert "Times in Europe/Paris" in page
+    assert not any("operatorprofile" in q["sql"] for q in queries.captured_queries)

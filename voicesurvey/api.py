@@ -9,6 +9,7 @@ from calls.api import AnswerViewSet, CallAttemptViewSet, CampaignResultsActions,
 from calls.booking.api import ScheduledCallViewSet
 from campaigns.api import CampaignViewSet as CampaignBaseViewSet
 from contacts.api import CampaignContactImportActions, ContactViewSet, ExclusionViewSet
+from hooks.api import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
 from voicesurvey.api_errors import api_not_found
 
 
@@ -25,6 +26,10 @@ router.register("attempts", CallAttemptViewSet, basename="attempt")
 router.register("answers", AnswerViewSet, basename="answer")
 router.register("stats", StatsViewSet, basename="stats")
 router.register("scheduled-calls", ScheduledCallViewSet, basename="scheduled-call")
+router.register(
+    "webhook-subscriptions", WebhookSubscriptionViewSet, basename="webhook-subscription"
+)
+router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
 
 urlpatterns = [
     path("v1/", include(router.urls)),

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "campaigns",
     "contacts",
     "calls",
+    "hooks",  # outbound webhooks to API clients; imports none of the apps above
     "axes",  # admin login lockout; last, so its admin sits below ours
 ]
 
@@ -151,7 +152,7 @@ AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0) or None
 if AXES_IPWARE_PROXY_COUNT:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
 
-# --- HTTPS (see README "Security": what production sets) --------------------------------------
+# --- HTTPS (see docs/operating.md "Production settings") ----------------------------------
 # Off by default so `make run` works on http://127.0.0.1; production turns them all on.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 # The load balancer's health check may come over plain HTTP.
@@ -271,6 +272,22 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 *
 # Twilio's webhooks are a few hundred bytes; a larger body is refused (413) before it is read.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=8192)
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=200 * 1024 * 1024)
+
+# --- Outbound webhooks (hooks/, docs/webhooks-out.md) -------------------------------------------
+# Deliveries to loopback and private addresses are refused unless this is on (local receivers).
+WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=DEBUG)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)  # connect, and read
+# Minutes before each retry after a failed send; a delivery is given up after the last one.
+WEBHOOK_RETRY_MINUTES = env.list(
+    "WEBHOOK_RETRY_MINUTES", cast=int, default=[1, 5, 30, 120, 360, 720, 1440]
+)
+# A subscription is disabled once its endpoint has failed this many sends in a row over at
+# least this many hours without one success.
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=10)
+WEBHOOK_DISABLE_AFTER_HOURS = env.float("WEBHOOK_DISABLE_AFTER_HOURS", default=72)
+WEBHOOK_SEND_THREADS = env.int("WEBHOOK_SEND_THREADS", default=8)
+WEBHOOK_SWEEP_INTERVAL = env.float("WEBHOOK_SWEEP_INTERVAL", default=2.0)  # run_scheduler's sender
+WEBHOOK_KEEP_DAYS = env.int("WEBHOOK_KEEP_DAYS", default=30)  # delivered/given-up rows kept
 
 # --- django-q2 ------------------------------------------------------------------------------
 # ORM broker by default (nothing else to run); Q_REDIS_URL switches the broker to Redis.

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 
+from calls.hook_events import booking_completed, booking_missed
 from calls.models import CallEvent, ScheduledCall
 from campaigns import windows
 from contacts.models import Contact
@@ -482,6 +483,7 @@ def _record_missed(call: ScheduledCall, *, now: dt.datetime, reason: str) -> Non
     call.status = S.SCHEDULED if call.next_run_at else S.MISSED
     call.save(update_fields=["status", "next_run_at", "retries_done", "updated_at"])
     log_event(call, "missed", at=now, by="dialler", message=reason, occurrence=missed.isoformat())
+    booking_missed(call, occurrence=missed, reason=reason, now=now)
     # The person was promised a call at a set time: a missed one must not turn into an unbooked
     # call by the campaign's own calling in this very tick. The campaign may call again after
     # its no-answer delay, as after any call that did not reach them.
@@ -535,6 +537,7 @@ def settle_scheduled_call(attempt, *, now: dt.datetime) -> None:
             by="dialler",
             next_run_at=call.next_run_at.isoformat() if call.next_run_at else None,
         )
+        booking_completed(call, attempt, now=now)
 
 
 def next_allowed_time(campaign, zones: list[str], at: dt.datetime) -> dt.datetime:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Exists, OuterRef
 
+from calls.hook_events import campaign_completed
 from campaigns.models import Campaign, IllegalTransition
 from contacts.models import Contact
 
@@ -53,4 +54,6 @@ def advance_campaigns(*, now: dt.datetime) -> LifecycleReport:
                 logger.warning("campaign %s did not %s: %s", campaign.pk, action, exc)
             else:
                 moved.append(campaign.pk)
+                if action == "complete":
+                    campaign_completed(campaign, now=now)
     return report

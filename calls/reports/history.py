@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from calls.models import Answer, CallAttempt, CallEvent, ScheduledCall
 from calls.reports.dashboard import OUTCOME_LABELS
+from calls.reports.live import duration_text
 from contacts.models import Contact
 
 MAX_ENTRIES = 300  # the newest; a contact called a few times has a few dozen
@@ -26,11 +27,9 @@ class Entry:
     extra: dict = field(default_factory=dict)
 
 
-def duration_text(seconds: int | None) -> str:
-    if seconds is None:
-        return "–"
-    minutes, seconds = divmod(int(seconds), 60)
-    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+def call_duration_text(seconds: int | None) -> str:
+    """A call's talk time as the wallboard writes durations; '–' when it has none."""
+    return "–" if seconds is None else duration_text(seconds)
 
 
 def outcome_text(attempt: CallAttempt) -> str:
@@ -83,7 +82,7 @@ def contact_history(contact: Contact, *, user) -> list[Entry]:
             answered = attempt.get_answered_by_display() if attempt.answered_at else ""
             parts = [outcome_text(attempt)]
             if attempt.duration is not None:
-                parts.append(duration_text(attempt.duration))
+                parts.append(call_duration_text(attempt.duration))
             if answered:
                 parts.append(f"answered by: {answered.lower()}")
             entries.append(
@@ -117,11 +116,12 @@ def contact_history(contact: Contact, *, user) -> list[Entry]:
 def attempt_timeline(attempt: CallAttempt, *, user) -> list[Entry]:
     """The call's moments, events and answers, oldest first, as `user` may read them."""
     allowed = may_read(user)
+    ended = f"{outcome_text(attempt)}, {call_duration_text(attempt.duration)}"
     moments = [
         ("Created", attempt.created_at, "The dialler claimed the contact."),
         ("Dialled", attempt.dialled_at, "The provider accepted the call."),
         ("Answered", attempt.answered_at, attempt.get_answered_by_display()),
-        ("Ended", attempt.ended_at, f"{outcome_text(attempt)}, {duration_text(attempt.duration)}"),
+        ("Ended", attempt.ended_at, ended),
     ]
     entries = [
         Entry(at=at, what=what, detail=detail, kind="call")

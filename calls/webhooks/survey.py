@@ -18,6 +18,7 @@ from django.db.models import Exists, OuterRef
 from twilio.twiml.voice_response import VoiceResponse
 
 from calls.booking.scheduling import book_callback
+from calls.hook_events import opted_out_on_call, survey_completed
 from calls.models import Answer, CallAttempt, CallEvent
 from calls.webhooks.status import answered_by_from_twilio
 from campaigns.models import Campaign, Question
@@ -148,6 +149,7 @@ def continue_survey(attempt: CallAttempt, script: Script, *, after: int) -> None
         script.ask(question)
         return
     CallAttempt.objects.filter(pk=attempt.pk).update(survey_finished=True)
+    survey_completed(attempt)
     script.hang_up(attempt.campaign.closing_message)
 
 
@@ -286,6 +288,7 @@ def opt_out(attempt: CallAttempt, *, now: dt.datetime) -> Exclusion:
         CallAttempt.objects.filter(pk=attempt.pk).update(opted_out=True)
         exclude_listed_contacts([contact.phone], campaign_id=None, now=now)
         log_event(attempt, "opt_out", "added to the do-not-call list", now=now)
+        opted_out_on_call(attempt, exclusion, now=now)
     attempt.opted_out = True
     return exclusion
 

@@ -3,13 +3,14 @@ from zoneinfo import ZoneInfo
 from django.urls import reverse
 from django.utils import timezone
 
-from voicesurvey.accounts.timezones import operator_zone
+from voicesurvey.accounts.timezones import SESSION_KEY, operator_zone
 
 
 class OperatorTimeZoneMiddleware:
     """Admin pages show times in the signed-in operator's zone (OperatorProfile, else
     TIME_ZONE). Only the admin: the API answers with explicit offsets whoever asks, and the
-    webhooks have no operator."""
+    webhooks have no operator. The zone is kept in the session, read from the profile once
+    (every admin page would otherwise pay a query for it)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -20,7 +21,10 @@ class OperatorTimeZoneMiddleware:
             self.prefix = reverse("admin:index")
         user = getattr(request, "user", None)
         if request.path.startswith(self.prefix) and user is not None and user.is_authenticated:
-            timezone.activate(ZoneInfo(operator_zone(user)))
+            zone = request.session.get(SESSION_KEY)
+            if zone is None:
+                zone = request.session[SESSION_KEY] = operator_zone(user)
+            timezone.activate(ZoneInfo(zone))
         try:
             return self.get_response(request)
         finally:

@@ -8,6 +8,8 @@ from django.core.exceptions import ValidationError
 
 from voicesurvey.accounts.models import OperatorProfile
 
+SESSION_KEY = "operator_time_zone"
+
 
 @cache
 def zone_names() -> list[str]:

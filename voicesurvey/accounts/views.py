@@ -9,7 +9,12 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from voicesurvey.accounts.timezones import operator_zone, set_operator_zone, zone_names
+from voicesurvey.accounts.timezones import (
+    SESSION_KEY,
+    operator_zone,
+    set_operator_zone,
+    zone_names,
+)
 
 
 class TimeZoneForm(forms.Form):
@@ -39,7 +44,7 @@ def time_zone_view(request):
             except ValidationError as exc:
                 form.add_error("time_zone", exc.message_dict["time_zone"])
             else:
-                zone = operator_zone(request.user)
+                zone = request.session[SESSION_KEY] = operator_zone(request.user)
                 messages.success(request, _("Times are now shown in %(zone)s.") % {"zone": zone})
                 return redirect("admin:index")
     else:

@@ -1,4 +1,6 @@
-"""python manage.py run_scheduler [--interval SECONDS] [--once]: the dialler's loop."""
+"""python manage.py run_scheduler [--interval SECONDS] [--once]: the dialler's loop, and beside
+it on a thread of its own the sender of outbound webhooks (hooks.sending: `make run` starts no
+django-q2 cluster)."""
 
 import logging
 import signal
@@ -11,6 +13,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from calls.dialler.tick import tick
+from hooks.sending import send_due_deliveries, start_sender
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        sender = None if once else start_sender(stop)
         while True:
             started = time.monotonic()
             try:
@@ -49,4 +53,9 @@ class Command(BaseCommand):
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
             if stop.is_set():
                 break
+        if sender is None:
+            send_due_deliveries()  # --once: the deliveries due, after the tick
+        else:
+            stop.set()
+            sender.join()  # its sends in flight end within WEBHOOK_TIMEOUT_SECONDS
         self.stdout.write("run_scheduler stopped.")
