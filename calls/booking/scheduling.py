@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
+from django.utils.translation import gettext
 
 from calls.hook_events import booking_completed, booking_missed
 from calls.models import CallEvent, ScheduledCall
@@ -590,15 +591,18 @@ def call_now(*, contact: Contact, now: dt.datetime, by=None) -> ScheduledCall:
 
     if contact.campaign.status != Campaign.Status.RUNNING:
         raise ValidationError(
-            {"contact": f"The campaign is {contact.campaign.status}: start or resume it first."}
+            {
+                "contact": gettext("The campaign is %(status)s: start or resume it first.")
+                % {"status": contact.campaign.status}
+            }
         )
     if contact.state == Contact.State.IN_PROGRESS:
-        raise ValidationError({"contact": "A call to this contact is live now."})
+        raise ValidationError({"contact": gettext("A call to this contact is live now.")})
     return schedule_call(
         contact=contact,
         run_at=now,
         timezone=contact.zones[0],
         now=now,
         by=by,
-        note="Call now, from the back office.",
+        note=gettext("Call now, from the back office."),
     )

@@ -8,6 +8,8 @@ answered, ended), its events and its answers. Each part is shown only to who may
 import datetime as dt
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext as _
+
 from calls.models import Answer, CallAttempt, CallEvent, ScheduledCall
 from calls.reports.dashboard import OUTCOME_LABELS
 from calls.reports.live import duration_text
@@ -84,11 +86,11 @@ def contact_history(contact: Contact, *, user) -> list[Entry]:
             if attempt.duration is not None:
                 parts.append(call_duration_text(attempt.duration))
             if answered:
-                parts.append(f"answered by: {answered.lower()}")
+                parts.append(_("answered by: %(who)s") % {"who": answered.lower()})
             entries.append(
                 Entry(
                     at=attempt.created_at,
-                    what=f"Call {attempt.attempt_number}",
+                    what=_("Call %(number)d") % {"number": attempt.attempt_number},
                     detail=", ".join(parts),
                     attempt=attempt,
                     kind="call",
@@ -107,7 +109,8 @@ def contact_history(contact: Contact, *, user) -> list[Entry]:
         )
         for event in booked:
             entry = _event_entry(event)
-            entry.what, entry.kind = f"Booked call: {entry.what}", "booking"
+            entry.what = _("Booked call: %(what)s") % {"what": entry.what}
+            entry.kind = "booking"
             entries.append(entry)
     entries.sort(key=lambda e: (e.at, e.kind != "call"), reverse=True)
     return entries[:MAX_ENTRIES]
@@ -118,10 +121,10 @@ def attempt_timeline(attempt: CallAttempt, *, user) -> list[Entry]:
     allowed = may_read(user)
     ended = f"{outcome_text(attempt)}, {call_duration_text(attempt.duration)}"
     moments = [
-        ("Created", attempt.created_at, "The dialler claimed the contact."),
-        ("Dialled", attempt.dialled_at, "The provider accepted the call."),
-        ("Answered", attempt.answered_at, attempt.get_answered_by_display()),
-        ("Ended", attempt.ended_at, ended),
+        (_("Created"), attempt.created_at, _("The dialler claimed the contact.")),
+        (_("Dialled"), attempt.dialled_at, _("The provider accepted the call.")),
+        (_("Answered"), attempt.answered_at, attempt.get_answered_by_display()),
+        (_("Ended"), attempt.ended_at, ended),
     ]
     entries = [
         Entry(at=at, what=what, detail=detail, kind="call")
