@@ -328,3 +328,24 @@ def test_a_missed_booking_is_not_rung_late_by_the_campaigns_own_calling(contact,
     assert contact.state == "pending" and contact.next_attempt_at == late + delay
     # The campaign calls again after its no-answer delay, as after any unanswered call.
     assert run_tick(late + delay).dialled == 1
+
+
+@pytest.mark.django_db
+def test_a_missed_booking_is_not_rung_in_its_tick_even_with_no_no_answer_delay(
+    contact, now, run_tick, provider
+):
+    """The hold is the campaign's no-answer delay; at zero, the tick's own claim still leaves
+    the person whose booking it just missed alone."""
+    contact.campaign.retry_no_answer_minutes = 0
+    contact.campaign.save()
+    other = ContactFactory(campaign=contact.campaign, phone="+12125550143")
+    call = book(contact, now)
+    late = call.next_run_at + dt.timedelta(hours=1)
+    report = run_tick(late)
+    assert report.skipped["booked_missed"] == 1
+    assert provider.dialled_phones == [other.phone]  # ordinary calling goes on for the others
+    call.refresh_from_db()
+    assert call.status == S.MISSED
+    # From the next tick on, the campaign's own rules apply to the person again.
+    assert run_tick(late + dt.timedelta(seconds=5)).dialled == 1
+    assert provider.dialled_phones == [other.phone, contact.phone]

@@ -372,7 +372,12 @@ def _excluded_among(contacts: list[Contact], now: dt.datetime) -> set[int]:
 
 
 def claim_due_scheduled_calls(
-    *, now: dt.datetime, limit: int, provider: str = "", campaign_room: dict[int, int] | None = None
+    *,
+    now: dt.datetime,
+    limit: int,
+    provider: str = "",
+    campaign_room: dict[int, int] | None = None,
+    held: set[int] | None = None,
 ):
     """Claim up to `limit` due scheduled calls: for each, create a queued CallAttempt and mark
     its contact in_progress, in one short transaction with skip-locked row claims, so any
@@ -380,7 +385,9 @@ def claim_due_scheduled_calls(
 
     Occurrences later than their misfire grace are marked missed and never dialled late; calls
     to numbers on the do-not-call list are cancelled. `campaign_room` (campaign id -> free
-    concurrent calls) is decremented as calls are claimed. Returns (attempts, skipped)."""
+    concurrent calls) is decremented as calls are claimed; the ids of contacts whose booking
+    was just missed are added to `held`, for the caller's campaign claim to leave alone.
+    Returns (attempts, skipped)."""
     from calls.models import CallAttempt
     from campaigns.models import Campaign
 
@@ -404,6 +411,8 @@ def claim_due_scheduled_calls(
             campaign = contact.campaign
             if now - call.next_run_at > misfire_grace(call):
                 _record_missed(call, now=now, reason="late by more than the misfire grace")
+                if held is not None:
+                    held.add(contact.pk)
                 skip("missed")
                 continue
             if contact.pk in excluded or contact.state in (
@@ -483,8 +492,9 @@ def _record_missed(call: ScheduledCall, *, now: dt.datetime, reason: str) -> Non
     call.save(update_fields=["status", "next_run_at", "retries_done", "updated_at"])
     log_event(call, "missed", at=now, by="dialler", message=reason, occurrence=missed.isoformat())
     # The person was promised a call at a set time: a missed one must not turn into an unbooked
-    # call by the campaign's own calling in this very tick. The campaign may call again after
-    # its no-answer delay, as after any call that did not reach them.
+    # call by the campaign's own calling. The campaign may call again after its no-answer
+    # delay, as after any call that did not reach them. (This tick's own claim also skips the
+    # contact, through `held`: the delay may be zero.)
     hold_until = now + call.contact.campaign.retry_delay("no_answer")
     Contact.objects.filter(
         pk=call.contact_id,

@@ -418,11 +418,13 @@ def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
         booked_room = {
             cid: c.max_concurrent_calls - live.get(cid, 0) for cid, c in campaigns.items()
         }
+        missed: set[int] = set()  # contacts whose booking just missed: never rung instead
         booked, why = claim_due_scheduled_calls(
             now=now,
             limit=min(global_room, budget),
             provider=provider_name,
             campaign_room=booked_room,
+            held=missed,
         )
         claim.attempts += booked
         claim.skipped.update({f"booked_{reason}": n for reason, n in why.items()})
@@ -461,7 +463,7 @@ def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
                 keys_by_campaign=keys_by_campaign,
                 now=now,
                 provider=provider_name,
-                taken=[a.contact_id for a in claim.attempts],
+                taken=[a.contact_id for a in claim.attempts] + list(missed),
             )
             got.update(a.campaign_id for a in claimed)
             claim.attempts += claimed
