@@ -176,6 +176,35 @@ def check_legal_window(contact: Contact, at: dt.datetime) -> str:
     return ""
 
 
+def campaign_refusal(campaign, first_at: dt.datetime) -> str:
+    """'' when `campaign` will dial a booking due at `first_at`, else why it would not.
+
+    A booking is placed only while its campaign is running (the tick skips it otherwise,
+    until it is missed), so what is refused at booking time is what would surely be missed:
+    a finished campaign, a draft (nobody has started it), a paused one (the operator stopped
+    its calls: resume it first), a scheduled one that starts after the call, and a campaign
+    with nothing to ask. A scheduled campaign that starts by then is accepted: it will run."""
+    from campaigns.models import Campaign
+
+    status, where = campaign.status, f"The contact's campaign {campaign.name!r}"
+    if campaign.is_final:
+        return f"{where} is {status}: it places no more calls."
+    if status == Campaign.Status.DRAFT:
+        return f"{where} is a draft: start or schedule it first, or the call would never be placed."
+    if status == Campaign.Status.PAUSED:
+        return f"{where} is paused: resume it first, or the call would be missed."
+    if status == Campaign.Status.SCHEDULED and campaign.start_at and first_at < campaign.start_at:
+        return (
+            f"{where} starts at {campaign.start_at:%Y-%m-%d %H:%M} UTC: book the call for then "
+            "or later."
+        )
+    if campaign.end_at and first_at >= campaign.end_at:
+        return f"{where} ends at {campaign.end_at:%Y-%m-%d %H:%M} UTC, before the call."
+    if not campaign.is_ad_hoc and not campaign.questions.exists():
+        return f"{where} has no questions: the call would have nothing to ask."
+    return ""
+
+
 @transaction.atomic
 def schedule_call(
     *,
@@ -190,7 +219,9 @@ def schedule_call(
     retry_delay_minutes: int | None = None,
     misfire_grace_seconds: int | None = None,
 ) -> ScheduledCall:
-    """Book a call to `contact` at `run_at` (once, or on `rrule`). Raises ValidationError."""
+    """Book a call to `contact` at `run_at` (once, or on `rrule`). Raises ValidationError:
+    a contact that cannot be called, a campaign that would not place the call
+    (campaign_refusal), no future occurrence, or one outside the legal window."""
     if contact.state in (Contact.State.REFUSED, Contact.State.EXCLUDED, Contact.State.INVALID):
         raise ValidationError({"contact": f"This contact cannot be called: it is {contact.state}."})
     call = ScheduledCall(
@@ -209,6 +240,9 @@ def schedule_call(
     upcoming = first_occurrence(call, after=now)
     if upcoming is None:
         raise ValidationError({"run_at": "The call has no occurrence in the future."})
+    problem = campaign_refusal(contact.campaign, upcoming)
+    if problem:
+        raise ValidationError({"contact": problem})
     problem = check_legal_window(contact, upcoming)
     if problem:
         raise ValidationError({"run_at": problem})
