@@ -17,8 +17,9 @@ from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from calls.booking.editing import EDITABLE_FIELDS, edit_scheduled_call, upcoming_occurrences
 from calls.booking.scheduling import (
@@ -101,6 +102,37 @@ class CallEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     fields = ["at", "kind", "message", "actor", "payload"]
     readonly_fields = fields
     extra = 0
+
+
+class BookedAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """A scheduled call's attempts: the provider's call id, the outcome and the error. Shown
+    to those who may view attempts (`calls.view_callattempt`), as in the API."""
+
+    model = CallAttempt
+    fk_name = "scheduled_call"
+    fields = [
+        "created_at",
+        "attempt_link",
+        "provider_call_sid",
+        "status",
+        "outcome_label",
+        "error_code",
+        "error_message",
+        "ended_at",
+    ]
+    readonly_fields = fields
+    ordering = ["created_at", "attempt_number"]
+    extra = 0
+    verbose_name_plural = "Attempts"
+
+    @admin.display(description="Attempt")
+    def attempt_link(self, obj):
+        url = reverse("admin:calls_callattempt_change", args=[obj.pk])
+        return format_html('<a href="{}">#{}</a>', url, obj.attempt_number)
+
+    @admin.display(description="Outcome")
+    def outcome_label(self, obj):
+        return "live" if obj.is_live else OUTCOME_LABELS.get(obj.outcome, obj.outcome)
 
 
 class AnswerInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -259,7 +291,7 @@ class ScheduledCallAdmin(ContactDetailsMixin, admin.ModelAdmin):
         "created_by",
         "created_at",
     ]
-    inlines = [CallEventInline]
+    inlines = [BookedAttemptInline, CallEventInline]
     actions = ["pause_series", "resume_series", "cancel_series"]
     show_full_result_count = False
 

@@ -29,13 +29,15 @@ class CallEventSerializer(serializers.ModelSerializer):
         fields = ["id", "kind", "message", "payload", "actor", "at"]
 
 
+OUTCOME_HELP = (
+    "What the retry rules saw: "
+    + ", ".join(o for o in OUTCOMES if o != "in_progress")
+    + " (live attempts read failed until they end)."
+)
+
+
 class CallAttemptSerializer(serializers.ModelSerializer):
-    outcome = serializers.CharField(
-        read_only=True,
-        help_text="What the retry rules saw: "
-        + ", ".join(o for o in OUTCOMES if o != "in_progress")
-        + " (live attempts read failed until they end).",
-    )
+    outcome = serializers.CharField(read_only=True, help_text=OUTCOME_HELP)
     reached_provider = serializers.BooleanField(read_only=True)
 
     class Meta:
@@ -62,6 +64,30 @@ class CallAttemptSerializer(serializers.ModelSerializer):
             "created_at",
             "dialled_at",
             "answered_at",
+            "ended_at",
+            "duration",
+        ]
+        read_only_fields = fields
+
+
+class BookedAttemptSerializer(serializers.ModelSerializer):
+    """An attempt as a scheduled call's detail shows it: what the provider made of the call."""
+
+    outcome = serializers.CharField(read_only=True, help_text=OUTCOME_HELP)
+
+    class Meta:
+        model = CallAttempt
+        fields = [
+            "id",
+            "attempt_number",
+            "provider",
+            "provider_call_sid",
+            "status",
+            "outcome",
+            "error_code",
+            "error_message",
+            "created_at",
+            "dialled_at",
             "ended_at",
             "duration",
         ]
@@ -155,7 +181,7 @@ class CallAttemptFilter(FilterSet):
 
     class Meta:
         model = CallAttempt
-        fields = ["campaign", "contact", "status", "answered_by", "error_code"]
+        fields = ["campaign", "contact", "scheduled_call", "status", "answered_by", "error_code"]
 
 
 class AnswerFilter(FilterSet):

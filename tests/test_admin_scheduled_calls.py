@@ -36,10 +36,16 @@ def form(contact, **fields):
         "max_retries": "2",
         "retry_delay_minutes": "5",
         "misfire_grace_seconds": "",
-        "events-TOTAL_FORMS": "0",
-        "events-INITIAL_FORMS": "0",
-        "events-MIN_NUM_FORMS": "0",
-        "events-MAX_NUM_FORMS": "1000",
+        **{
+            f"{inline}-{name}": value
+            for inline in ("attempts", "events")
+            for name, value in [
+                ("TOTAL_FORMS", "0"),
+                ("INITIAL_FORMS", "0"),
+                ("MIN_NUM_FORMS", "0"),
+                ("MAX_NUM_FORMS", "1000"),
+            ]
+        },
         **fields,
     }
 

@@ -7,14 +7,14 @@ from contextlib import contextmanager
 from zoneinfo import ZoneInfo
 
 import django_filters
-from django.db.models import Count
+from django.db.models import Count, Prefetch
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from calls.api import CallEventSerializer
+from calls.api import BookedAttemptSerializer, CallEventSerializer
 from calls.booking.editing import EDITABLE_FIELDS, edit_scheduled_call, upcoming_occurrences
 from calls.booking.scheduling import (
     IllegalScheduledCallTransition,
@@ -23,7 +23,7 @@ from calls.booking.scheduling import (
     resume_scheduled_call,
     schedule_call,
 )
-from calls.models import ScheduledCall
+from calls.models import CallAttempt, ScheduledCall
 from campaigns.models import Campaign
 from contacts.models import Contact
 from voicesurvey.api_errors import Conflict
@@ -105,10 +105,21 @@ class ScheduledCallSerializer(serializers.ModelSerializer):
 
 class ScheduledCallDetailSerializer(ScheduledCallSerializer):
     events = CallEventSerializer(many=True, read_only=True)
+    attempts = serializers.SerializerMethodField(
+        help_text="The calls placed for it, oldest first, with the provider's call id, the "
+        "outcome and the error; null without the permission to view attempts."
+    )
 
     class Meta(ScheduledCallSerializer.Meta):
-        fields = ScheduledCallSerializer.Meta.fields + ["events"]
+        fields = ScheduledCallSerializer.Meta.fields + ["attempts", "events"]
         read_only_fields = fields
+
+    @extend_schema_field(BookedAttemptSerializer(many=True, allow_null=True))
+    def get_attempts(self, call):
+        request = self.context.get("request")
+        if request is not None and not request.user.has_perm("calls.view_callattempt"):
+            return None  # as in the admin, where the attempts need their own permission
+        return BookedAttemptSerializer(call.attempts.all(), many=True).data
 
 
 class ScheduledCallCreateSerializer(serializers.Serializer):
@@ -245,7 +256,10 @@ class ScheduledCallViewSet(viewsets.ModelViewSet):
         queryset = super().get_queryset()
         if self.action == "list":
             return queryset.annotate(events_count=Count("events"))
-        return queryset.annotate(events_count=Count("events")).prefetch_related("events")
+        attempts = CallAttempt.objects.order_by("created_at", "attempt_number")
+        return queryset.annotate(events_count=Count("events")).prefetch_related(
+            "events", Prefetch("attempts", queryset=attempts)
+        )
 
     def get_serializer_class(self):
         if self.action == "list":
