@@ -24,11 +24,11 @@ from django.utils.html import format_html
 from calls.booking.editing import EDITABLE_FIELDS, edit_scheduled_call, upcoming_occurrences
 from calls.booking.scheduling import (
     IllegalScheduledCallTransition,
-    cancel_scheduled_call,
     pause_scheduled_call,
     resume_scheduled_call,
     schedule_call,
 )
+from calls.dialler.cancel import cancel_booking, cancel_campaign
 from calls.models import Answer, CallAttempt, CallEvent, DiallerHeartbeat, ScheduledCall
 from calls.reports import charts
 from calls.reports.dashboard import (
@@ -44,8 +44,8 @@ from calls.reports.dashboard import (
 from calls.reports.results import iter_results_csv
 from calls.reports.stats import campaign_stats, outcome_expression
 from calls.webhooks.survey import preview_survey
-from campaigns.admin import CampaignAdmin
-from campaigns.models import Campaign
+from campaigns.admin import CONFIRM, CampaignAdmin
+from campaigns.models import Campaign, IllegalTransition
 from contacts.models import Contact
 from contacts.phones import InvalidPhone, normalise_phone
 from voicesurvey.admin_confirm import confirmed_or_ask
@@ -357,11 +357,12 @@ class ScheduledCallAdmin(ContactDetailsMixin, admin.ModelAdmin):
             queryset,
             action="cancel_series",
             question="Cancel these scheduled calls, every future occurrence?",
-            consequence="A cancelled series cannot be resumed: book the call again instead.",
+            consequence="A cancelled series cannot be resumed: book the call again instead. "
+            "A call in progress is hung up.",
         )
         if asking is not None:
             return asking
-        self._change_series(request, queryset, cancel_scheduled_call, "cancelled")
+        self._change_series(request, queryset, cancel_booking, "cancelled")
 
 
 @admin.register(DiallerHeartbeat)
@@ -400,6 +401,32 @@ def panel_charts(panel) -> dict:
     return {"states": states, "hourly": hourly, "outcomes": outcomes}
 
 
+@admin.action(description="Cancel selected campaigns", permissions=["change"])
+def cancel_campaigns(modeladmin, request, queryset):
+    """The campaign admin's cancel, which also cancels the campaigns' booked calls and hangs up
+    their live calls (calls.dialler.cancel)."""
+    question, consequence = CONFIRM["cancel"]
+    asking = confirmed_or_ask(
+        modeladmin,
+        request,
+        queryset,
+        action="cancel_campaigns",
+        question=question,
+        consequence=f"{consequence} Their booked calls are cancelled and live calls hung up.",
+    )
+    if asking is not None:
+        return asking
+    for campaign in queryset:
+        try:
+            hang_ups = cancel_campaign(campaign, now=timezone.now(), by=request.user)
+        except IllegalTransition as exc:
+            modeladmin.message_user(request, str(exc), messages.ERROR)
+        else:
+            level = messages.WARNING if hang_ups.failed else messages.SUCCESS
+            text = f"Cancel: {campaign.name} (now {campaign.status}); {hang_ups}."
+            modeladmin.message_user(request, text, level)
+
+
 class CampaignBackOfficeAdmin(CampaignAdmin):
     """The campaign admin plus the pages that read calls: the dashboard, a campaign's results,
     its results CSV and its survey preview.
@@ -409,6 +436,10 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
     contacts' names and numbers `view_contact` (the preview speaks a contact's details; the CSV
     has both, as /api/v1/campaigns/{id}/results.csv)."""
 
+    actions = [
+        cancel_campaigns if action.__name__ == "cancel_campaigns" else action
+        for action in CampaignAdmin.actions
+    ]
     PAGE_PERMISSIONS = {
         "dashboard": ["campaigns.view_campaign"],
         "results": ["campaigns.view_campaign", "calls.view_answer"],

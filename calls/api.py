@@ -2,6 +2,7 @@
 
 import django_filters
 from django.http import StreamingHttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -13,9 +14,11 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from calls.dialler.cancel import cancel_campaign
 from calls.models import Answer, CallAttempt, CallEvent
 from calls.reports.results import iter_results_csv
 from calls.reports.stats import OUTCOMES, campaign_stats
+from campaigns.api import TRANSITION_RESPONSES
 from campaigns.models import Campaign
 from contacts.models import Contact
 from voicesurvey.api_input import DateTimeFilter, FilterSet
@@ -245,6 +248,25 @@ class StatsViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(summary="Figures over every campaign", responses={200: StatsSerializer})
     def list(self, request):
         return Response(campaign_stats())
+
+
+class CampaignCancelAction:
+    """The campaign's `cancel` action, which also cancels its booked calls and hangs up its
+    live calls; mixed into the campaign viewset by voicesurvey/api.py."""
+
+    @extend_schema(
+        request=None,
+        responses=TRANSITION_RESPONSES,
+        summary="Cancel the campaign",
+        description="Any status but completed or cancelled -> cancelled. Its booked calls are "
+        "cancelled and its live calls hung up through the provider (an event on each attempt).",
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        campaign = self.get_object()
+        cancel_campaign(campaign, now=timezone.now(), by=request.user)  # IllegalTransition: 409
+        campaign.refresh_from_db()
+        return Response(self.get_serializer(campaign).data)
 
 
 class CampaignResultsActions:

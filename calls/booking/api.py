@@ -18,11 +18,11 @@ from calls.api import BookedAttemptSerializer, CallEventSerializer
 from calls.booking.editing import EDITABLE_FIELDS, edit_scheduled_call, upcoming_occurrences
 from calls.booking.scheduling import (
     IllegalScheduledCallTransition,
-    cancel_scheduled_call,
     pause_scheduled_call,
     resume_scheduled_call,
     schedule_call,
 )
+from calls.dialler.cancel import cancel_booking
 from calls.models import CallAttempt, ScheduledCall
 from campaigns.models import Campaign
 from contacts.models import Contact
@@ -232,7 +232,8 @@ def _action_schema(summary: str, description: str, request=ScopeSerializer):
         responses={200: ScheduledCallDetailSerializer, 409: CONFLICT},
     ),
     destroy=extend_schema(
-        summary="Cancel the whole series (the call and its events are kept)",
+        summary="Cancel the whole series (the call and its events are kept; a call in "
+        "progress is hung up)",
         responses={204: None, 409: CONFLICT},
     ),
 )
@@ -292,7 +293,7 @@ class ScheduledCallViewSet(viewsets.ModelViewSet):
     def destroy(self, request, *args, **kwargs):
         call = self.get_object()
         with _conflicts():
-            cancel_scheduled_call(call, scope="series", now=timezone.now(), by=request.user)
+            cancel_booking(call, scope="series", now=timezone.now(), by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _change(self, request, domain_function, body_class=ScopeSerializer):
@@ -323,10 +324,11 @@ class ScheduledCallViewSet(viewsets.ModelViewSet):
 
     @_action_schema(
         "Cancel the series, or only its next occurrence",
-        "series: the call is cancelled for good. occurrence: only the next occurrence is "
-        "dropped (a one-off call with nothing after it ends cancelled).",
+        "series: the call is cancelled for good, and its call in progress, if any, is hung "
+        "up through the provider. occurrence: only the next occurrence is dropped (a one-off "
+        "call with nothing after it ends cancelled).",
         request=CancelSerializer,
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        return self._change(request, cancel_scheduled_call, CancelSerializer)
+        return self._change(request, cancel_booking, CancelSerializer)
