@@ -84,6 +84,12 @@ def request_for(client, path, method, ids, campaign_id):
             "timezone": "America/New_York",
             "rrule": "FREQ=DAILY;COUNT=3",
         }
+        bodies["/api/v1/scheduled-calls/ad-hoc/"] = {
+            "phone": next(PHONES),
+            "message": "Hello.",
+            "at": f"{timezone.localdate() + dt.timedelta(days=2)}T12:00:00",
+            "timezone": "America/New_York",
+        }
     if url.endswith("/import/"):
         upload = SimpleUploadedFile("x.csv", b"phone\n+12125559997\n", content_type="text/csv")
         return getattr(client, method)(url, {"file": upload}, format="multipart")

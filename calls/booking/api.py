@@ -15,6 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from calls.api import BookedAttemptSerializer, CallEventSerializer
+from calls.booking.ad_hoc import DoNotCall, book_ad_hoc_call
 from calls.booking.editing import EDITABLE_FIELDS, edit_scheduled_call, upcoming_occurrences
 from calls.booking.scheduling import (
     IllegalScheduledCallTransition,
@@ -24,6 +25,7 @@ from calls.booking.scheduling import (
 )
 from calls.dialler.cancel import cancel_booking
 from calls.models import CallAttempt, ScheduledCall
+from campaigns.api import QuestionSerializer
 from campaigns.models import Campaign
 from contacts.models import Contact
 from voicesurvey.api_errors import Conflict
@@ -163,6 +165,48 @@ class ScheduledCallUpdateSerializer(serializers.Serializer):
         return attrs
 
 
+class AdHocQuestionSerializer(QuestionSerializer):
+    position = serializers.IntegerField(
+        min_value=1, max_value=1000, required=False, help_text="Default: the order given."
+    )
+
+
+class AdHocCallSerializer(serializers.Serializer):
+    phone = serializers.CharField(
+        max_length=32, help_text="The number to call: E.164, or national in DEFAULT_REGION."
+    )
+    at = WallClockDateTimeField(
+        required=False,
+        help_text="When to call, ISO 8601; default now. Without an offset it is wall-clock "
+        "time in `timezone`.",
+    )
+    timezone = serializers.CharField(
+        max_length=64, default="UTC", help_text="IANA zone for `at` and `rrule`. Default UTC."
+    )
+    rrule = serializers.CharField(
+        allow_blank=True, default="", help_text="Optional RFC 5545 rule to call again."
+    )
+    message = serializers.CharField(
+        max_length=5000,
+        allow_blank=True,
+        default="",
+        help_text="Said when the call is answered; without questions, the call then hangs up.",
+    )
+    questions = AdHocQuestionSerializer(
+        many=True, required=False, help_text="A survey to ask after the message."
+    )
+    voice = serializers.CharField(max_length=40, default="alice")
+    language = serializers.CharField(max_length=16, default="en-US")
+    note = serializers.CharField(max_length=500, allow_blank=True, default="")
+    max_retries = serializers.IntegerField(min_value=0, max_value=10, required=False)
+    retry_delay_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
+
+    def validate_questions(self, value):
+        if len(value) > 100:
+            raise serializers.ValidationError("At most 100 questions.")
+        return value
+
+
 SCOPE_HELP = "series: the whole call (default); occurrence: only its next occurrence."
 
 
@@ -250,7 +294,12 @@ class ScheduledCallViewSet(viewsets.ModelViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     # DELETE cancels (keeps the row), so it needs the change permission, not delete.
     action_permissions = {
-        name: ["calls.change_scheduledcall"] for name in ("pause", "resume", "cancel", "destroy")
+        **{
+            name: ["calls.change_scheduledcall"]
+            for name in ("pause", "resume", "cancel", "destroy")
+        },
+        # An ad-hoc call makes (or reuses) a campaign and a contact as well as the booking.
+        "ad_hoc": ["calls.add_scheduledcall", "campaigns.add_campaign", "contacts.add_contact"],
     }
 
     def get_queryset(self):
@@ -303,6 +352,29 @@ class ScheduledCallViewSet(viewsets.ModelViewSet):
         with _conflicts():
             call = domain_function(call, now=timezone.now(), by=request.user, **body.validated_data)
         return self._present(call)
+
+    @extend_schema(
+        summary="Book an ad-hoc call to a number: a message, a survey, or both",
+        description="No campaign to build: the call is booked in a campaign made for what it "
+        "says (reused when the same message and questions are booked again), which places "
+        "only its bookings. Answers 201 with the booking, whose `campaign` holds the results. "
+        "A number on the do-not-call list is refused (409, code do_not_call); a bad number, "
+        "survey or time is a 400.",
+        request=AdHocCallSerializer,
+        responses={
+            201: ScheduledCallDetailSerializer,
+            409: error_response("The number is on the do-not-call list."),
+        },
+    )
+    @action(detail=False, methods=["post"], url_path="ad-hoc")
+    def ad_hoc(self, request):
+        body = AdHocCallSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            call = book_ad_hoc_call(now=timezone.now(), by=request.user, **body.validated_data)
+        except DoNotCall as exc:
+            raise Conflict(str(exc), code="do_not_call") from exc
+        return self._present(call, status.HTTP_201_CREATED)
 
     @_action_schema(
         "Pause the series, or hold its next occurrence",

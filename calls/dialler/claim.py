@@ -4,7 +4,8 @@ Eligibility (DESIGN.md §4): the contact is pending or not reached, has attempts
 (`attempts_count < max_attempts + completion_attempts_count`), is due (`next_attempt_at <= now`),
 is not on the do-not-call list now (global or the campaign's own, not expired), has no booked
 call (its booking calls it), and the calling window is open in its zone set (see
-campaigns.windows.zones_open). The campaign is running and inside its dates. Zone sets are
+campaigns.windows.zones_open). The campaign is running and inside its dates, and not an
+ad-hoc one (calls.booking.ad_hoc: those place only their bookings). Zone sets are
 worked out in Python once per tick from the campaigns' few distinct zone keys; the claim filters
 on the open ones in SQL.
 
@@ -397,6 +398,8 @@ def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
     campaigns = {c.pk: c for c in running_campaigns(now)}
     in_window = []
     for campaign in campaigns.values():
+        if campaign.is_ad_hoc:
+            continue  # places only its bookings (calls.booking.ad_hoc)
         if campaign.window_policy == Campaign.WindowPolicy.CAMPAIGN and not campaign_zone_open(
             campaign, now=now
         ):
