@@ -29,7 +29,15 @@ from calls.booking.scheduling import (
     schedule_call,
 )
 from calls.dialler.cancel import cancel_booking, cancel_campaign
-from calls.models import Answer, CallAttempt, CallEvent, DiallerHeartbeat, ScheduledCall
+from calls.dialler.limits import current_limits, save_provider_account
+from calls.models import (
+    Answer,
+    CallAttempt,
+    CallEvent,
+    DiallerHeartbeat,
+    ProviderAccount,
+    ScheduledCall,
+)
 from calls.reports import charts
 from calls.reports.dashboard import (
     OUTCOME_LABELS,
@@ -363,6 +371,54 @@ class ScheduledCallAdmin(ContactDetailsMixin, admin.ModelAdmin):
         if asking is not None:
             return asking
         self._change_series(request, queryset, cancel_booking, "cancelled")
+
+
+@admin.register(ProviderAccount)
+class ProviderAccountAdmin(admin.ModelAdmin):
+    """The dialling limits per provider account: the next tick uses a change."""
+
+    list_display = [
+        "provider",
+        "account_label",
+        "max_concurrent_calls",
+        "calls_per_second",
+        "in_force",
+        "updated_by",
+        "updated_at",
+    ]
+    fields = [
+        "provider",
+        "account",
+        "max_concurrent_calls",
+        "calls_per_second",
+        "limits_now",
+        "updated_by",
+        "updated_at",
+    ]
+    readonly_fields = ["limits_now", "updated_by", "updated_at"]
+
+    @admin.display(description="Account")
+    def account_label(self, obj):
+        return obj.account or "(the configured account)"
+
+    @admin.display(description="In force now", boolean=True)
+    def in_force(self, obj):
+        row = current_limits(settings.TELEPHONY_PROVIDER).row
+        return row is not None and row.pk == obj.pk
+
+    @admin.display(description="Limits in force now")
+    def limits_now(self, obj=None):
+        limits = current_limits(settings.TELEPHONY_PROVIDER)
+        source = f"from {limits.row}" if limits.row else "from the settings"
+        return (
+            f"{settings.TELEPHONY_PROVIDER}: at most {limits.max_concurrent_calls} live calls, "
+            f"{limits.calls_per_second:g} calls per second ({source})."
+        )
+
+    def save_model(self, request, obj, form, change):
+        fields = {name: form.cleaned_data[name] for name in form.changed_data}
+        saved = save_provider_account(account=obj, fields=fields, by=request.user)
+        obj.pk = saved.pk
 
 
 @admin.register(DiallerHeartbeat)

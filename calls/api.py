@@ -1,6 +1,7 @@
 """API for calls: attempts with their events, answers, stats and the results export."""
 
 import django_filters
+from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -15,7 +16,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from calls.dialler.cancel import cancel_campaign
-from calls.models import Answer, CallAttempt, CallEvent
+from calls.dialler.limits import account_of, current_limits, save_provider_account
+from calls.models import Answer, CallAttempt, CallEvent, ProviderAccount
 from calls.reports.results import iter_results_csv
 from calls.reports.stats import OUTCOMES, campaign_stats
 from campaigns.api import TRANSITION_RESPONSES
@@ -308,3 +310,104 @@ class CampaignResultsActions:
             f'attachment; filename="campaign-{campaign.pk}-results.csv"'
         )
         return response
+
+
+# --- limits an operator changes without a restart ----------------------------------------------
+
+
+class ProviderAccountSerializer(serializers.ModelSerializer):
+    in_force = serializers.SerializerMethodField(
+        help_text="Whether the dialler calls through this account now (its limits apply)."
+    )
+    updated_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+
+    class Meta:
+        model = ProviderAccount
+        fields = [
+            "id",
+            "provider",
+            "account",
+            "max_concurrent_calls",
+            "calls_per_second",
+            "in_force",
+            "updated_by",
+            "updated_at",
+        ]
+        read_only_fields = ["updated_at"]
+
+    def get_in_force(self, account) -> bool:
+        if "in_force_row" not in self.context:  # once per response, after any save
+            self.context["in_force_row"] = current_limits(settings.TELEPHONY_PROVIDER).row
+        row = self.context["in_force_row"]
+        return row is not None and row.pk == account.pk
+
+    def save(self, **kwargs):
+        self.instance = save_provider_account(
+            account=self.instance or ProviderAccount(),
+            fields=dict(self.validated_data),
+            by=kwargs.get("by"),
+        )
+        return self.instance
+
+
+LimitsSerializer = inline_serializer(
+    "LimitsInForce",
+    {
+        "provider": serializers.CharField(help_text="TELEPHONY_PROVIDER."),
+        "account": serializers.CharField(help_text="The account the settings name ('' if none)."),
+        "max_concurrent_calls": serializers.IntegerField(),
+        "calls_per_second": serializers.FloatField(),
+        "provider_account": serializers.IntegerField(
+            allow_null=True, help_text="The row they come from; null: the settings."
+        ),
+    },
+)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List provider accounts and their dialling limits"),
+    retrieve=extend_schema(summary="Get a provider account's dialling limits"),
+    create=extend_schema(summary="Set the dialling limits of a provider account"),
+    update=extend_schema(summary="Replace a provider account's dialling limits"),
+    partial_update=extend_schema(summary="Change a provider account's dialling limits"),
+    destroy=extend_schema(summary="Remove a provider account's limits (the settings apply)"),
+)
+class ProviderAccountViewSet(viewsets.ModelViewSet):
+    """The global concurrency cap and the calls-per-second pace, per provider account. The
+    dialler reads them on every tick: a change holds from the next tick, without a restart. A
+    limit left null, or an account with no row, takes its setting
+    (DIALLER_GLOBAL_MAX_CONCURRENT_CALLS, DIALLER_CALLS_PER_SECOND)."""
+
+    queryset = ProviderAccount.objects.select_related("updated_by")
+    serializer_class = ProviderAccountSerializer
+    filterset_fields = ["provider"]
+    ordering_fields = ["provider", "account", "updated_at", "id"]
+    ordering = ["provider", "account", "id"]
+
+    def perform_create(self, serializer):
+        serializer.save(by=self.request.user)
+
+    def perform_update(self, serializer):
+        serializer.save(by=self.request.user)
+
+    @extend_schema(
+        summary="The dialling limits in force now",
+        description="For the configured provider and account: its row's limits, or the "
+        "settings where the row leaves one empty or there is none.",
+        responses={200: LimitsSerializer},
+    )
+    @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
+    def current(self, request):
+        provider = settings.TELEPHONY_PROVIDER
+        limits = current_limits(provider)
+        return Response(
+            {
+                "provider": provider,
+                "account": account_of(provider),
+                "max_concurrent_calls": limits.max_concurrent_calls,
+                "calls_per_second": limits.calls_per_second,
+                "provider_account": limits.row.pk if limits.row else None,
+            }
+        )

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
+from calls.models import ProviderAccount
 from tests.factories import (
     AnswerFactory,
     CallEventFactory,
@@ -63,10 +64,14 @@ def objects():
         "attempts": answer.attempt.pk,
         "answers": answer.pk,
         "scheduled-calls": ScheduledCallFactory(contact=answer.attempt.contact).pk,
+        "provider-accounts": ProviderAccount.objects.create(
+            provider="twilio", account=next(ACCOUNTS)
+        ).pk,
     }
 
 
 PHONES = (f"+1212555{n:04d}" for n in range(9000, 9999))
+ACCOUNTS = (f"AC{n:032d}" for n in range(100_000))
 
 
 def request_for(client, path, method, ids, campaign_id):
@@ -76,6 +81,12 @@ def request_for(client, path, method, ids, campaign_id):
         "/api/v1/campaigns/": {"name": "walk", "questions": [{"position": 1, "prompt": "?"}]},
         "/api/v1/contacts/": {"campaign": campaign_id, "phone": next(PHONES)},
         "/api/v1/exclusions/": {"phone": next(PHONES)},
+        "/api/v1/provider-accounts/": {
+            "provider": "twilio",
+            "account": next(ACCOUNTS),
+            "max_concurrent_calls": 20,
+            "calls_per_second": 2.5,
+        },
     }
     if resource == "scheduled-calls":
         bodies["/api/v1/scheduled-calls/"] = {

@@ -11,6 +11,7 @@ from calls.api import (
     CallAttemptViewSet,
     CampaignCancelAction,
     CampaignResultsActions,
+    ProviderAccountViewSet,
     StatsViewSet,
 )
 from calls.booking.api import ScheduledCallViewSet
@@ -37,6 +38,7 @@ router.register("attempts", CallAttemptViewSet, basename="attempt")
 router.register("answers", AnswerViewSet, basename="answer")
 router.register("stats", StatsViewSet, basename="stats")
 router.register("scheduled-calls", ScheduledCallViewSet, basename="scheduled-call")
+router.register("provider-accounts", ProviderAccountViewSet, basename="provider-account")
 
 urlpatterns = [
     path("v1/", include(router.urls)),

@@ -386,13 +386,18 @@ def lock_dialler(now: dt.datetime) -> None:
     DiallerHeartbeat.objects.select_for_update().filter(pk=1).exists()
 
 
-def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
+def claim_batch(
+    *, now: dt.datetime, provider_name: str, budget: int, global_cap: int | None = None
+) -> Claim:
     """Claim this tick's contacts across running campaigns, fairly, within the caps: lock
     them (FOR UPDATE SKIP LOCKED), create their queued attempts and mark them in progress, in
     one transaction.
 
     capacity = min(campaign cap - its live calls, batch size) per campaign, and at most
-    min(global cap - all live calls, the pace budget) in all, dealt round robin."""
+    min(global cap - all live calls, the pace budget) in all, dealt round robin. The global
+    cap is the one in force (calls.dialler.limits); default, its setting."""
+    if global_cap is None:
+        global_cap = settings.DIALLER_GLOBAL_MAX_CONCURRENT_CALLS
     claim = Claim()
     keys_by_campaign: dict[int, list[str]] = {}
     campaigns = {c.pk: c for c in running_campaigns(now)}
@@ -416,7 +421,7 @@ def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
     with transaction.atomic():
         lock_dialler(now)
         live = live_calls_by_campaign()
-        global_room = settings.DIALLER_GLOBAL_MAX_CONCURRENT_CALLS - sum(live.values())
+        global_room = global_cap - sum(live.values())
         # Booked calls first: they are due at a precise time, and count against the same caps.
         booked_room = {
             cid: c.max_concurrent_calls - live.get(cid, 0) for cid, c in campaigns.items()
