@@ -23,7 +23,9 @@ from calls.reports.stats import OUTCOMES, campaign_stats
 from campaigns.api import TRANSITION_RESPONSES
 from campaigns.models import Campaign
 from contacts.models import Contact
+from voicesurvey.api_common import refuse_foreign_paging
 from voicesurvey.api_input import DateTimeFilter, FilterSet
+from voicesurvey.api_schema import error_response
 
 # --- serializers ------------------------------------------------------------------------------
 
@@ -247,8 +249,15 @@ class StatsViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     filter_backends: list = []
     list_answers_one_object = True  # (voicesurvey.api_schema) documented as an object
 
-    @extend_schema(summary="Figures over every campaign", responses={200: StatsSerializer})
+    @extend_schema(
+        summary="Figures over every campaign",
+        responses={
+            200: StatsSerializer,
+            400: error_response("Paging parameters (limit, offset…): it is one object."),
+        },
+    )
     def list(self, request):
+        refuse_foreign_paging(request)  # one object, but a list endpoint: never ignored
         return Response(campaign_stats())
 
 
