@@ -5,13 +5,14 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.urls import reverse
 
 from calls.models import CallAttempt, ScheduledCall
 from calls.webhooks.status import apply_call_status
 from calls.webhooks.survey import start_survey
 from campaigns.models import Campaign
 from contacts.models import Contact
-from tests.factories import ExclusionFactory
+from tests.factories import ExclusionFactory, SurveyCampaignFactory
 from tests.test_api_campaigns import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -160,3 +161,15 @@ def test_the_ad_hoc_campaign_places_only_its_bookings(api_client, open_now, run_
     listed = api_client.get("/api/v1/campaigns/", {"ad_hoc": "true"}).json()["results"]
     assert [row["id"] for row in listed] == [campaign.pk] and listed[0]["ad_hoc"] is True
     assert api_client.get("/api/v1/campaigns/", {"ad_hoc": "false"}).json()["count"] == 0
+
+
+def test_the_admin_tells_ad_hoc_campaigns_apart(api_client, admin_client):
+    ad_hoc = Campaign.objects.get(pk=book(api_client, message="Hi.").json()["campaign"])
+    SurveyCampaignFactory(name="Spring poll")
+    url = reverse("admin:campaigns_campaign_changelist")
+
+    def names(query):
+        return [c.name for c in admin_client.get(url, query).context["cl"].result_list]
+
+    assert names({"ad_hoc": "yes"}) == [ad_hoc.name]
+    assert names({"ad_hoc": "no"}) == ["Spring poll"]
