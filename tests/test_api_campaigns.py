@@ -297,6 +297,7 @@ def test_api_root_lists_the_resources(api_client, anon_client):
         "answers",
         "stats",
         "scheduled-calls",
+        "provider-accounts",
     }
     assert_error(anon_client.get("/api/v1/"), 401)
 
