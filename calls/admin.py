@@ -27,11 +27,19 @@ from calls.booking.editing import upcoming_occurrences
 from calls.booking.forms import ScheduledCallForm
 from calls.booking.scheduling import (
     IllegalScheduledCallTransition,
-    cancel_scheduled_call,
     pause_scheduled_call,
     resume_scheduled_call,
 )
-from calls.models import Answer, CallAttempt, CallEvent, DiallerHeartbeat, ScheduledCall
+from calls.dialler.cancel import cancel_booking, cancel_campaign
+from calls.dialler.limits import current_limits, save_provider_account
+from calls.models import (
+    Answer,
+    CallAttempt,
+    CallEvent,
+    DiallerHeartbeat,
+    ProviderAccount,
+    ScheduledCall,
+)
 from calls.reports import charts
 from calls.reports.attempts_csv import iter_attempts_csv
 from calls.reports.dashboard import (
@@ -49,8 +57,8 @@ from calls.reports.live import LIVE_LIST_LENGTH, duration_text, tick_summary
 from calls.reports.results import iter_results_csv
 from calls.reports.stats import DEFINITIONS, campaign_stats, outcome_expression
 from calls.webhooks.survey import preview_survey
-from campaigns.admin import CampaignAdmin
-from campaigns.models import Campaign
+from campaigns.admin import CONFIRM, CampaignAdmin
+from campaigns.models import Campaign, IllegalTransition
 from contacts.admin import PHONE_SEARCH_HELP, CsvExportMixin, PhoneSearchMixin
 from contacts.models import Contact
 from contacts.phones import InvalidPhone, normalise_phone
@@ -136,6 +144,37 @@ class CallEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     fields = ["at", "kind", "message", "actor", "payload"]
     readonly_fields = fields
     extra = 0
+
+
+class BookedAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """A scheduled call's attempts: the provider's call id, the outcome and the error. Shown
+    to those who may view attempts (`calls.view_callattempt`), as in the API."""
+
+    model = CallAttempt
+    fk_name = "scheduled_call"
+    fields = [
+        "created_at",
+        "attempt_link",
+        "provider_call_sid",
+        "status",
+        "outcome_label",
+        "error_code",
+        "error_message",
+        "ended_at",
+    ]
+    readonly_fields = fields
+    ordering = ["created_at", "attempt_number"]
+    extra = 0
+    verbose_name_plural = "Attempts"
+
+    @admin.display(description="Attempt")
+    def attempt_link(self, obj):
+        url = reverse("admin:calls_callattempt_change", args=[obj.pk])
+        return format_html('<a href="{}">#{}</a>', url, obj.attempt_number)
+
+    @admin.display(description="Outcome")
+    def outcome_label(self, obj):
+        return outcome_text(obj)
 
 
 class OutcomeFilter(admin.SimpleListFilter):
@@ -322,7 +361,7 @@ class ScheduledCallAdmin(ContactDetailsMixin, PhoneSearchMixin, admin.ModelAdmin
         "created_by",
         "created_at",
     ]
-    inlines = [CallEventInline]
+    inlines = [BookedAttemptInline, CallEventInline]
     actions = ["pause_series", "resume_series", "cancel_series"]
     show_full_result_count = False
 
@@ -427,11 +466,60 @@ class ScheduledCallAdmin(ContactDetailsMixin, PhoneSearchMixin, admin.ModelAdmin
             queryset,
             action="cancel_series",
             question="Cancel these scheduled calls, every future occurrence?",
-            consequence="A cancelled series cannot be resumed: book the call again instead.",
+            consequence="A cancelled series cannot be resumed: book the call again instead. "
+            "A call in progress is hung up.",
         )
         if asking is not None:
             return asking
-        self._change_series(request, queryset, cancel_scheduled_call, "cancelled")
+        self._change_series(request, queryset, cancel_booking, "cancelled")
+
+
+@admin.register(ProviderAccount)
+class ProviderAccountAdmin(admin.ModelAdmin):
+    """The dialling limits per provider account: the next tick uses a change."""
+
+    list_display = [
+        "provider",
+        "account_label",
+        "max_concurrent_calls",
+        "calls_per_second",
+        "in_force",
+        "updated_by",
+        "updated_at",
+    ]
+    fields = [
+        "provider",
+        "account",
+        "max_concurrent_calls",
+        "calls_per_second",
+        "limits_now",
+        "updated_by",
+        "updated_at",
+    ]
+    readonly_fields = ["limits_now", "updated_by", "updated_at"]
+
+    @admin.display(description="Account")
+    def account_label(self, obj):
+        return obj.account or "(the configured account)"
+
+    @admin.display(description="In force now", boolean=True)
+    def in_force(self, obj):
+        row = current_limits(settings.TELEPHONY_PROVIDER).row
+        return row is not None and row.pk == obj.pk
+
+    @admin.display(description="Limits in force now")
+    def limits_now(self, obj=None):
+        limits = current_limits(settings.TELEPHONY_PROVIDER)
+        source = f"from {limits.row}" if limits.row else "from the settings"
+        return (
+            f"{settings.TELEPHONY_PROVIDER}: at most {limits.max_concurrent_calls} live calls, "
+            f"{limits.calls_per_second:g} calls per second ({source})."
+        )
+
+    def save_model(self, request, obj, form, change):
+        fields = {name: form.cleaned_data[name] for name in form.changed_data}
+        saved = save_provider_account(account=obj, fields=fields, by=request.user)
+        obj.pk = saved.pk
 
 
 @admin.register(DiallerHeartbeat)
@@ -475,6 +563,32 @@ def panel_charts(panel) -> dict:
     return {"states": states, "hourly": hourly, "outcomes": outcomes}
 
 
+@admin.action(description="Cancel selected campaigns", permissions=["change"])
+def cancel_campaigns(modeladmin, request, queryset):
+    """The campaign admin's cancel, which also cancels the campaigns' booked calls and hangs up
+    their live calls (calls.dialler.cancel)."""
+    question, consequence = CONFIRM["cancel"]
+    asking = confirmed_or_ask(
+        modeladmin,
+        request,
+        queryset,
+        action="cancel_campaigns",
+        question=question,
+        consequence=f"{consequence} Their booked calls are cancelled and live calls hung up.",
+    )
+    if asking is not None:
+        return asking
+    for campaign in queryset:
+        try:
+            hang_ups = cancel_campaign(campaign, now=timezone.now(), by=request.user)
+        except IllegalTransition as exc:
+            modeladmin.message_user(request, str(exc), messages.ERROR)
+        else:
+            level = messages.WARNING if hang_ups.failed else messages.SUCCESS
+            text = f"Cancel: {campaign.name} (now {campaign.status}); {hang_ups}."
+            modeladmin.message_user(request, text, level)
+
+
 class CampaignBackOfficeAdmin(CampaignAdmin):
     """The campaign admin plus the pages that read calls: the dashboard, a campaign's results,
     its results CSV and its survey preview.
@@ -484,6 +598,10 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
     contacts' names and numbers `view_contact` (the preview speaks a contact's details; the CSV
     has both, as /api/v1/campaigns/{id}/results.csv)."""
 
+    actions = [
+        cancel_campaigns if action.__name__ == "cancel_campaigns" else action
+        for action in CampaignAdmin.actions
+    ]
     PAGE_PERMISSIONS = {
         "dashboard": ["campaigns.view_campaign"],  # and its live figures (JSON)
         "results": ["campaigns.view_campaign", "calls.view_answer"],

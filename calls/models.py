@@ -2,6 +2,7 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -364,3 +365,70 @@ class DialPace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: next slot {self.next_slot:%H:%M:%S.%f}"
+
+
+class ProviderAccountProvider(models.TextChoices):
+    TWILIO = "twilio", "Twilio"
+    SIMULATED = "simulated", "Simulated"
+
+
+MAX_CALLS_PER_SECOND = 1000
+MAX_CONCURRENT_CALLS = 100_000
+
+
+class ProviderAccount(models.Model):
+    """The dialling limits of one provider account, which an operator changes without a
+    restart: the tick reads them each time (calls.dialler.limits). A limit left empty, or an
+    account with no row, takes its setting (DIALLER_GLOBAL_MAX_CONCURRENT_CALLS,
+    DIALLER_CALLS_PER_SECOND)."""
+
+    Provider = ProviderAccountProvider
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    account = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Twilio: the account SID (AC…) these limits are for; empty: whichever account "
+        "the settings name.",
+    )
+    max_concurrent_calls = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CONCURRENT_CALLS)],
+        help_text="Calls live at once across every campaign (the global cap); empty: the "
+        "DIALLER_GLOBAL_MAX_CONCURRENT_CALLS setting.",
+    )
+    calls_per_second = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.01), MaxValueValidator(MAX_CALLS_PER_SECOND)],
+        help_text="The pace calls are placed at (Twilio's account default is 1); empty: the "
+        "DIALLER_CALLS_PER_SECOND setting.",
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider", "account"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "account"], name="provider_account_unique"),
+            models.CheckConstraint(
+                condition=Q(provider__in=[p.value for p in ProviderAccountProvider]),
+                name="provider_account_provider_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_concurrent_calls__isnull=True)
+                | Q(max_concurrent_calls__gte=1, max_concurrent_calls__lte=MAX_CONCURRENT_CALLS),
+                name="provider_account_cap_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(calls_per_second__isnull=True)
+                | Q(calls_per_second__gte=0.01, calls_per_second__lte=MAX_CALLS_PER_SECOND),
+                name="provider_account_pace_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} {self.account or '(the configured account)'}"

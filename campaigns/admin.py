@@ -80,11 +80,28 @@ def _action(name: str, label: str):
     return action
 
 
+class AdHocFilter(admin.SimpleListFilter):
+    """Campaigns made for the API's ad-hoc calls, or the others."""
+
+    title = "made for"
+    parameter_name = "ad_hoc"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Campaign calling"), ("yes", "Ad-hoc calls (API)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(ad_hoc_key="")
+        if self.value() == "no":
+            return queryset.filter(ad_hoc_key="")
+        return queryset
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignForm
     list_display = ["name", "status", "progress", "completion_rate", "window", "start_at", "end_at"]
-    list_filter = ["status", "window_policy"]
+    list_filter = ["status", "window_policy", AdHocFilter]
     search_fields = ["name", "description"]
     readonly_fields = ["status", "created_by", "created_at", "updated_at"]
     inlines = [QuestionInline]

@@ -1,5 +1,6 @@
 """API for campaigns: CRUD with their questions, and the status actions."""
 
+import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
@@ -28,6 +29,12 @@ class CampaignSerializer(serializers.ModelSerializer):
     )
     created_by = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
+    )
+    ad_hoc = serializers.BooleanField(
+        source="is_ad_hoc",
+        read_only=True,
+        help_text="Made for ad-hoc calls (POST /api/v1/scheduled-calls/ad-hoc/): it places "
+        "only its bookings and never completes by itself.",
     )
 
     class Meta:
@@ -66,6 +73,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "opt_out_message",
             "callback_message",
             "questions",
+            "ad_hoc",
             "created_by",
             "created_at",
             "updated_at",
@@ -94,6 +102,10 @@ class CampaignSerializer(serializers.ModelSerializer):
 class CampaignFilter(FilterSet):
     created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = DateTimeFilter(field_name="created_at", lookup_expr="lt")
+    ad_hoc = django_filters.BooleanFilter(method="filter_ad_hoc", label="Made for ad-hoc calls")
+
+    def filter_ad_hoc(self, queryset, name, value):
+        return queryset.exclude(ad_hoc_key="") if value else queryset.filter(ad_hoc_key="")
 
     class Meta:
         model = Campaign

@@ -140,6 +140,11 @@ class Campaign(models.Model):
     )
     callback_delay_minutes = models.PositiveIntegerField(default=120)
 
+    # Set on the campaigns made for the API's ad-hoc calls (calls.booking.ad_hoc): a
+    # fingerprint of what the call says, so the same message or survey reuses its campaign.
+    # Such a campaign dials only its bookings and never completes by itself.
+    ad_hoc_key = models.CharField(max_length=64, blank=True, editable=False)
+
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -234,6 +239,10 @@ class Campaign(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL_STATUSES
+
+    @property
+    def is_ad_hoc(self) -> bool:
+        return bool(self.ad_hoc_key)
 
     def can(self, action: str) -> bool:
         sources, _ = self.TRANSITIONS[action]

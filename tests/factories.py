@@ -34,6 +34,15 @@ class QuestionFactory(factory.django.DjangoModelFactory):
     kind = Question.Kind.YES_NO
 
 
+class SurveyCampaignFactory(RunningCampaignFactory):
+    """A running campaign with one question: what a booking needs (calls.booking.scheduling)."""
+
+    class Meta:
+        skip_postgeneration_save = True
+
+    question = factory.RelatedFactory(QuestionFactory, factory_related_name="campaign", position=1)
+
+
 def us_number(n: int) -> str:
     # 212 (New York) numbers in the 555-01xx block are valid for libphonenumber.
     return f"+1212555{n % 10000:04d}"

@@ -8,7 +8,13 @@ import time_machine
 from django.urls import reverse
 
 from contacts.models import Exclusion
-from tests.factories import CampaignFactory, ContactFactory, ExclusionFactory, book
+from tests.factories import (
+    CampaignFactory,
+    ContactFactory,
+    ExclusionFactory,
+    SurveyCampaignFactory,
+    book,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +65,8 @@ def test_cancelling_scheduled_series_asks_first(client, admin_user, now):
     with time_machine.travel(now, tick=False):
         admin_client = client
         admin_client.force_login(admin_user)  # at the travelled time: the session is fresh
-        call = book(ContactFactory(phone="+12125550142"), now, rrule="FREQ=DAILY;COUNT=3")
+        contact = ContactFactory(phone="+12125550142", campaign=SurveyCampaignFactory())
+        call = book(contact, now, rrule="FREQ=DAILY;COUNT=3")
         page = choose(admin_client, url, "cancel_series", [call])
         assert page.status_code == 200 and "cannot be resumed" in page.content.decode()
         call.refresh_from_db()

@@ -5,7 +5,7 @@ import time_machine
 from django.urls import reverse
 
 from calls.models import ScheduledCall
-from tests.factories import ContactFactory, book
+from tests.factories import ContactFactory, SurveyCampaignFactory, book
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ def frozen(now):
 
 @pytest.fixture
 def contact():
-    return ContactFactory(phone="+12125550142")  # America/New_York
+    return ContactFactory(phone="+12125550142", campaign=SurveyCampaignFactory())  # New York
 
 
 def form(contact, **fields):
@@ -41,10 +41,16 @@ def form(contact, **fields):
         "max_retries": "2",
         "retry_delay_minutes": "5",
         "misfire_grace_seconds": "",
-        "events-TOTAL_FORMS": "0",
-        "events-INITIAL_FORMS": "0",
-        "events-MIN_NUM_FORMS": "0",
-        "events-MAX_NUM_FORMS": "1000",
+        **{
+            f"{inline}-{name}": value
+            for inline in ("attempts", "events")
+            for name, value in [
+                ("TOTAL_FORMS", "0"),
+                ("INITIAL_FORMS", "0"),
+                ("MIN_NUM_FORMS", "0"),
+                ("MAX_NUM_FORMS", "1000"),
+            ]
+        },
         **fields,
     }
 
@@ -78,6 +84,15 @@ def test_add_form_shows_the_domains_refusal(admin_client, contact, fields, messa
     response = admin_client.post(ADD, form(contact, **fields))
     assert response.status_code == 200
     assert message in response.content.decode()
+    assert not ScheduledCall.objects.exists()
+
+
+def test_add_form_says_why_a_campaign_cannot_take_the_booking(admin_client, contact):
+    contact.campaign.status = "paused"
+    contact.campaign.save()
+    response = admin_client.post(ADD, form(contact))
+    assert response.status_code == 200
+    assert "is paused: resume it first" in response.content.decode()
     assert not ScheduledCall.objects.exists()
 
 

@@ -299,6 +299,7 @@ def test_api_root_lists_the_resources(api_client, anon_client):
         "scheduled-calls",
         "webhook-subscriptions",
         "webhook-deliveries",
+        "provider-accounts",
     }
     assert_error(anon_client.get("/api/v1/"), 401)
 

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from calls.models import CallEvent, ScheduledCall
-from tests.factories import CampaignFactory, ContactFactory, book
+from tests.factories import ContactFactory, SurveyCampaignFactory, book
 from tests.test_api_campaigns import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,7 @@ def frozen(now):
 
 @pytest.fixture
 def contact():
-    return ContactFactory(phone="+12125550142")  # America/New_York
+    return ContactFactory(phone="+12125550142", campaign=SurveyCampaignFactory())  # New York
 
 
 def utc(text):
@@ -115,6 +115,16 @@ def test_bad_bookings_are_400_with_the_field(api_client, contact, body, field):
     assert not ScheduledCall.objects.exists()
 
 
+def test_a_booking_in_a_draft_campaign_is_a_400_with_the_reason(api_client, contact):
+    contact.campaign.status = "draft"
+    contact.campaign.save()
+    request = {"contact": contact.pk, "run_at": "2026-11-24T14:00:00", "timezone": "UTC"}
+    error = assert_error(api_client.post(URL, request, format="json"), 400, "invalid")
+    assert "is a draft: start or schedule it first" in error["message"]
+    assert error["details"]["contact"]
+    assert not ScheduledCall.objects.exists()
+
+
 def test_a_refused_contact_cannot_be_booked(api_client):
     refused = ContactFactory(state="refused")
     error = assert_error(
@@ -130,7 +140,7 @@ def test_list_filters_by_status_contact_campaign_and_next_run(api_client, contac
     first = book(contact, now)  # 14:00 New York on the 23rd
     later = book(contact, now, run_at=dt.datetime(2026, 11, 25, 10, 0))
     other = book(
-        ContactFactory(campaign=CampaignFactory(), phone="+12125550143"),
+        ContactFactory(campaign=SurveyCampaignFactory(), phone="+12125550143"),
         now,
         run_at=dt.datetime(2026, 11, 24, 10, 0),
     )

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
+from calls.models import ProviderAccount
 from tests.factories import (
     AnswerFactory,
     CallEventFactory,
@@ -66,10 +67,14 @@ def objects():
         "scheduled-calls": ScheduledCallFactory(contact=answer.attempt.contact).pk,
         "webhook-subscriptions": (delivery := WebhookDeliveryFactory()).subscription_id,
         "webhook-deliveries": delivery.pk,
+        "provider-accounts": ProviderAccount.objects.create(
+            provider="twilio", account=next(ACCOUNTS)
+        ).pk,
     }
 
 
 PHONES = (f"+1212555{n:04d}" for n in range(9000, 9999))
+ACCOUNTS = (f"AC{n:032d}" for n in range(100_000))
 
 
 def request_for(client, path, method, ids, campaign_id):
@@ -83,6 +88,12 @@ def request_for(client, path, method, ids, campaign_id):
             "url": "https://hooks.example.com/voicesurvey",
             "event_types": ["attempt.finished", "survey.completed"],
         },
+        "/api/v1/provider-accounts/": {
+            "provider": "twilio",
+            "account": next(ACCOUNTS),
+            "max_concurrent_calls": 20,
+            "calls_per_second": 2.5,
+        },
     }
     if resource == "scheduled-calls":
         bodies["/api/v1/scheduled-calls/"] = {
@@ -90,6 +101,12 @@ def request_for(client, path, method, ids, campaign_id):
             "run_at": f"{timezone.localdate() + dt.timedelta(days=2)}T12:00:00",
             "timezone": "America/New_York",
             "rrule": "FREQ=DAILY;COUNT=3",
+        }
+        bodies["/api/v1/scheduled-calls/ad-hoc/"] = {
+            "phone": next(PHONES),
+            "message": "Hello.",
+            "at": f"{timezone.localdate() + dt.timedelta(days=2)}T12:00:00",
+            "timezone": "America/New_York",
         }
     if url.endswith("/import/"):
         upload = SimpleUploadedFile("x.csv", b"phone\n+12125559997\n", content_type="text/csv")

@@ -19,6 +19,7 @@ from tests.factories import (
     ContactFactory,
     QuestionFactory,
     RunningCampaignFactory,
+    SurveyCampaignFactory,
 )
 from tests.test_browser import ARTIFACTS, browser, log_in  # noqa: F401  (browser: a fixture)
 
@@ -47,7 +48,9 @@ def visible(page, selector: str) -> bool:
 def test_booking_a_weekly_call_from_the_contact_page(wide_page, live_server, django_user_model):
     page = wide_page
     log_in(page, live_server, django_user_model)
-    contact = ContactFactory(phone="+13125550148", name="Grace")  # Chicago
+    contact = ContactFactory(
+        phone="+13125550148", name="Grace", campaign=SurveyCampaignFactory()
+    )  # Chicago
     page.goto(f"{live_server.url}/admin/contacts/contact/{contact.pk}/change/")
     page.click("#book-call-link")
     page.wait_for_selector("#scheduledcall_form")

@@ -14,6 +14,7 @@ from tests.factories import (
     CallEventFactory,
     ContactFactory,
     QuestionFactory,
+    SurveyCampaignFactory,
     book,
 )
 from tests.staff import staff_client
@@ -92,7 +93,7 @@ def test_history_shows_only_what_the_user_may_read(called, django_user_model):
 
 
 def test_a_booked_calls_events_are_in_the_history(admin_user, now):
-    contact = ContactFactory(phone="+12125550148")
+    contact = ContactFactory(phone="+12125550148", campaign=SurveyCampaignFactory())
     book(contact, now)
     whats = [e.what for e in contact_history(contact, user=admin_user)]
     assert whats == ["Booked call: created"]

@@ -12,7 +12,7 @@ from calls.models import ScheduledCall
 from campaigns.models import Campaign
 from contacts.editing import exclude_contacts, reset_contacts, retry_contacts_now
 from contacts.models import Contact, Exclusion
-from tests.factories import ContactFactory, ExclusionFactory
+from tests.factories import ContactFactory, ExclusionFactory, SurveyCampaignFactory
 from tests.staff import staff_client
 
 pytestmark = pytest.mark.django_db
@@ -172,8 +172,17 @@ def test_the_do_not_call_page_asks_where_and_why(admin_client, admin_user):
     assert contact.state == "excluded"
 
 
+def test_call_now_is_refused_while_a_call_is_live(admin_client):
+    contact = ContactFactory(
+        state="in_progress", last_attempt_number=1, campaign=SurveyCampaignFactory()
+    )
+    response = admin_client.post(reverse("admin:contact_call_now", args=[contact.pk]), follow=True)
+    assert "A call to this contact is live now." in response.content.decode()
+    assert not ScheduledCall.objects.exists()
+
+
 def test_call_now_books_a_call_for_the_next_tick(admin_client, admin_user, open_now):
-    contact = ContactFactory(phone="+12125550101")
+    contact = ContactFactory(phone="+12125550101", campaign=SurveyCampaignFactory())
     response = admin_client.post(reverse("admin:contact_call_now", args=[contact.pk]), follow=True)
     assert "Booked for now" in response.content.decode()
     call = ScheduledCall.objects.get()
@@ -182,14 +191,15 @@ def test_call_now_books_a_call_for_the_next_tick(admin_client, admin_user, open_
 
 
 def test_call_now_is_refused_while_the_campaign_is_paused(admin_client):
-    contact = ContactFactory(campaign__status=Campaign.Status.PAUSED)
+    contact = ContactFactory(campaign=SurveyCampaignFactory(status=Campaign.Status.PAUSED))
     response = admin_client.post(reverse("admin:contact_call_now", args=[contact.pk]), follow=True)
-    assert "Not called: The campaign is paused" in response.content.decode()
+    assert "Not called:" in response.content.decode()
+    assert "is paused: resume it first" in response.content.decode()
     assert not ScheduledCall.objects.exists()
 
 
 def test_call_now_is_refused_outside_the_legal_window(admin_client):
-    contact = ContactFactory(phone="+12125550101")
+    contact = ContactFactory(phone="+12125550101", campaign=SurveyCampaignFactory())
     with time_machine.travel(dt.datetime(2026, 11, 24, 4, 0, tzinfo=dt.UTC), tick=False):
         response = admin_client.post(
             reverse("admin:contact_call_now", args=[contact.pk]), follow=True

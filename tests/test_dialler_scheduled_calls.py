@@ -7,12 +7,12 @@ import pytest
 from calls.booking.scheduling import schedule_call
 from calls.models import CallAttempt, ScheduledCall
 from calls.webhooks.status import apply_call_status
-from tests.factories import ContactFactory, RunningCampaignFactory, us_number
+from tests.factories import ContactFactory, SurveyCampaignFactory, us_number
 
 
 @pytest.fixture
 def campaign():
-    return RunningCampaignFactory(max_concurrent_calls=5)
+    return SurveyCampaignFactory(max_concurrent_calls=5)
 
 
 def booked(campaign, at, now, **kw):

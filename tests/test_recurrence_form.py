@@ -11,7 +11,7 @@ from django.urls import reverse
 from calls.booking.recurrence import build_rrule, read_rrule
 from calls.booking.scheduling import next_occurrences
 from calls.models import ScheduledCall
-from tests.factories import ContactFactory, book
+from tests.factories import ContactFactory, SurveyCampaignFactory, book
 from tests.test_admin_scheduled_calls import form
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +27,9 @@ def frozen(now):
 
 @pytest.fixture
 def contact():
-    return ContactFactory(phone="+13125550148", name="Grace")  # Chicago
+    return ContactFactory(
+        phone="+13125550148", name="Grace", campaign=SurveyCampaignFactory()
+    )  # Chicago
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,13 @@ from calls.booking.scheduling import (
 )
 from calls.models import CallAttempt, CallEvent, ScheduledCall
 from calls.outcomes import settle_contact
-from tests.factories import CampaignFactory, ContactFactory, ExclusionFactory, book
+from tests.factories import (
+    CampaignFactory,
+    ContactFactory,
+    ExclusionFactory,
+    SurveyCampaignFactory,
+    book,
+)
 
 S = ScheduledCall.Status
 PARIS, NEW_YORK = ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York")
@@ -30,7 +36,7 @@ def local(at, zone):
 
 @pytest.fixture
 def contact():
-    return ContactFactory(phone="+12125550142")  # America/New_York, running campaign
+    return ContactFactory(phone="+12125550142", campaign=SurveyCampaignFactory())  # New York
 
 
 # --- occurrences ----------------------------------------------------------------------------
@@ -328,3 +334,77 @@ def test_a_missed_booking_is_not_rung_late_by_the_campaigns_own_calling(contact,
     assert contact.state == "pending" and contact.next_attempt_at == late + delay
     # The campaign calls again after its no-answer delay, as after any unanswered call.
     assert run_tick(late + delay).dialled == 1
+
+
+@pytest.mark.django_db
+def test_a_missed_booking_is_not_rung_in_its_tick_even_with_no_no_answer_delay(
+    contact, now, run_tick, provider
+):
+    """The hold is the campaign's no-answer delay; at zero, the tick's own claim still leaves
+    the person whose booking it just missed alone."""
+    contact.campaign.retry_no_answer_minutes = 0
+    contact.campaign.save()
+    other = ContactFactory(campaign=contact.campaign, phone="+12125550143")
+    call = book(contact, now)
+    late = call.next_run_at + dt.timedelta(hours=1)
+    report = run_tick(late)
+    assert report.skipped["booked_missed"] == 1
+    assert provider.dialled_phones == [other.phone]  # ordinary calling goes on for the others
+    call.refresh_from_db()
+    assert call.status == S.MISSED
+    # From the next tick on, the campaign's own rules apply to the person again.
+    assert run_tick(late + dt.timedelta(seconds=5)).dialled == 1
+    assert provider.dialled_phones == [other.phone, contact.phone]
+
+
+# --- what a booking needs of its campaign ------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        ("draft", "is a draft: start or schedule it first"),
+        ("paused", "is paused: resume it first"),
+        ("completed", "is completed: it places no more calls"),
+        ("cancelled", "is cancelled: it places no more calls"),
+    ],
+)
+def test_a_booking_in_a_campaign_that_would_not_place_it_is_refused_when_made(
+    contact, now, status, reason
+):
+    contact.campaign.status = status
+    contact.campaign.save()
+    with pytest.raises(ValidationError) as refused:
+        book(contact, now)
+    assert reason in refused.value.message_dict["contact"][0]
+    assert not ScheduledCall.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_booking_in_a_campaign_without_questions_is_refused(contact, now):
+    contact.campaign.questions.all().delete()
+    with pytest.raises(ValidationError) as refused:
+        book(contact, now)
+    assert "has no questions" in refused.value.message_dict["contact"][0]
+
+
+@pytest.mark.django_db
+def test_a_scheduled_campaign_takes_bookings_from_its_start_on(contact, now):
+    campaign = contact.campaign
+    campaign.status, campaign.start_at = "scheduled", dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+    campaign.save()
+    with pytest.raises(ValidationError) as refused:
+        book(contact, now)  # today 14:00 New York: before the campaign starts
+    assert "starts at 2026-11-24 00:00 UTC" in refused.value.message_dict["contact"][0]
+    call = book(contact, now, run_at=dt.datetime(2026, 11, 24, 14, 0))  # it will be running
+    assert call.status == S.SCHEDULED
+
+
+@pytest.mark.django_db
+def test_a_booking_after_the_campaigns_end_is_refused(contact, now):
+    contact.campaign.end_at = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
+    contact.campaign.save()
+    with pytest.raises(ValidationError) as refused:
+        book(contact, now)  # 14:00 New York is 19:00 UTC
+    assert "ends at 2026-11-23 18:00 UTC" in refused.value.message_dict["contact"][0]

@@ -17,6 +17,7 @@ from tests.factories import (
     ContactFactory,
     QuestionFactory,
     RunningCampaignFactory,
+    SurveyCampaignFactory,
     book,
 )
 from tests.webhook_helpers import live_attempt, send_status, signed_post, twiml, voice_url
@@ -151,7 +152,7 @@ def test_the_tick_completing_a_campaign_sends_campaign_completed(subscription, o
 
 
 def test_a_booking_missed_by_the_tick_sends_booking_missed(subscription, now, run_tick):
-    contact = ContactFactory(phone="+12125550142")
+    contact = ContactFactory(campaign=SurveyCampaignFactory(), phone="+12125550142")
     call = book(contact, now)
     late = call.next_run_at + dt.timedelta(hours=1)
     run_tick(late)
@@ -166,7 +167,7 @@ def test_a_booking_missed_by_the_tick_sends_booking_missed(subscription, now, ru
 
 
 def test_a_booked_call_answered_sends_booking_completed(client, subscription, now):
-    contact = ContactFactory(phone="+12125550142")
+    contact = ContactFactory(campaign=SurveyCampaignFactory(), phone="+12125550142")
     call = book(contact, now)
     [attempt], _ = claim_due_scheduled_calls(now=call.next_run_at, limit=1)
     CallAttempt.objects.filter(pk=attempt.pk).update(

@@ -1,11 +1,19 @@
 """The /api/v1/ router. Campaign actions that belong to other apps (the contact import, stats,
-results) are mixed into the campaign viewset here, so campaigns never imports contacts or calls."""
+results, the cancel that hangs up live calls) are mixed into the campaign viewset here, so
+campaigns never imports contacts or calls."""
 
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from calls.api import AnswerViewSet, CallAttemptViewSet, CampaignResultsActions, StatsViewSet
+from calls.api import (
+    AnswerViewSet,
+    CallAttemptViewSet,
+    CampaignCancelAction,
+    CampaignResultsActions,
+    ProviderAccountViewSet,
+    StatsViewSet,
+)
 from calls.booking.api import ScheduledCallViewSet
 from campaigns.api import CampaignViewSet as CampaignBaseViewSet
 from contacts.api import CampaignContactImportActions, ContactViewSet, ExclusionViewSet
@@ -13,7 +21,12 @@ from hooks.api import WebhookDeliveryViewSet, WebhookSubscriptionViewSet
 from voicesurvey.api_errors import api_not_found
 
 
-class CampaignViewSet(CampaignContactImportActions, CampaignResultsActions, CampaignBaseViewSet):
+class CampaignViewSet(
+    CampaignCancelAction,
+    CampaignContactImportActions,
+    CampaignResultsActions,
+    CampaignBaseViewSet,
+):
     __doc__ = CampaignBaseViewSet.__doc__
 
 
@@ -30,6 +43,7 @@ router.register(
     "webhook-subscriptions", WebhookSubscriptionViewSet, basename="webhook-subscription"
 )
 router.register("webhook-deliveries", WebhookDeliveryViewSet, basename="webhook-delivery")
+router.register("provider-accounts", ProviderAccountViewSet, basename="provider-account")
 
 urlpatterns = [
     path("v1/", include(router.urls)),

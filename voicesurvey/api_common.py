@@ -3,7 +3,7 @@
 Named in REST_FRAMEWORK settings, so it imports nothing that imports rest_framework.views."""
 
 from django.conf import settings
-from rest_framework import pagination, permissions
+from rest_framework import exceptions, pagination, permissions
 
 
 class ModelPermissions(permissions.DjangoModelPermissions):
@@ -37,8 +37,32 @@ def action_permissions(view_class) -> dict[str, list[str]]:
 
 
 class Pagination(pagination.PageNumberPagination):
+    """Pages by number: `page` (from 1) and `page_size` (at most max_page_size). Paging
+    parameters of other schemes are refused (refuse_foreign_paging), never ignored."""
+
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def paginate_queryset(self, queryset, request, view=None):
+        refuse_foreign_paging(request)
+        return super().paginate_queryset(queryset, request, view)
+
+
+# Query parameters other paging schemes use (limit/offset, cursors, per_page): a client that
+# sends them believes it pages through a list, and ignoring them would hand it the first page
+# as if it were the one asked for.
+FOREIGN_PAGING = ("limit", "offset", "per_page", "cursor")
+
+
+def refuse_foreign_paging(request) -> None:
+    """400 naming each paging parameter the API does not support, on every list endpoint."""
+    used = [name for name in FOREIGN_PAGING if name in request.query_params]
+    if used:
+        message = (
+            f"Not supported: page with page (1, 2, …) and page_size (at most "
+            f"{Pagination.max_page_size})."
+        )
+        raise exceptions.ValidationError({name: [message] for name in used})
 
 
 def content_length(request) -> int:

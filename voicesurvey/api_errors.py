@@ -69,6 +69,7 @@ def _as_api_exception(exc):
 
 def api_exception_handler(exc, context):
     exc = _as_api_exception(exc)
+    exc = _patch_instead_of_put(exc, context)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # a bug, not bad input: Django's 500 (logged)
@@ -85,6 +86,22 @@ def api_exception_handler(exc, context):
         details = detail if isinstance(detail, dict) else {}
     response.data = error_body(code, message, details)
     return response
+
+
+def _patch_instead_of_put(exc, context):
+    """A PUT where the resource takes PATCH only: say so, rather than just "not allowed"."""
+    view, request = context.get("view"), context.get("request")
+    if (
+        isinstance(exc, exceptions.MethodNotAllowed)
+        and request is not None
+        and request.method == "PUT"
+        and "PATCH" in getattr(view, "allowed_methods", ())
+    ):
+        return exceptions.MethodNotAllowed(
+            "PUT",
+            detail="PUT is not supported here: use PATCH with only the fields to change.",
+        )
+    return exc
 
 
 def _first_message(details) -> str:

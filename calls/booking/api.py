@@ -7,23 +7,25 @@ from contextlib import contextmanager
 from zoneinfo import ZoneInfo
 
 import django_filters
-from django.db.models import Count
+from django.db.models import Count, Prefetch
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from calls.api import CallEventSerializer
+from calls.api import BookedAttemptSerializer, CallEventSerializer
+from calls.booking.ad_hoc import DoNotCall, book_ad_hoc_call
 from calls.booking.editing import EDITABLE_FIELDS, edit_scheduled_call, upcoming_occurrences
 from calls.booking.scheduling import (
     IllegalScheduledCallTransition,
-    cancel_scheduled_call,
     pause_scheduled_call,
     resume_scheduled_call,
     schedule_call,
 )
-from calls.models import ScheduledCall
+from calls.dialler.cancel import cancel_booking
+from calls.models import CallAttempt, ScheduledCall
+from campaigns.api import QuestionSerializer
 from campaigns.models import Campaign
 from contacts.models import Contact
 from voicesurvey.api_errors import Conflict
@@ -105,10 +107,21 @@ class ScheduledCallSerializer(serializers.ModelSerializer):
 
 class ScheduledCallDetailSerializer(ScheduledCallSerializer):
     events = CallEventSerializer(many=True, read_only=True)
+    attempts = serializers.SerializerMethodField(
+        help_text="The calls placed for it, oldest first, with the provider's call id, the "
+        "outcome and the error; null without the permission to view attempts."
+    )
 
     class Meta(ScheduledCallSerializer.Meta):
-        fields = ScheduledCallSerializer.Meta.fields + ["events"]
+        fields = ScheduledCallSerializer.Meta.fields + ["attempts", "events"]
         read_only_fields = fields
+
+    @extend_schema_field(BookedAttemptSerializer(many=True, allow_null=True))
+    def get_attempts(self, call):
+        request = self.context.get("request")
+        if request is not None and not request.user.has_perm("calls.view_callattempt"):
+            return None  # as in the admin, where the attempts need their own permission
+        return BookedAttemptSerializer(call.attempts.all(), many=True).data
 
 
 class ScheduledCallCreateSerializer(serializers.Serializer):
@@ -150,6 +163,48 @@ class ScheduledCallUpdateSerializer(serializers.Serializer):
                 {name: "This field cannot be changed." for name in fixed}
             )
         return attrs
+
+
+class AdHocQuestionSerializer(QuestionSerializer):
+    position = serializers.IntegerField(
+        min_value=1, max_value=1000, required=False, help_text="Default: the order given."
+    )
+
+
+class AdHocCallSerializer(serializers.Serializer):
+    phone = serializers.CharField(
+        max_length=32, help_text="The number to call: E.164, or national in DEFAULT_REGION."
+    )
+    at = WallClockDateTimeField(
+        required=False,
+        help_text="When to call, ISO 8601; default now. Without an offset it is wall-clock "
+        "time in `timezone`.",
+    )
+    timezone = serializers.CharField(
+        max_length=64, default="UTC", help_text="IANA zone for `at` and `rrule`. Default UTC."
+    )
+    rrule = serializers.CharField(
+        allow_blank=True, default="", help_text="Optional RFC 5545 rule to call again."
+    )
+    message = serializers.CharField(
+        max_length=5000,
+        allow_blank=True,
+        default="",
+        help_text="Said when the call is answered; without questions, the call then hangs up.",
+    )
+    questions = AdHocQuestionSerializer(
+        many=True, required=False, help_text="A survey to ask after the message."
+    )
+    voice = serializers.CharField(max_length=40, default="alice")
+    language = serializers.CharField(max_length=16, default="en-US")
+    note = serializers.CharField(max_length=500, allow_blank=True, default="")
+    max_retries = serializers.IntegerField(min_value=0, max_value=10, required=False)
+    retry_delay_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
+
+    def validate_questions(self, value):
+        if len(value) > 100:
+            raise serializers.ValidationError("At most 100 questions.")
+        return value
 
 
 SCOPE_HELP = "series: the whole call (default); occurrence: only its next occurrence."
@@ -221,7 +276,8 @@ def _action_schema(summary: str, description: str, request=ScopeSerializer):
         responses={200: ScheduledCallDetailSerializer, 409: CONFLICT},
     ),
     destroy=extend_schema(
-        summary="Cancel the whole series (the call and its events are kept)",
+        summary="Cancel the whole series (the call and its events are kept; a call in "
+        "progress is hung up)",
         responses={204: None, 409: CONFLICT},
     ),
 )
@@ -238,14 +294,22 @@ class ScheduledCallViewSet(viewsets.ModelViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     # DELETE cancels (keeps the row), so it needs the change permission, not delete.
     action_permissions = {
-        name: ["calls.change_scheduledcall"] for name in ("pause", "resume", "cancel", "destroy")
+        **{
+            name: ["calls.change_scheduledcall"]
+            for name in ("pause", "resume", "cancel", "destroy")
+        },
+        # An ad-hoc call makes (or reuses) a campaign and a contact as well as the booking.
+        "ad_hoc": ["calls.add_scheduledcall", "campaigns.add_campaign", "contacts.add_contact"],
     }
 
     def get_queryset(self):
         queryset = super().get_queryset()
         if self.action == "list":
             return queryset.annotate(events_count=Count("events"))
-        return queryset.annotate(events_count=Count("events")).prefetch_related("events")
+        attempts = CallAttempt.objects.order_by("created_at", "attempt_number")
+        return queryset.annotate(events_count=Count("events")).prefetch_related(
+            "events", Prefetch("attempts", queryset=attempts)
+        )
 
     def get_serializer_class(self):
         if self.action == "list":
@@ -278,7 +342,7 @@ class ScheduledCallViewSet(viewsets.ModelViewSet):
     def destroy(self, request, *args, **kwargs):
         call = self.get_object()
         with _conflicts():
-            cancel_scheduled_call(call, scope="series", now=timezone.now(), by=request.user)
+            cancel_booking(call, scope="series", now=timezone.now(), by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _change(self, request, domain_function, body_class=ScopeSerializer):
@@ -288,6 +352,29 @@ class ScheduledCallViewSet(viewsets.ModelViewSet):
         with _conflicts():
             call = domain_function(call, now=timezone.now(), by=request.user, **body.validated_data)
         return self._present(call)
+
+    @extend_schema(
+        summary="Book an ad-hoc call to a number: a message, a survey, or both",
+        description="No campaign to build: the call is booked in a campaign made for what it "
+        "says (reused when the same message and questions are booked again), which places "
+        "only its bookings. Answers 201 with the booking, whose `campaign` holds the results. "
+        "A number on the do-not-call list is refused (409, code do_not_call); a bad number, "
+        "survey or time is a 400.",
+        request=AdHocCallSerializer,
+        responses={
+            201: ScheduledCallDetailSerializer,
+            409: error_response("The number is on the do-not-call list."),
+        },
+    )
+    @action(detail=False, methods=["post"], url_path="ad-hoc")
+    def ad_hoc(self, request):
+        body = AdHocCallSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            call = book_ad_hoc_call(now=timezone.now(), by=request.user, **body.validated_data)
+        except DoNotCall as exc:
+            raise Conflict(str(exc), code="do_not_call") from exc
+        return self._present(call, status.HTTP_201_CREATED)
 
     @_action_schema(
         "Pause the series, or hold its next occurrence",
@@ -309,10 +396,11 @@ class ScheduledCallViewSet(viewsets.ModelViewSet):
 
     @_action_schema(
         "Cancel the series, or only its next occurrence",
-        "series: the call is cancelled for good. occurrence: only the next occurrence is "
-        "dropped (a one-off call with nothing after it ends cancelled).",
+        "series: the call is cancelled for good, and its call in progress, if any, is hung "
+        "up through the provider. occurrence: only the next occurrence is dropped (a one-off "
+        "call with nothing after it ends cancelled).",
         request=CancelSerializer,
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        return self._change(request, cancel_scheduled_call, CancelSerializer)
+        return self._change(request, cancel_booking, CancelSerializer)

@@ -178,6 +178,35 @@ def check_legal_window(contact: Contact, at: dt.datetime) -> str:
     return ""
 
 
+def campaign_refusal(campaign, first_at: dt.datetime) -> str:
+    """'' when `campaign` will dial a booking due at `first_at`, else why it would not.
+
+    A booking is placed only while its campaign is running (the tick skips it otherwise,
+    until it is missed), so what is refused at booking time is what would surely be missed:
+    a finished campaign, a draft (nobody has started it), a paused one (the operator stopped
+    its calls: resume it first), a scheduled one that starts after the call, and a campaign
+    with nothing to ask. A scheduled campaign that starts by then is accepted: it will run."""
+    from campaigns.models import Campaign
+
+    status, where = campaign.status, f"The contact's campaign {campaign.name!r}"
+    if campaign.is_final:
+        return f"{where} is {status}: it places no more calls."
+    if status == Campaign.Status.DRAFT:
+        return f"{where} is a draft: start or schedule it first, or the call would never be placed."
+    if status == Campaign.Status.PAUSED:
+        return f"{where} is paused: resume it first, or the call would be missed."
+    if status == Campaign.Status.SCHEDULED and campaign.start_at and first_at < campaign.start_at:
+        return (
+            f"{where} starts at {campaign.start_at:%Y-%m-%d %H:%M} UTC: book the call for then "
+            "or later."
+        )
+    if campaign.end_at and first_at >= campaign.end_at:
+        return f"{where} ends at {campaign.end_at:%Y-%m-%d %H:%M} UTC, before the call."
+    if not campaign.is_ad_hoc and not campaign.questions.exists():
+        return f"{where} has no questions: the call would have nothing to ask."
+    return ""
+
+
 @transaction.atomic
 def schedule_call(
     *,
@@ -192,7 +221,9 @@ def schedule_call(
     retry_delay_minutes: int | None = None,
     misfire_grace_seconds: int | None = None,
 ) -> ScheduledCall:
-    """Book a call to `contact` at `run_at` (once, or on `rrule`). Raises ValidationError."""
+    """Book a call to `contact` at `run_at` (once, or on `rrule`). Raises ValidationError:
+    a contact that cannot be called, a campaign that would not place the call
+    (campaign_refusal), no future occurrence, or one outside the legal window."""
     if contact.state in (Contact.State.REFUSED, Contact.State.EXCLUDED, Contact.State.INVALID):
         raise ValidationError({"contact": f"This contact cannot be called: it is {contact.state}."})
     call = ScheduledCall(
@@ -211,6 +242,9 @@ def schedule_call(
     upcoming = first_occurrence(call, after=now)
     if upcoming is None:
         raise ValidationError({"run_at": "The call has no occurrence in the future."})
+    problem = campaign_refusal(contact.campaign, upcoming)
+    if problem:
+        raise ValidationError({"contact": problem})
     problem = check_legal_window(contact, upcoming)
     if problem:
         raise ValidationError({"run_at": problem})
@@ -374,7 +408,12 @@ def _excluded_among(contacts: list[Contact], now: dt.datetime) -> set[int]:
 
 
 def claim_due_scheduled_calls(
-    *, now: dt.datetime, limit: int, provider: str = "", campaign_room: dict[int, int] | None = None
+    *,
+    now: dt.datetime,
+    limit: int,
+    provider: str = "",
+    campaign_room: dict[int, int] | None = None,
+    held: set[int] | None = None,
 ):
     """Claim up to `limit` due scheduled calls: for each, create a queued CallAttempt and mark
     its contact in_progress, in one short transaction with skip-locked row claims, so any
@@ -382,7 +421,9 @@ def claim_due_scheduled_calls(
 
     Occurrences later than their misfire grace are marked missed and never dialled late; calls
     to numbers on the do-not-call list are cancelled. `campaign_room` (campaign id -> free
-    concurrent calls) is decremented as calls are claimed. Returns (attempts, skipped)."""
+    concurrent calls) is decremented as calls are claimed; the ids of contacts whose booking
+    was just missed are added to `held`, for the caller's campaign claim to leave alone.
+    Returns (attempts, skipped)."""
     from calls.models import CallAttempt
     from campaigns.models import Campaign
 
@@ -406,6 +447,8 @@ def claim_due_scheduled_calls(
             campaign = contact.campaign
             if now - call.next_run_at > misfire_grace(call):
                 _record_missed(call, now=now, reason="late by more than the misfire grace")
+                if held is not None:
+                    held.add(contact.pk)
                 skip("missed")
                 continue
             if contact.pk in excluded or contact.state in (
@@ -486,8 +529,9 @@ def _record_missed(call: ScheduledCall, *, now: dt.datetime, reason: str) -> Non
     log_event(call, "missed", at=now, by="dialler", message=reason, occurrence=missed.isoformat())
     booking_missed(call, occurrence=missed, reason=reason, now=now)
     # The person was promised a call at a set time: a missed one must not turn into an unbooked
-    # call by the campaign's own calling in this very tick. The campaign may call again after
-    # its no-answer delay, as after any call that did not reach them.
+    # call by the campaign's own calling. The campaign may call again after its no-answer
+    # delay, as after any call that did not reach them. (This tick's own claim also skips the
+    # contact, through `held`: the delay may be zero.)
     hold_until = now + call.contact.campaign.retry_delay("no_answer")
     Contact.objects.filter(
         pk=call.contact_id,
@@ -584,18 +628,9 @@ def book_callback(*, attempt, now: dt.datetime) -> ScheduledCall:
 
 
 def call_now(*, contact: Contact, now: dt.datetime, by=None) -> ScheduledCall:
-    """The back office's "Call now": a one-off call booked for now, placed by the next tick
-    (the legal window and the do-not-call list still apply, as to any booked call). Refused
-    while the campaign is not running or a call to the contact is live."""
-    from campaigns.models import Campaign
-
-    if contact.campaign.status != Campaign.Status.RUNNING:
-        raise ValidationError(
-            {
-                "contact": gettext("The campaign is %(status)s: start or resume it first.")
-                % {"status": contact.campaign.status}
-            }
-        )
+    """The back office's "Call now": a one-off call booked for now, placed by the next tick.
+    Checked as any booking (schedule_call: the campaign must place it, the legal window must
+    be open, the number not excluded), and refused while a call to the contact is live."""
     if contact.state == Contact.State.IN_PROGRESS:
         raise ValidationError({"contact": gettext("A call to this contact is live now.")})
     return schedule_call(

@@ -4,7 +4,8 @@ Eligibility (DESIGN.md §4): the contact is pending or not reached, has attempts
 (`attempts_count < max_attempts + completion_attempts_count`), is due (`next_attempt_at <= now`),
 is not on the do-not-call list now (global or the campaign's own, not expired), has no booked
 call (its booking calls it), and the calling window is open in its zone set (see
-campaigns.windows.zones_open). The campaign is running and inside its dates. Zone sets are
+campaigns.windows.zones_open). The campaign is running and inside its dates, and not an
+ad-hoc one (calls.booking.ad_hoc: those place only their bookings). Zone sets are
 worked out in Python once per tick from the campaigns' few distinct zone keys; the claim filters
 on the open ones in SQL.
 
@@ -385,18 +386,25 @@ def lock_dialler(now: dt.datetime) -> None:
     DiallerHeartbeat.objects.select_for_update().filter(pk=1).exists()
 
 
-def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
+def claim_batch(
+    *, now: dt.datetime, provider_name: str, budget: int, global_cap: int | None = None
+) -> Claim:
     """Claim this tick's contacts across running campaigns, fairly, within the caps: lock
     them (FOR UPDATE SKIP LOCKED), create their queued attempts and mark them in progress, in
     one transaction.
 
     capacity = min(campaign cap - its live calls, batch size) per campaign, and at most
-    min(global cap - all live calls, the pace budget) in all, dealt round robin."""
+    min(global cap - all live calls, the pace budget) in all, dealt round robin. The global
+    cap is the one in force (calls.dialler.limits); default, its setting."""
+    if global_cap is None:
+        global_cap = settings.DIALLER_GLOBAL_MAX_CONCURRENT_CALLS
     claim = Claim()
     keys_by_campaign: dict[int, list[str]] = {}
     campaigns = {c.pk: c for c in running_campaigns(now)}
     in_window = []
     for campaign in campaigns.values():
+        if campaign.is_ad_hoc:
+            continue  # places only its bookings (calls.booking.ad_hoc)
         if campaign.window_policy == Campaign.WindowPolicy.CAMPAIGN and not campaign_zone_open(
             campaign, now=now
         ):
@@ -413,16 +421,18 @@ def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
     with transaction.atomic():
         lock_dialler(now)
         live = live_calls_by_campaign()
-        global_room = settings.DIALLER_GLOBAL_MAX_CONCURRENT_CALLS - sum(live.values())
+        global_room = global_cap - sum(live.values())
         # Booked calls first: they are due at a precise time, and count against the same caps.
         booked_room = {
             cid: c.max_concurrent_calls - live.get(cid, 0) for cid, c in campaigns.items()
         }
+        missed: set[int] = set()  # contacts whose booking just missed: never rung instead
         booked, why = claim_due_scheduled_calls(
             now=now,
             limit=min(global_room, budget),
             provider=provider_name,
             campaign_room=booked_room,
+            held=missed,
         )
         claim.attempts += booked
         claim.skipped.update({f"booked_{reason}": n for reason, n in why.items()})
@@ -461,7 +471,7 @@ def claim_batch(*, now: dt.datetime, provider_name: str, budget: int) -> Claim:
                 keys_by_campaign=keys_by_campaign,
                 now=now,
                 provider=provider_name,
-                taken=[a.contact_id for a in claim.attempts],
+                taken=[a.contact_id for a in claim.attempts] + list(missed),
             )
             got.update(a.campaign_id for a in claimed)
             claim.attempts += claimed

@@ -25,12 +25,13 @@ class LifecycleReport:
 def campaigns_to_complete(now: dt.datetime):
     """Running or paused campaigns past their end, and running ones whose contacts are all
     done (campaign_status_idx, then contact_campaign_state_idx per campaign). A campaign with
-    no contacts at all is not "done": its contacts may not be loaded yet."""
+    no contacts at all is not "done": its contacts may not be loaded yet; nor is an ad-hoc
+    one (calls.booking.ad_hoc), whose next booking may come at any time."""
     contacts = Contact.objects.filter(campaign=OuterRef("pk"))
     past_end = Campaign.objects.filter(
         status__in=[Campaign.Status.RUNNING, Campaign.Status.PAUSED], end_at__lte=now
     )
-    all_done = Campaign.objects.filter(status=Campaign.Status.RUNNING).filter(
+    all_done = Campaign.objects.filter(status=Campaign.Status.RUNNING, ad_hoc_key="").filter(
         Exists(contacts), ~Exists(contacts.filter(state__in=STILL_CALLABLE))
     )
     return list(past_end) + list(all_done.exclude(pk__in=past_end.values("pk")))

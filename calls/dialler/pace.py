@@ -95,12 +95,13 @@ _buckets: dict[float, TokenBucket] = {}
 _buckets_lock = threading.Lock()
 
 
-def default_pace() -> TokenBucket | SharedPace:
-    """The pace of settings.DIALLER_CALLS_PER_SECOND. On PostgreSQL it is shared by every
+def default_pace(rate: float | None = None) -> TokenBucket | SharedPace:
+    """The pace of `rate` calls per second (default: settings.DIALLER_CALLS_PER_SECOND; the
+    tick passes the limit in force, calls.dialler.limits). On PostgreSQL it is shared by every
     scheduler on the database (SharedPace), so several machines together keep the provider's
     calls-per-second limit. On SQLite (one machine) it is the process's bucket, shared by
     consecutive ticks so a tick that starts right after another does not burst past it."""
-    rate = settings.DIALLER_CALLS_PER_SECOND
+    rate = rate or settings.DIALLER_CALLS_PER_SECOND
     if connection.vendor == "postgresql":
         return SharedPace(rate)
     with _buckets_lock:
@@ -109,7 +110,8 @@ def default_pace() -> TokenBucket | SharedPace:
         return _buckets[rate]
 
 
-def pace_budget(interval: float) -> int:
-    """Calls one tick may claim: what the pace can dial before the next tick is due, so a
-    claimed attempt never waits in the queue for long (recovery's lease stays far away)."""
-    return max(1, int(settings.DIALLER_CALLS_PER_SECOND * interval))
+def pace_budget(interval: float, rate: float | None = None) -> int:
+    """Calls one tick may claim: what the pace (`rate`, default the setting) can dial before
+    the next tick is due, so a claimed attempt never waits in the queue for long (recovery's
+    lease stays far away)."""
+    return max(1, int((rate or settings.DIALLER_CALLS_PER_SECOND) * interval))

@@ -21,6 +21,7 @@ from django.db import connection, connections, transaction
 from calls.db.rows import rows_cte
 from calls.dialler.claim import claim_batch
 from calls.dialler.lifecycle import advance_campaigns
+from calls.dialler.limits import current_limits
 from calls.dialler.pace import SharedPace, TokenBucket, default_pace, pace_budget
 from calls.dialler.recovery import recover_lost_attempts
 from calls.models import CallAttempt, CallEvent, DiallerHeartbeat
@@ -117,16 +118,22 @@ def tick(
             report.errors.append(f"provider {settings.TELEPHONY_PROVIDER!r} unavailable: {exc}")
 
     if provider is not None:
-        # 3. Claim this tick's contacts.
+        # 3. Claim this tick's contacts, within the limits in force now (an operator may have
+        # changed them since the last tick).
+        limits = current_limits(provider.name)
         claim = claim_batch(
             now=now,
             provider_name=provider.name,
-            budget=pace_budget(interval or settings.DIALLER_TICK_INTERVAL),
+            budget=pace_budget(
+                interval or settings.DIALLER_TICK_INTERVAL, rate=limits.calls_per_second
+            ),
+            global_cap=limits.max_concurrent_calls,
         )
         report.claimed = len(claim.attempts)
         report.skipped.update(claim.skipped)
 
         # 4. Dial them, outside any transaction, at the pace.
+        pace = pace or default_pace(limits.calls_per_second)
         dial_attempts(claim.attempts, provider=provider, now=now, pace=pace, report=report)
 
     report.seconds = time.monotonic() - clock

@@ -101,6 +101,8 @@ class TwilioProvider:
             raise error_for(exc) from exc
         except (requests.exceptions.RequestException, OSError) as exc:
             raise ProviderUnavailable(f"Twilio unreachable: {exc}") from exc
+        except TwilioException as exc:
+            raise ProviderUnavailable(mask_phones_in(f"Twilio client error: {exc}")) from exc
 
 
 def pooled_http_client() -> TwilioHttpClient:
