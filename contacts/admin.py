@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.text import format_lazy
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -247,10 +248,9 @@ class ContactAdmin(PhoneSearchMixin, CsvExportMixin, CsvImportAdminMixin, admin.
         "name",
         "campaign",
         "state",
-        "attempts_count",
+        "calls",
         "last_attempt",
         "next_attempt",
-        "callee_time_now",
     ]
     list_filter = ["state", "campaign"]
     search_fields = ["phone", "name", "external_id"]
@@ -308,13 +308,30 @@ class ContactAdmin(PhoneSearchMixin, CsvExportMixin, CsvImportAdminMixin, admin.
 
     @admin.display(description=gettext_lazy("Last call"), ordering="last_attempt_at")
     def last_attempt(self, obj):
-        return operator_time(obj.last_attempt_at)
+        return self._both_clocks(obj, obj.last_attempt_at)
 
     @admin.display(description=gettext_lazy("Next call from"), ordering="next_attempt_at")
     def next_attempt(self, obj):
         if obj.state not in Contact.CALLABLE_STATES:
             return "–"
-        return operator_time(obj.next_attempt_at)
+        if obj.next_attempt_at <= timezone.now():
+            return _("due now (in its calling window)")
+        return self._both_clocks(obj, obj.next_attempt_at)
+
+    @admin.display(description=gettext_lazy("Calls"), ordering="attempts_count")
+    def calls(self, obj):
+        return obj.attempts_count
+
+    def _both_clocks(self, obj, at):
+        """The operator's time, and the callee's beneath it."""
+        if at is None:
+            return "–"
+        return format_html(
+            '{}<br><span class="vs-quiet">{} {}</span>',
+            operator_time(at),
+            callee_time(at, obj.zones),
+            _("callee"),
+        )
 
     @admin.display(description=gettext_lazy("Callee's time now"))
     def callee_time_now(self, obj):

@@ -189,13 +189,30 @@ def test_the_imports_rejected_rows_download(wide_page, live_server, django_user_
     assert download.suggested_filename.startswith("rejected-contacts-")
 
 
-def test_the_attempt_list_fits_a_laptop_screen(wide_page, live_server, django_user_model):
+def fits_the_screen(page, columns: list[str]) -> None:
+    width = page.evaluate("window.innerWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    fits = "(r => r.scrollWidth <= r.clientWidth)(document.querySelector('#changelist .results'))"
+    assert page.evaluate(fits)  # no scrolling inside the list either
+    for column in columns:
+        box = page.locator(f"#result_list th.column-{column}").bounding_box()
+        assert box and box["x"] + box["width"] <= width, column
+
+
+def test_the_call_and_contact_lists_fit_a_laptop_screen(wide_page, live_server, django_user_model):
     page = wide_page
     log_in(page, live_server, django_user_model)
     campaign = RunningCampaignFactory(name="A campaign with a rather long name, as they are")
     now = dt.datetime.now(dt.UTC)
     for n in range(5):
-        contact = ContactFactory(campaign=campaign, name=f"Somebody Withalongname {n}")
+        contact = ContactFactory(
+            campaign=campaign,
+            name=f"Somebody Withalongname {n}",
+            state="not_reached",
+            attempts_count=1,
+            last_attempt_number=1,
+            last_attempt_at=now,
+        )
         CallAttemptFactory(
             contact=contact,
             attempt_number=1,
@@ -210,13 +227,11 @@ def test_the_attempt_list_fits_a_laptop_screen(wide_page, live_server, django_us
     page.goto(f"{live_server.url}/admin/calls/callattempt/")
     page.wait_for_selector("#result_list")
     shot(page, "attempt-list-1366.png")
-    width = page.evaluate("window.innerWidth")
-    assert page.evaluate("document.documentElement.scrollWidth") <= width
-    fits = "(r => r.scrollWidth <= r.clientWidth)(document.querySelector('#changelist .results'))"
-    assert page.evaluate(fits)  # no scrolling inside the list either
-    for column in ("outcome_label", "duration_label", "answered_by_label"):
-        box = page.locator(f"#result_list th.column-{column}").bounding_box()
-        assert box and box["x"] + box["width"] <= width, column
+    fits_the_screen(page, ["outcome_label", "duration_label", "answered_by_label"])
+    page.goto(f"{live_server.url}/admin/contacts/contact/")
+    page.wait_for_selector("#result_list")
+    shot(page, "contact-list-1366.png")
+    fits_the_screen(page, ["state", "calls", "last_attempt", "next_attempt"])
 
 
 def test_a_questions_fields_follow_its_kind(wide_page, live_server, django_user_model):

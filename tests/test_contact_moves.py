@@ -257,3 +257,12 @@ def test_a_user_who_may_exclude_but_not_change_gets_only_that(client, django_use
     assert 'id="do-not-call-link"' in page and 'id="reset-button"' not in page
     actions = user.get(LIST).content.decode()
     assert "do_not_call_everywhere" in actions and '"reset"' not in actions
+
+
+def test_the_list_says_when_a_contact_is_due(admin_client, open_now):
+    ContactFactory(name="Due", next_attempt_at=open_now - dt.timedelta(minutes=1))
+    later = open_now + dt.timedelta(hours=2)
+    ContactFactory(name="Later", state="not_reached", next_attempt_at=later)
+    body = admin_client.get(LIST).content.decode()
+    assert "due now (in its calling window)" in body
+    assert "2026-11-23 19:00 UTC" in body and "14:00 EST callee" in body  # later: both clocks
