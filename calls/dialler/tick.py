@@ -22,7 +22,7 @@ from calls.db.rows import rows_cte
 from calls.dialler.claim import claim_batch
 from calls.dialler.lifecycle import advance_campaigns
 from calls.dialler.pace import SharedPace, TokenBucket, default_pace, pace_budget
-from calls.dialler.recovery import recover_lost_attempts
+from calls.dialler.recovery import check_quiet_calls, recover_lost_attempts
 from calls.models import CallAttempt, CallEvent, DiallerHeartbeat
 from calls.outcomes import settle_contact
 from calls.telephony.base import (
@@ -50,7 +50,9 @@ FLUSH_SECONDS = 0.25
 @dataclass
 class TickReport:
     at: dt.datetime
-    recovered: int = 0
+    recovered: int = 0  # closed as lost
+    checked: int = 0  # quiet calls the provider was asked about
+    reconciled: int = 0  # of those, ended by the provider's answer (a callback never came)
     started: list[int] = field(default_factory=list)  # campaign ids
     completed: list[int] = field(default_factory=list)  # campaign ids
     claimed: int = 0
@@ -77,6 +79,8 @@ class TickReport:
             f"failed={self.failed}",
             f"released={self.released}",
         ]
+        if self.checked:
+            parts.append(f"checked={self.checked} reconciled={self.reconciled}")
         if self.started:
             parts.append(f"started={self.started}")
         if self.completed:
@@ -100,21 +104,25 @@ def tick(
     written to the heartbeat row for /healthz)."""
     clock = time.monotonic()
     report = TickReport(at=now)
-
-    # 1. Recover attempts nobody will finish.
-    report.recovered = recover_lost_attempts(now=now)
-
-    # 2. Start and complete campaigns.
-    lifecycle = advance_campaigns(now=now)
-    report.started, report.completed = lifecycle.started, lifecycle.completed
-    report.errors += [f"campaign {pk}: {why}" for pk, why in lifecycle.refused.items()]
-
     if provider is None:
         try:
             provider = get_provider()
         except Exception as exc:  # e.g. the provider's module is not installed: claim nothing
             report.skipped["no_provider"] += 1
             report.errors.append(f"provider {settings.TELEPHONY_PROVIDER!r} unavailable: {exc}")
+
+    # 1. Settle the calls we have heard nothing of (asking the provider), close lost ones.
+    if provider is not None:
+        checked = check_quiet_calls(now=now, provider=provider)
+        report.checked, report.reconciled = checked.asked, checked.settled
+        report.recovered += checked.lost
+    provider_name = provider.name if provider is not None else None
+    report.recovered += recover_lost_attempts(now=now, provider_name=provider_name)
+
+    # 2. Start and complete campaigns.
+    lifecycle = advance_campaigns(now=now)
+    report.started, report.completed = lifecycle.started, lifecycle.completed
+    report.errors += [f"campaign {pk}: {why}" for pk, why in lifecycle.refused.items()]
 
     if provider is not None:
         # 3. Claim this tick's contacts.

@@ -344,6 +344,8 @@ def tick_summary(report: dict) -> str:
         done.append(f"{failed} failed at the provider")
     if recovered := int(report.get("recovered") or 0):
         done.append(plural(recovered, "lost call") + " closed")
+    if reconciled := int(report.get("reconciled") or 0):
+        done.append(plural(reconciled, "call") + " settled by asking the provider")
     if started := report.get("started"):
         done.append(plural(len(started), "campaign") + " started")
     if completed := report.get("completed"):
@@ -373,6 +375,10 @@ def tick_details(report: dict) -> list[tuple[str, str]]:
         ("Failed at the provider", str(report.get("failed", 0))),
         ("Released after a provider outage", str(report.get("released", 0))),
         ("Lost calls closed (recovery)", str(report.get("recovered", 0))),
+        (
+            "Quiet calls asked about at the provider",
+            f"{report.get('checked', 0)}, of which {report.get('reconciled', 0)} had ended",
+        ),
         ("Campaigns started", campaigns(report.get("started", []))),
         ("Campaigns completed", campaigns(report.get("completed", []))),
         (
