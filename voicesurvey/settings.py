@@ -218,6 +218,9 @@ DIALLER_GLOBAL_MAX_CONCURRENT_CALLS = env.int("DIALLER_GLOBAL_MAX_CONCURRENT_CAL
 DIALLER_BATCH_SIZE = env.int("DIALLER_BATCH_SIZE", default=50)
 DIALLER_CALLS_PER_SECOND = env.float("DIALLER_CALLS_PER_SECOND", default=1.0)
 DIALLER_DIAL_THREADS = env.int("DIALLER_DIAL_THREADS", default=16)
+# Seconds of dial slots the pace keeps when nothing dials (between two ticks' dialling): the
+# next calls take them at once, so the time spent claiming does not lower the rate.
+DIALLER_PACE_BANK_SECONDS = env.float("DIALLER_PACE_BANK_SECONDS", default=1.0)
 # An attempt with no provider answer after this long is presumed lost (the dialler crashed).
 DIALLER_DIAL_LEASE_SECONDS = env.int("DIALLER_DIAL_LEASE_SECONDS", default=120)
 # Longest a live call may last before recovery closes it (Twilio's own cap is 4 hours).

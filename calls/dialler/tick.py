@@ -56,6 +56,7 @@ class TickReport:
     started: list[int] = field(default_factory=list)  # campaign ids
     completed: list[int] = field(default_factory=list)  # campaign ids
     claimed: int = 0
+    live_calls: int = 0  # after the claim, against DIALLER_GLOBAL_MAX_CONCURRENT_CALLS
     dialled: int = 0
     failed: int = 0  # provider outage or rejected number
     released: int = 0  # claimed, not dialled: the campaign backed off after an outage
@@ -132,6 +133,7 @@ def tick(
             budget=pace_budget(interval or settings.DIALLER_TICK_INTERVAL),
         )
         report.claimed = len(claim.attempts)
+        report.live_calls = claim.live_calls
         report.skipped.update(claim.skipped)
 
         # 4. Dial them, outside any transaction, at the pace.
