@@ -144,9 +144,8 @@ def check_quiet_calls(*, now: dt.datetime, provider: Provider, limit: int | None
     """Ask the provider about the quiet calls it placed (oldest first, at most `limit`,
     default DIALLER_PROVIDER_CHECKS_PER_TICK) and act on each answer."""
     checked = Checked()
-    fetch = getattr(provider, "fetch_status", None)
     limit = settings.DIALLER_PROVIDER_CHECKS_PER_TICK if limit is None else limit
-    if fetch is None or limit <= 0:
+    if limit <= 0:
         return checked
     attempts = list(
         CallAttempt.objects.filter(askable(provider.name), quiet(now)).order_by("created_at")[
@@ -155,17 +154,20 @@ def check_quiet_calls(*, now: dt.datetime, provider: Provider, limit: int | None
     )
     if not attempts:
         return checked
-    answers = fetch_statuses(fetch, [a.provider_call_sid for a in attempts])
+    answers = fetch_statuses(provider.fetch_status, [a.provider_call_sid for a in attempts])
+    failure = None
     for attempt in attempts:
         checked.asked += 1
         answer = answers.get(attempt.provider_call_sid, TimeoutError("no answer in time"))
         if isinstance(answer, Exception):
             checked.unanswered += 1
-            log.warning("provider check of attempt %s failed: %s", attempt.pk, answer)
+            failure = failure or answer
             continue
         result = act_on_provider_answer(attempt, answer, now=now)
         checked.settled += result == "settled"
         checked.lost += result == "lost"
+    if failure is not None:  # one line per tick, not one per call, during an outage
+        log.warning("%d provider checks unanswered, e.g.: %s", checked.unanswered, failure)
     return checked
 
 

@@ -113,12 +113,13 @@ def tick(
             report.errors.append(f"provider {settings.TELEPHONY_PROVIDER!r} unavailable: {exc}")
 
     # 1. Settle the calls we have heard nothing of (asking the provider), close lost ones.
-    if provider is not None:
+    asked = None  # the provider that can be asked about its calls
+    if provider is not None and hasattr(provider, "fetch_status"):
+        asked = provider.name
         checked = check_quiet_calls(now=now, provider=provider)
         report.checked, report.reconciled = checked.asked, checked.settled
         report.recovered += checked.lost
-    provider_name = provider.name if provider is not None else None
-    report.recovered += recover_lost_attempts(now=now, provider_name=provider_name)
+    report.recovered += recover_lost_attempts(now=now, provider_name=asked)
 
     # 2. Start and complete campaigns.
     lifecycle = advance_campaigns(now=now)
