@@ -13,6 +13,7 @@ from calls.models import CallAttempt, CallEvent
 from calls.reports.dashboard import tick_summary
 from calls.telephony.base import ProviderCall, ProviderUnavailable
 from tests.factories import ContactFactory, QuestionFactory, RunningCampaignFactory
+from tests.fakes import FakeProvider
 from tests.webhook_helpers import send_status, signed_post, twiml, voice_url
 
 pytestmark = pytest.mark.django_db
@@ -200,3 +201,31 @@ def test_a_provider_slower_than_the_tick_allows_is_asked_again_next_tick(
         hung.set()
     assert (report.checked, report.reconciled, report.recovered) == (1, 0, 0)
     assert states(attempt) == ("initiated", "in_progress")
+
+
+class CannotBeAsked:
+    """A provider without fetch_status (an older or third-party adapter)."""
+
+    name = "fake"
+
+    def __init__(self):
+        self.placed = FakeProvider()
+
+    def place_call(self, attempt, urls):
+        return self.placed.place_call(attempt, urls)
+
+    def cancel(self, sid):
+        pass
+
+
+def test_a_provider_that_cannot_be_asked_has_its_silent_calls_closed_at_the_lease(
+    clock, open_now, run_tick, settings
+):
+    provider = CannotBeAsked()
+    ContactFactory(next_attempt_at=open_now)
+    assert run_tick(open_now, provider=provider).dialled == 1
+    now = later(open_now, settings.DIALLER_DIAL_LEASE_SECONDS + 1)
+    clock.move_to(now)
+    report = run_tick(now, provider=provider)
+    assert (report.checked, report.recovered) == (0, 1)
+    assert CallAttempt.objects.get().error_code == "lost"
