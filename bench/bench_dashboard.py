@@ -5,7 +5,8 @@ of BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres), mig
 the rows with INSERT … SELECT generate_series (a minute or two), then renders the dashboard
 through Django's test client as a logged-in staff user, several times, and prints the median,
 the number of queries, and beside them the same client's time for a bare view and for the
-admin index as the reference. Target: under 300 ms.
+admin index as the reference; then the same for the dashboard's live JSON view (the figures
+its script fetches every few seconds). Target: under 300 ms for each.
 
 The data: 10 campaigns (8 running, 2 paused) of 100,000 contacts each, three attempts per
 contact spread over the last 14 days (about 214,000 in the last 24 hours), a few hundred live.
@@ -236,6 +237,7 @@ def run() -> None:
             "bare Django view (reference)": timed(client, "/bench/bare/"),
             "admin index (reference)": timed(client, reverse("admin:index")),
             "dashboard": timed(client, reverse("admin:dashboard")),
+            "dashboard live JSON": timed(client, reverse("admin:dashboard_live")),
         }
     load_average = Path("/proc/loadavg").read_text().split()[0]
 
@@ -251,13 +253,14 @@ def run() -> None:
             f"  {name:30} {f['wall']:6.1f} ms {f['django_cpu']:9.1f} ms {f['db_cpu']:8.1f} ms"
             f" {f['queries']:8d}"
         )
-    board = figures["dashboard"]
-    cpu = board["django_cpu"] + board["db_cpu"]
-    print(
-        f"  target: dashboard under 300 ms -> wall {board['wall']:.0f} ms "
-        f"({'met' if board['wall'] < 300 else 'NOT met'}), CPU {cpu:.0f} ms "
-        f"({'met' if cpu < 300 else 'NOT met'})"
-    )
+    for name in ("dashboard", "dashboard live JSON"):
+        board = figures[name]
+        cpu = board["django_cpu"] + board["db_cpu"]
+        print(
+            f"  target: {name} under 300 ms -> wall {board['wall']:.0f} ms "
+            f"({'met' if board['wall'] < 300 else 'NOT met'}), CPU {cpu:.0f} ms "
+            f"({'met' if cpu < 300 else 'NOT met'})"
+        )
     print("the dashboard's own queries (EXPLAIN ANALYZE):")
     print("\n".join(explain_aggregates()))
     connection.close()

@@ -4,7 +4,6 @@ campaign's results, its survey preview and its results CSV.
 Those campaign pages are added here, on a subclass of the campaign admin, because `calls` may
 import `campaigns` but never the reverse (STYLE.md)."""
 
-import datetime as dt
 from xml.dom import minidom
 from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
@@ -14,11 +13,14 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import StreamingHttpResponse
+from django.http import Http404, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
 from calls.booking.editing import EDITABLE_FIELDS, edit_scheduled_call, upcoming_occurrences
 from calls.booking.scheduling import (
@@ -31,17 +33,19 @@ from calls.booking.scheduling import (
 from calls.models import Answer, CallAttempt, CallEvent, DiallerHeartbeat, ScheduledCall
 from calls.reports import charts
 from calls.reports.dashboard import (
+    CONTROL_ACTIONS,
     OUTCOME_LABELS,
     OUTCOMES,
     STATE_COLOURS,
     TOP_ANSWERS,
+    Dashboard,
     build_dashboard,
     question_results,
     tick_details,
-    tick_summary,
 )
+from calls.reports.live import LIVE_LIST_LENGTH, duration_text, tick_summary
 from calls.reports.results import iter_results_csv
-from calls.reports.stats import campaign_stats, outcome_expression
+from calls.reports.stats import DEFINITIONS, campaign_stats, outcome_expression
 from calls.webhooks.survey import preview_survey
 from campaigns.admin import CampaignAdmin
 from campaigns.models import Campaign
@@ -334,13 +338,17 @@ class ScheduledCallAdmin(ContactDetailsMixin, admin.ModelAdmin):
 
 @admin.register(DiallerHeartbeat)
 class DiallerHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["last_tick_at", "worker", "report"]
+    list_display = ["last_tick_at", "worker", "summary"]
+    fields = ["last_tick_at", "worker", "summary", "details"]
+    readonly_fields = fields
 
+    @admin.display(description="What the tick did")
+    def summary(self, obj):
+        return tick_summary(obj.report)
 
-def heartbeat_is_stale(beat: DiallerHeartbeat | None, now: dt.datetime) -> bool:
-    """The same limit as /healthz: no tick for six intervals (at least a minute)."""
-    limit = dt.timedelta(seconds=max(60, 6 * settings.DIALLER_TICK_INTERVAL))
-    return beat is None or now - beat.last_tick_at > limit
+    @admin.display(description="Report")
+    def details(self, obj):
+        return "; ".join(f"{label}: {text}" for label, text in tick_details(obj.report))
 
 
 def panel_charts(panel) -> dict:
@@ -356,9 +364,10 @@ def panel_charts(panel) -> dict:
     )
     hourly = charts.column_chart(
         [(f"{hour:%H}:00", n) for hour, n in panel.hourly],
-        title=f"{name}: attempts per hour, last 24 hours (UTC)",
+        title=f"{name}: calls per hour, last 24 hours (UTC)",
         empty_text="No calls in the last 24 hours",
         max_labels=8,
+        current_label="now",
     )
     outcomes = charts.stacked_bar(
         [(label, panel.outcomes.get(key, 0), colour) for key, label, colour in OUTCOMES],
@@ -378,7 +387,7 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
     has both, as /api/v1/campaigns/{id}/results.csv)."""
 
     PAGE_PERMISSIONS = {
-        "dashboard": ["campaigns.view_campaign"],
+        "dashboard": ["campaigns.view_campaign"],  # and its live figures (JSON)
         "results": ["campaigns.view_campaign", "calls.view_answer"],
         "results_csv": ["campaigns.view_campaign", "contacts.view_contact", "calls.view_answer"],
         "preview": ["campaigns.view_campaign", "contacts.view_contact"],
@@ -394,13 +403,23 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         may_open = {page: self.may_open(request, page) for page in self.PAGE_PERMISSIONS}
         may_open["import_contacts"] = request.user.has_perm("contacts.add_contact")
-        extra_context = {**(extra_context or {}), "may_open": may_open}
+        extra_context = {
+            **(extra_context or {}),
+            "may_open": may_open,
+            "may_control": self.has_change_permission(request),
+        }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):
         view = self.admin_site.admin_view  # staff only; anyone else goes to the login page
         return [
             path("dashboard/", view(self.dashboard_view), name="dashboard"),
+            path("dashboard/live/", view(self.dashboard_live_view), name="dashboard_live"),
+            path(
+                "<int:object_id>/control/<str:action>/",
+                view(self.control_view),
+                name="campaigns_campaign_control",
+            ),
             path(
                 "<int:object_id>/results/",
                 view(self.results_view),
@@ -427,27 +446,66 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
 
     def dashboard_view(self, request):
         self.check_page(request, "dashboard")
-        now = timezone.now()
-        board = build_dashboard(now=now)
+        board = build_dashboard(now=timezone.now())
         context = {
             **self.admin_site.each_context(request),
             "title": "Dashboard",
             "board": board,
             "panels": [(panel, panel_charts(panel)) for panel in board.panels],
-            "heartbeat_stale": heartbeat_is_stale(board.heartbeat, now),
-            "tick_summary": tick_summary(board.heartbeat.report) if board.heartbeat else "",
+            "live_calls": live_call_rows(board, may_see_contacts=self.may_see_contacts(request)),
             "tick_rows": tick_details(board.heartbeat.report) if board.heartbeat else [],
-            "refresh_seconds": 30,
+            "may_control": self.has_change_permission(request),
+            "definitions": DEFINITIONS,
+            "refresh_seconds": LIVE_REFRESH_SECONDS,
+            "live_list_length": LIVE_LIST_LENGTH,
+            "global_cap": settings.DIALLER_GLOBAL_MAX_CONCURRENT_CALLS,
         }
         return TemplateResponse(request, "admin/voicesurvey/dashboard.html", context)
 
+    def dashboard_live_view(self, request):
+        """The dashboard's figures as JSON, for the page's script to refresh them in place."""
+        self.check_page(request, "dashboard")
+        board = build_dashboard(now=timezone.now(), with_day=False)
+        data = wallboard_json(board, may_see_contacts=self.may_see_contacts(request))
+        response = JsonResponse(data)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def may_see_contacts(self, request) -> bool:
+        return request.user.has_perm("contacts.view_contact")
+
+    @method_decorator(require_POST)
+    def control_view(self, request, object_id, action):
+        """Start, pause, resume or cancel one campaign from a button on its dashboard panel
+        or its page: the list action of that name, run on this one campaign, so the
+        permission, the confirmation (cancel) and the messages are the list's own."""
+        if action not in CONTROL_ACTIONS:
+            raise Http404
+        campaign = get_object_or_404(Campaign, pk=object_id)
+        found = self.get_actions(request).get(f"{action}_campaigns")
+        if found is None or not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        run_action = found[0]
+        asking = run_action(self, request, Campaign.objects.filter(pk=campaign.pk))
+        if asking is not None:
+            return asking  # the "Are you sure?" page; it posts back here
+        back = request.GET.get("next", "")
+        if not url_has_allowed_host_and_scheme(
+            back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            back = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+        return HttpResponseRedirect(back)
+
     def results_view(self, request, object_id):
         campaign = self.viewable_campaign(request, object_id, "results")
+        stats = campaign_stats(campaign.pk)
         results = [
             (
                 item,
                 charts.bar_list_chart(
-                    item.answers, title=f"Question {item.question.position}: answers"
+                    item.labelled,
+                    total=item.total,
+                    title=f"Question {item.question.position}: answers",
                 ),
             )
             for item in question_results(campaign)
@@ -460,7 +518,10 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
             "campaign": campaign,
             "results": results,
             "top_answers": TOP_ANSWERS,
-            "stats": campaign_stats(campaign.pk),
+            "stats": stats,
+            "done": stats["contacts"]["completed"] + stats["contacts"]["failed"],
+            "callable": stats["contacts"]["total"] - stats["contacts"]["excluded"],
+            "definitions": DEFINITIONS,
         }
         return TemplateResponse(request, "admin/voicesurvey/campaign_results.html", context)
 
@@ -504,6 +565,49 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
             "twiml": pretty_xml(twiml),
         }
         return TemplateResponse(request, "admin/voicesurvey/campaign_preview.html", context)
+
+
+LIVE_REFRESH_SECONDS = 5  # how often the dashboard's script asks for the live figures
+
+
+def live_call_rows(board: Dashboard, *, may_see_contacts: bool) -> list[dict[str, str]]:
+    """The live calls as the page lists them: a contact's name needs `view_contact`, as in
+    the API; without it the contact's id."""
+    names = {panel.campaign.pk: panel.campaign.name for panel in board.panels}
+    return [
+        {
+            "call_id": call.call_id,
+            "campaign": names.get(call.campaign_id, f"#{call.campaign_id}"),
+            "contact": (call.contact_name if may_see_contacts and call.contact_name else "")
+            or f"Contact #{call.contact_id}",
+            "status": "answered" if call.answered else call.status.replace("_", " "),
+            "duration": duration_text(call.seconds),
+        }
+        for call in board.live
+    ]
+
+
+def wallboard_json(board: Dashboard, *, may_see_contacts: bool) -> dict:
+    """What the dashboard's script refreshes: every figure as the page words it (the page and
+    the script never format a number differently), the dialler's health and the live calls."""
+    health = board.health
+    return {
+        "at": board.now.isoformat(),
+        "at_text": f"{board.now:%H:%M:%S} UTC",
+        "health": {"ok": health.ok, "text": health.text},
+        "live_calls_total": board.live_calls,
+        "campaigns": [
+            {
+                "id": panel.campaign.pk,
+                "status": panel.campaign.status,
+                "actions": panel.allowed_actions,
+                "progress_percent": round(100 * (panel.progress or 0), 1),
+                "figures": panel.figures,
+            }
+            for panel in board.panels
+        ],
+        "live_calls": live_call_rows(board, may_see_contacts=may_see_contacts),
+    }
 
 
 def find_contact(campaign: Campaign, wanted: str) -> Contact | None:

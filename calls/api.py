@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from calls.models import Answer, CallAttempt, CallEvent
 from calls.reports.results import iter_results_csv
-from calls.reports.stats import OUTCOMES, campaign_stats
+from calls.reports.stats import DEFINITIONS, OUTCOMES, campaign_stats
 from campaigns.models import Campaign
 from contacts.models import Contact
 from voicesurvey.api_input import DateTimeFilter, FilterSet
@@ -111,9 +111,14 @@ StatsSerializer = inline_serializer(
                 "pending": serializers.IntegerField(
                     help_text="Still to be done: pending, in_progress, not_reached."
                 ),
-                "completed": serializers.IntegerField(),
-                "failed": serializers.IntegerField(help_text="refused, exhausted, invalid."),
-                "excluded": serializers.IntegerField(),
+                "completed": serializers.IntegerField(help_text="Completed the survey."),
+                "failed": serializers.IntegerField(
+                    help_text="Will not be called again: refused, exhausted, invalid. "
+                    "Done = completed + failed."
+                ),
+                "excluded": serializers.IntegerField(
+                    help_text="On the do-not-call list at import: never called, not callable."
+                ),
                 "by_state": _count_map,
             },
         ),
@@ -121,18 +126,22 @@ StatsSerializer = inline_serializer(
             "AttemptStats",
             {
                 "total": serializers.IntegerField(),
-                "reached_provider": serializers.IntegerField(),
-                "answered": serializers.IntegerField(),
+                "reached_provider": serializers.IntegerField(
+                    help_text="Dialled: calls the provider put through."
+                ),
+                "answered": serializers.IntegerField(
+                    help_text="Calls a person answered (not an answering machine)."
+                ),
                 "by_status": _count_map,
                 "by_outcome": _count_map,
             },
         ),
         "answer_rate": serializers.FloatField(
-            allow_null=True, help_text="Answered attempts / attempts that reached the provider."
+            allow_null=True, help_text=f"{DEFINITIONS['answer_rate']} A fraction from 0 to 1."
         ),
         "completion_rate": serializers.FloatField(
             allow_null=True,
-            help_text="Completed contacts / contacts that may be called (all but excluded).",
+            help_text=f"{DEFINITIONS['completion_rate']} A fraction from 0 to 1.",
         ),
         "talk_time": inline_serializer(
             "TalkTime",

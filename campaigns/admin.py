@@ -44,9 +44,7 @@ def run_transition(modeladmin, request, queryset, action: str) -> None:
             done.append(f"{campaign.name} (now {campaign.status})")
     if done:
         modeladmin.message_user(
-            request,
-            f"{action.capitalize()}: {', '.join(done)} — now {campaign.status}.",
-            messages.SUCCESS,
+            request, f"{action.capitalize()}: {', '.join(done)}.", messages.SUCCESS
         )
 
 
@@ -83,7 +81,7 @@ def _action(name: str, label: str):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
-    list_display = ["name", "status", "progress", "answer_rate", "window", "start_at", "end_at"]
+    list_display = ["name", "status", "progress", "completion_rate", "window", "start_at", "end_at"]
     list_filter = ["status", "window_policy"]
     search_fields = ["name", "description"]
     readonly_fields = ["status", "created_by", "created_at", "updated_at"]
@@ -131,38 +129,31 @@ class CampaignAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        # Progress counts aggregated in SQL, one query for the whole page.
+        # Progress counts aggregated in SQL, one query for the whole page; "done" and
+        # "callable" as calls.reports.stats defines them (excluded contacts are neither).
         return (
             super()
             .get_queryset(request)
             .annotate(
-                contacts_total=Count("contacts"),
+                contacts_callable=Count("contacts", filter=~Q(contacts__state="excluded")),
                 contacts_done=Count(
                     "contacts",
-                    filter=Q(
-                        contacts__state__in=[
-                            "completed",
-                            "refused",
-                            "excluded",
-                            "exhausted",
-                            "invalid",
-                        ]
-                    ),
+                    filter=Q(contacts__state__in=["completed", "refused", "exhausted", "invalid"]),
                 ),
                 contacts_completed=Count("contacts", filter=Q(contacts__state="completed")),
             )
         )
 
-    @admin.display(description="Done / total")
+    @admin.display(description="Done / callable")
     def progress(self, obj):
-        return f"{getattr(obj, 'contacts_done', 0)} / {getattr(obj, 'contacts_total', 0)}"
+        return f"{getattr(obj, 'contacts_done', 0)} / {getattr(obj, 'contacts_callable', 0)}"
 
-    @admin.display(description="Completed")
-    def answer_rate(self, obj):
-        total = getattr(obj, "contacts_total", 0)
-        if not total:
+    @admin.display(description="Completion rate")
+    def completion_rate(self, obj):
+        callable_contacts = getattr(obj, "contacts_callable", 0)
+        if not callable_contacts:
             return "–"
-        return f"{100 * obj.contacts_completed / total:.0f}%"
+        return f"{100 * obj.contacts_completed / callable_contacts:.0f}%"
 
     @admin.display(description="Window")
     def window(self, obj):

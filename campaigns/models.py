@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -310,6 +311,13 @@ def target_verb(action: str) -> str:
 
 KEY_NAMES = {"opt_out_key": "opt-out", "callback_key": "call-back"}
 
+# "Press 1 for yes, 2 for no", "1 for basic, or 3 for premium", "5 means very likely": a key,
+# then "for", "means" or "=", then its meaning up to the next comma, full stop or "or".
+KEY_MEANING = re.compile(
+    r"(?<![\w*#])([0-9*#]+)\s*(?:for|means|=)\s+(.+?)\s*(?=[,.;:!?)]|\s(?:or|and)\s|$)",
+    re.IGNORECASE,
+)
+
 
 class QuestionKind(models.TextChoices):
     DIGITS = "digits", "Keypad digits"
@@ -379,6 +387,19 @@ class Question(models.Model):
         if self.kind == self.Kind.DIGITS and isinstance(self.valid_answers, list):
             return {a for a in self.valid_answers if isinstance(a, str) and len(a) == 1}
         return set()
+
+    def answer_meanings(self) -> dict[str, str]:
+        """What each keypad answer means, as the prompt says it ("Press 1 for yes, 2 for no"
+        -> {"1": "yes", "2": "no"}), for keypad and scale questions; {} when the prompt
+        does not say. A digits question's listed answers limit which keys are read."""
+        if self.kind not in (self.Kind.DIGITS, self.Kind.SCALE):
+            return {}
+        listed = set(self.valid_answers) if isinstance(self.valid_answers, list) else set()
+        meanings: dict[str, str] = {}
+        for key, meaning in KEY_MEANING.findall(self.prompt):
+            if (not listed or key in listed) and key not in meanings:
+                meanings[key] = meaning
+        return meanings
 
     def clashing_key(self, campaign: "Campaign") -> str | None:
         """The campaign's key field ("opt_out_key" or "callback_key") whose key is also one of

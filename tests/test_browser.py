@@ -12,7 +12,7 @@ from django.conf import settings
 
 from calls.models import CallAttempt, DiallerHeartbeat
 from campaigns.models import Campaign
-from tests.factories import AnswerFactory, CallAttemptFactory
+from tests.factories import AnswerFactory, CallAttemptFactory, ContactFactory
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -174,6 +174,8 @@ def test_operator_day_in_the_back_office(page, live_server, django_user_model, t
     assert panel.locator(".chart-states rect.bar").count() >= 1
     assert panel.locator(".chart-hourly rect.bar[data-value='1']").count() == 3
     assert panel.locator(".chart-outcomes rect.bar").count() == 1  # all completed
+    assert page.inner_text("#dialler-health").startswith("Ticking: last tick")
+    page.click("#tick-report summary")  # the raw report, behind its details link
     assert page.inner_text("#last-tick").endswith("UTC")
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
@@ -195,3 +197,85 @@ def test_survey_preview_in_the_browser(page, live_server, django_user_model):
     lines = page.locator("#spoken-lines li").all_inner_texts()
     assert lines[:2] == ["Hi friend.", "Happy?"]
     assert "<Gather" in page.inner_text("#twiml")
+
+
+def dashboard_url(live_server) -> str:
+    return f"{live_server.url}/admin/campaigns/campaign/dashboard/"
+
+
+def test_the_wallboard_refreshes_its_figures_without_reloading(
+    page, live_server, django_user_model
+):
+    from playwright.sync_api import expect
+
+    log_in(page, live_server, django_user_model)
+    campaign = Campaign.objects.create(name="Live board", status=Campaign.Status.RUNNING)
+    contact = ContactFactory(campaign=campaign, name="Grace Hopper", state="in_progress")
+    page.goto(dashboard_url(live_server))
+    panel = page.locator(f"#campaign-{campaign.pk}")
+    live = panel.locator('[data-live="live_calls"]')
+    expect(live).to_have_text("0 / 10")
+    expect(page.locator("#dialler-health")).to_contain_text("never ticked")
+    page.evaluate("window.sameDocument = true")  # lost if the page reloads
+
+    now = dt.datetime.now(dt.UTC)
+    CallAttemptFactory(
+        contact=contact, created_at=now, dialled_at=now, answered_at=now, status="in_progress"
+    )
+    DiallerHeartbeat.objects.update_or_create(
+        pk=1, defaults={"last_tick_at": now, "worker": "browser-test", "report": {"dialled": 12}}
+    )
+    expect(live).to_have_text("1 / 10", timeout=20_000)
+    expect(panel.locator('[data-live="calls_last_hour"]')).to_have_text("1")
+    expect(page.locator("#live-calls tbody")).to_contain_text("Grace Hopper")
+    expect(page.locator("#live-calls-total")).to_have_text("1")
+    expect(page.locator("#dialler-health")).to_contain_text("12 calls placed")
+    expect(page.locator("#live-state")).to_contain_text("update every")
+    assert page.evaluate("window.sameDocument") is True
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "wallboard-live.png"), full_page=True)
+
+
+def test_the_pause_button_on_the_wallboard(page, live_server, django_user_model):
+    from playwright.sync_api import expect
+
+    log_in(page, live_server, django_user_model)
+    campaign = Campaign.objects.create(name="Pause me", status=Campaign.Status.RUNNING)
+    page.goto(dashboard_url(live_server))
+    pause, resume = f"#pause-campaign-{campaign.pk}", f"#resume-campaign-{campaign.pk}"
+    expect(page.locator(resume)).to_be_hidden()
+    page.click(pause)
+    page.wait_for_selector(".messagelist .success")
+    assert "Pause me (now paused)" in page.inner_text(".messagelist")
+    assert page.url == dashboard_url(live_server)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED
+    panel = page.locator(f"#campaign-{campaign.pk}")
+    expect(panel.locator('[data-live="status"]')).to_have_text("Paused")
+    expect(page.locator(pause)).to_be_hidden()
+    expect(page.locator(resume)).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "wallboard-paused.png"), full_page=True)
+
+    # Resumed elsewhere (the API, another operator): the panel follows without a reload.
+    campaign.transition("resume")
+    expect(panel.locator('[data-live="status"]')).to_have_text("Running", timeout=20_000)
+    expect(page.locator(pause)).to_be_visible()
+
+    # The campaign's own page has the same buttons.
+    page.goto(f"{live_server.url}/admin/campaigns/campaign/{campaign.pk}/change/")
+    expect(page.locator(pause)).to_be_visible()
+    expect(page.locator(resume)).to_be_hidden()
+    page.screenshot(path=str(ARTIFACTS / "campaign-controls.png"))
+    page.goto(dashboard_url(live_server))
+
+    # Cancel asks first, then comes back to the wallboard, where the campaign is gone.
+    page.click(f"#cancel-campaign-{campaign.pk}")
+    page.wait_for_selector("#confirm-button")
+    assert "cannot be resumed or restarted" in page.inner_text("#content")
+    page.click("#confirm-button")
+    page.wait_for_selector(".messagelist .success")
+    assert page.url == dashboard_url(live_server)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.CANCELLED
+    expect(page.locator(f"#campaign-{campaign.pk}")).to_have_count(0)

@@ -138,3 +138,55 @@ def test_attempts_filter_by_outcome(admin_client):
         response = admin_client.get(url, {"outcome": outcome})
         assert list(response.context["cl"].result_list) == [expected]
     assert "Answering machine" in admin_client.get(url).content.decode()
+
+
+@pytest.mark.django_db
+def test_keypad_answers_show_their_meaning_in_the_questions_order(admin_client):
+    campaign = CampaignFactory(name="Plans")
+    plan = QuestionFactory(
+        campaign=campaign,
+        position=1,
+        kind="digits",
+        valid_answers=["1", "2", "3"],
+        prompt="Which plan are you on? Press 1 for basic, 2 for plus, or 3 for premium.",
+    )
+    for value in ["3", "2", "2", "7"]:  # "7" is not a listed answer: shown after them
+        answer(plan, value)
+    (result,) = question_results(campaign)
+    assert result.labelled == [("1 — basic", 0), ("2 — plus", 2), ("3 — premium", 1), ("7", 1)]
+    body = admin_client.get(
+        reverse("admin:campaigns_campaign_results", args=[campaign.pk])
+    ).content.decode()
+    assert body.index("1 — basic") < body.index("2 — plus") < body.index("3 — premium")
+    assert "2 (50%)" in body and "0 (0%)" in body  # shares of all four answers
+
+
+def test_a_prompt_says_what_keys_mean():
+    from campaigns.models import Question
+
+    def meanings(prompt, **fields):
+        return Question(prompt=prompt, **({"kind": "digits"} | fields)).answer_meanings()
+
+    assert meanings("Press 1 for yes, 2 for no.") == {"1": "yes", "2": "no"}
+    assert meanings("1 for basic, 2 for plus or 3 for premium", valid_answers=["1", "2"]) == {
+        "1": "basic",
+        "2": "plus",
+    }
+    assert meanings("1 means not at all and 5 means very likely", kind="scale") == {
+        "1": "not at all",
+        "5": "very likely",
+    }
+    assert meanings("How many people live with you?") == {}
+    assert meanings("Press 1 for yes", kind="speech") == {}
+
+
+@pytest.mark.django_db
+def test_keypad_answers_follow_the_prompts_order_when_no_answer_is_listed():
+    campaign = CampaignFactory()
+    q = QuestionFactory(
+        campaign=campaign, kind="digits", prompt="Press 1 for mornings, 2 for evenings."
+    )
+    for value in ["2", "2", "1", "5"]:
+        answer(q, value)
+    (result,) = question_results(campaign)
+    assert result.labelled == [("1 — mornings", 1), ("2 — evenings", 2), ("5", 1)]

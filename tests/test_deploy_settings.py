@@ -1,4 +1,4 @@
-"""The production settings the README recommends pass `check --deploy`, and HTTPS behind a
+"""The production settings docs/operating.md recommends pass `check --deploy`, and HTTPS behind a
 proxy does not get in the way of Twilio's webhooks."""
 
 import os
@@ -15,7 +15,7 @@ from tests.webhook_helpers import live_attempt
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# README "Security": what an operator sets in production.
+# docs/operating.md "Production settings": what an operator sets in production.
 PRODUCTION = {
     "SECRET_KEY": "k3y-for-the-deploy-check-" + "x7Qp2#Lm9@Zr4!Tb8&Vw1%Yc6^Hd0*Ns5" * 2,
     "DEBUG": "false",

@@ -10,7 +10,7 @@ import time_machine
 
 from calls.dialler import recovery
 from calls.models import CallAttempt, CallEvent
-from calls.reports.dashboard import tick_summary
+from calls.reports.live import tick_summary
 from calls.telephony.base import ProviderCall, ProviderUnavailable
 from tests.factories import ContactFactory, QuestionFactory, RunningCampaignFactory
 from tests.fakes import FakeProvider

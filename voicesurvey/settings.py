@@ -150,7 +150,7 @@ AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0) or None
 if AXES_IPWARE_PROXY_COUNT:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
 
-# --- HTTPS (see README "Security": what production sets) --------------------------------------
+# --- HTTPS (see docs/operating.md "Production settings") ----------------------------------
 # Off by default so `make run` works on http://127.0.0.1; production turns them all on.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 # The load balancer's health check may come over plain HTTP.

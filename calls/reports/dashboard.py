@@ -4,7 +4,7 @@ Everything is aggregated in SQL (`values().annotate()`, hour buckets, window fun
 the number of queries is fixed: one per kind of figure for all the campaigns shown at once,
 never one per campaign or per row. Python only labels the aggregated groups (a few thousand at
 most). The dashboard's cost follows the contacts and attempts of the campaigns on screen, each
-query served by an index (see `bench/bench_dashboard.py` and the README's figures).
+query served by an index (see `bench/bench_dashboard.py` and docs/benchmarks.md).
 """
 
 import datetime as dt
@@ -16,6 +16,18 @@ from django.db.models import BooleanField, Count, ExpressionWrapper, Q
 from django.db.models.functions import TruncHour
 
 from calls.models import Answer, CallAttempt, DiallerHeartbeat
+from calls.reports.live import (
+    Health,
+    LiveCall,
+    Waiting,
+    calls_since,
+    dialler_health,
+    estimate_text,
+    finish_estimate,
+    live_calls,
+    waiting_contacts,
+)
+from calls.reports.stats import FAILED_STATES, PENDING_STATES
 from campaigns.models import Campaign, Question
 from contacts.models import Contact
 
@@ -107,6 +119,15 @@ def rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+def percent(value: float | None) -> str:
+    """0.4567 -> '45.7%'; None (nothing to divide by) -> '–'."""
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+# What each control button does, for the buttons and the JSON view's list of allowed ones.
+CONTROL_ACTIONS = ("start", "pause", "resume", "cancel")
+
+
 @dataclass
 class CampaignPanel:
     """One campaign's figures on the dashboard. Contact figures cover the whole campaign;
@@ -119,15 +140,29 @@ class CampaignPanel:
     outcomes: dict[str, int] = field(default_factory=dict)  # finished attempts by outcome
     reached_provider_24h: int = 0
     answered_24h: int = 0
+    calls_last_hour: int = 0  # attempts created in the last 60 minutes
     live_calls: int = 0
+    waiting: Waiting = field(default_factory=Waiting)
+    has_day: bool = False  # the last 24 hours' figures were counted (add_day_figures)
 
     @property
     def contacts_total(self) -> int:
         return sum(self.states.values())
 
     @property
+    def contacts_callable(self) -> int:
+        """Every contact but the excluded ones (`calls.reports.stats`)."""
+        return self.contacts_total - self.states.get(Contact.State.EXCLUDED, 0)
+
+    @property
     def contacts_done(self) -> int:
-        return sum(self.states.get(s, 0) for s in Contact.FINAL_STATES)
+        """Completed + failed: the campaign is finished with them (`calls.reports.stats`)."""
+        return sum(self.states.get(s, 0) for s in (Contact.State.COMPLETED, *FAILED_STATES))
+
+    @property
+    def contacts_to_do(self) -> int:
+        """Pending, being called or not reached yet: stats' `pending`."""
+        return sum(self.states.get(s, 0) for s in PENDING_STATES)
 
     @property
     def contacts_completed(self) -> int:
@@ -144,16 +179,48 @@ class CampaignPanel:
 
     @property
     def completion_rate(self) -> float | None:
-        """Completed contacts / contacts the campaign may call (`calls.reports.stats`)."""
-        return rate(
-            self.contacts_completed,
-            self.contacts_total - self.states.get(Contact.State.EXCLUDED, 0),
-        )
+        """Completed contacts / callable contacts (`calls.reports.stats`)."""
+        return rate(self.contacts_completed, self.contacts_callable)
 
     @property
     def progress(self) -> float | None:
-        """Contacts the campaign is done with / all its contacts."""
-        return rate(self.contacts_done, self.contacts_total)
+        """Done / callable contacts."""
+        return rate(self.contacts_done, self.contacts_callable)
+
+    @property
+    def finish_estimate(self) -> dt.timedelta | None:
+        return finish_estimate(self.contacts_to_do, self.calls_last_hour)
+
+    @property
+    def allowed_actions(self) -> list[str]:
+        return [action for action in CONTROL_ACTIONS if self.campaign.can(action)]
+
+    @property
+    def figures(self) -> dict[str, str]:
+        """The panel's numbers as the operator reads them, keyed by the name the page's
+        elements carry (`data-live`): the page shows them, the JSON view sends them again."""
+        c = self.campaign
+        return {
+            "status": c.get_status_display(),
+            "done": f"{self.contacts_done:,} / {self.contacts_callable:,}",
+            "progress": percent(self.progress),
+            "live_calls": f"{self.live_calls:,} / {c.max_concurrent_calls:,}",
+            "calls_last_hour": f"{self.calls_last_hour:,}",
+            "estimate": (
+                "paused"
+                if c.status == Campaign.Status.PAUSED
+                else estimate_text(self.finish_estimate)
+            ),
+            "due_now": f"{self.waiting.due_now:,}",
+            "waiting_window": f"{self.waiting.for_window:,}",
+            "waiting_retry": f"{self.waiting.for_retry:,}",
+            "completed": f"{self.contacts_completed:,}",
+            "completion_rate": percent(self.completion_rate),
+        } | (
+            {"calls_24h": f"{self.attempts_24h:,}", "answer_rate": percent(self.answer_rate)}
+            if self.has_day
+            else {}
+        )
 
 
 @dataclass
@@ -162,10 +229,15 @@ class Dashboard:
     since: dt.datetime
     panels: list[CampaignPanel]
     heartbeat: DiallerHeartbeat | None
+    live: list[LiveCall] = field(default_factory=list)  # the longest-running live calls
 
     @property
     def live_calls(self) -> int:
         return sum(p.live_calls for p in self.panels)
+
+    @property
+    def health(self) -> Health:
+        return dialler_health(self.heartbeat, self.now)
 
 
 def hour_slots(now: dt.datetime) -> list[dt.datetime]:
@@ -174,32 +246,18 @@ def hour_slots(now: dt.datetime) -> list[dt.datetime]:
     return [current - dt.timedelta(hours=h) for h in range(HOURS - 1, -1, -1)]
 
 
-def build_dashboard(*, now: dt.datetime) -> Dashboard:
-    """The dashboard's figures for every running or paused campaign, in five queries whatever
-    the number of campaigns, contacts and attempts."""
-    slots = hour_slots(now)
-    since = slots[0]
-    campaigns = Campaign.objects.filter(status__in=ON_SCREEN_STATUSES).order_by(
-        "status", "name", "pk"
-    )
-    panels = {c.pk: CampaignPanel(campaign=c) for c in campaigns}
-    ids = list(panels)
+def add_day_figures(
+    panels: dict[int, CampaignPanel], *, slots: list[dt.datetime], now: dt.datetime
+) -> None:
+    """The last 24 hours' attempt figures of each panel: attempts per hour, outcomes and the
+    answer rate's parts, in one query."""
+    ids, since = list(panels), slots[0]
     hourly = {pk: dict.fromkeys(slots, 0) for pk in ids}
-
-    # 1. Contacts by state: a GROUP BY served by contact_campaign_state_idx.
-    for row in (
-        Contact.objects.filter(campaign_id__in=ids)
-        .values("campaign_id", "state")
-        .annotate(n=Count("*"))
-        .order_by()
-    ):
-        panels[row["campaign_id"]].states[row["state"]] = row["n"]
-
-    # 2. The day's attempts, grouped in SQL by hour and by the columns their outcome depends
-    #    on: a few thousand groups at most, an index-only scan of attempt_dashboard_idx. Each
-    #    group's outcome is then the model's own rule, worked out once per combination of
-    #    columns. Half the database time of evaluating the outcome CASE and the rate filters
-    #    on each of the day's rows (200,000 of them in the benchmark).
+    # The day's attempts, grouped in SQL by hour and by the columns their outcome depends on:
+    # a few thousand groups at most, an index-only scan of attempt_dashboard_idx. Each
+    # group's outcome is then the model's own rule, worked out once per combination of
+    # columns. Half the database time of evaluating the outcome CASE and the rate filters on
+    # each of the day's rows (200,000 of them in the benchmark).
     for row in (
         CallAttempt.objects.filter(campaign_id__in=ids, created_at__gte=since)
         .annotate(
@@ -209,7 +267,12 @@ def build_dashboard(*, now: dt.datetime) -> Dashboard:
             was_answered=is_set("answered_at"),
         )
         .values(
-            "campaign_id", "hour", *OUTCOME_FIELDS, "has_callback", "was_dialled", "was_answered"
+            "campaign_id",
+            "hour",
+            *OUTCOME_FIELDS,
+            "has_callback",
+            "was_dialled",
+            "was_answered",
         )
         .annotate(n=Count("*"))
         .order_by()
@@ -227,8 +290,41 @@ def build_dashboard(*, now: dt.datetime) -> Dashboard:
             panel.answered_24h += n
     for pk, counts in hourly.items():
         panels[pk].hourly = list(counts.items())
+        panels[pk].has_day = True
 
-    # 3. Live calls now, whatever their age: the partial attempt_live_idx.
+
+def build_dashboard(*, now: dt.datetime, with_day: bool = True) -> Dashboard:
+    """The dashboard's figures for every running or paused campaign, in eight queries whatever
+    the number of campaigns, contacts and attempts. Without `with_day`, the figures that
+    change from one second to the next only: no attempts per hour, outcomes or answer rate
+    of the last 24 hours (a range of the day's attempts, the dearest query but one), only the
+    last hour's count of calls; this is what the page's script refreshes."""
+    slots = hour_slots(now)
+    since = slots[0]
+    campaigns = Campaign.objects.filter(status__in=ON_SCREEN_STATUSES).order_by(
+        "status", "name", "pk"
+    )
+    panels = {c.pk: CampaignPanel(campaign=c) for c in campaigns}
+    ids = list(panels)
+
+    # 1. Contacts by state: a GROUP BY served by contact_campaign_state_idx.
+    for row in (
+        Contact.objects.filter(campaign_id__in=ids)
+        .values("campaign_id", "state")
+        .annotate(n=Count("*"))
+        .order_by()
+    ):
+        panels[row["campaign_id"]].states[row["state"]] = row["n"]
+
+    # 2. The day's attempts (not for the page's script: see above), 3. the last 60 minutes'
+    #    (a short range of attempt_dashboard_idx; counting them in the day's query, by one
+    #    more column to group by, cost more than this query).
+    if with_day:
+        add_day_figures(panels, slots=slots, now=now)
+    for pk, n in calls_since(ids, now - dt.timedelta(hours=1), until=now).items():
+        panels[pk].calls_last_hour = n
+
+    # 4. Live calls now, whatever their age: the partial attempt_live_idx.
     for row in (
         CallAttempt.objects.filter(campaign_id__in=ids, status__in=CallAttempt.LIVE_STATUSES)
         .values("campaign_id")
@@ -237,17 +333,42 @@ def build_dashboard(*, now: dt.datetime) -> Dashboard:
     ):
         panels[row["campaign_id"]].live_calls = row["n"]
 
-    # 4. The last tick (the campaigns themselves were query 0).
+    # 5. Why the callable contacts wait: the due ones counted on contact_claim_idx, the others
+    #    are the callable ones left (calls.reports.live).
+    shown = [panel.campaign for panel in panels.values()]
+    callable_counts = {
+        pk: sum(panel.states.get(s, 0) for s in Contact.CALLABLE_STATES)
+        for pk, panel in panels.items()
+    }
+    for pk, waiting in waiting_contacts(shown, callable_counts=callable_counts, now=now).items():
+        panels[pk].waiting = waiting
+
+    # 6. The longest-running live calls (attempt_live_idx), 7. the last tick (the campaigns
+    #    themselves were query 0).
+    live = live_calls(ids, now=now)
     heartbeat = DiallerHeartbeat.objects.filter(pk=1).first()
-    return Dashboard(now=now, since=since, panels=list(panels.values()), heartbeat=heartbeat)
+    return Dashboard(
+        now=now, since=since, panels=list(panels.values()), heartbeat=heartbeat, live=live
+    )
 
 
 @dataclass
 class QuestionResults:
     question: Question
-    answers: list[tuple[str, int]]  # (value, count), most frequent first (scales: in order)
+    # (value, count): a scale's points, yes and no, or a keypad question's listed answers in
+    # the question's order (unanswered ones too), then any other value most frequent first.
+    answers: list[tuple[str, int]]
     total: int  # every answer to the question, also those past the top shown
     truncated: bool  # more distinct values than shown
+    meanings: dict[str, str] = field(default_factory=dict)  # "1" -> "basic", from the prompt
+
+    @property
+    def labelled(self) -> list[tuple[str, int]]:
+        """The answers with their meaning where the question gives one: "1 — basic"."""
+        return [
+            (f"{value} — {self.meanings[value]}" if value in self.meanings else value, n)
+            for value, n in self.answers
+        ]
 
 
 def question_results(campaign: Campaign) -> list[QuestionResults]:
@@ -255,7 +376,10 @@ def question_results(campaign: Campaign) -> list[QuestionResults]:
     then per question and value the count, ranked in SQL so that only the most frequent values
     come back (free-text answers never flood the page), with each question's total beside."""
     questions = list(campaign.questions.order_by("position"))
-    limit = max([TOP_ANSWERS] + [_scale_size(q) for q in questions])
+    # Room for every point of a scale or listed keypad answer, and the most frequent others.
+    limit = TOP_ANSWERS + max(
+        [0] + [max(_scale_size(q), len(_listed_answers(q))) for q in questions]
+    )
     counts: dict[int, list[tuple[str, int]]] = {q.pk: [] for q in questions}
     totals: dict[int, int] = {}
     # Raw SQL because the ORM puts a window over an aggregate into the GROUP BY (an error);
@@ -287,6 +411,10 @@ def question_results(campaign: Campaign) -> list[QuestionResults]:
             found = dict(answers)
             answers = [(str(v), found.pop(str(v), 0)) for v in range(q.min_value, q.max_value + 1)]
             answers += sorted(found.items(), key=lambda kv: -kv[1])  # off-scale stragglers
+        elif q.kind == Question.Kind.DIGITS and _listed_answers(q):
+            found = dict(answers)
+            answers = [(value, found.pop(value, 0)) for value in _listed_answers(q)]
+            answers += sorted(found.items(), key=lambda kv: -kv[1])
         elif q.kind == Question.Kind.YES_NO:
             found = dict(answers)
             answers = [("yes", found.pop("yes", 0)), ("no", found.pop("no", 0))]
@@ -300,9 +428,21 @@ def question_results(campaign: Campaign) -> list[QuestionResults]:
                 answers=answers,
                 total=total,
                 truncated=sum(n for _, n in answers) < total,
+                meanings=q.answer_meanings(),
             )
         )
     return results
+
+
+def _listed_answers(question: Question) -> list[str]:
+    """A keypad question's answers in its own order, when few enough to chart each: those it
+    accepts, or else those its prompt gives a meaning ("Press 1 for yes, 2 for no")."""
+    if question.kind != Question.Kind.DIGITS:
+        return []
+    listed = question.valid_answers if isinstance(question.valid_answers, list) else []
+    listed = list(dict.fromkeys(a for a in listed if isinstance(a, str)))
+    listed = listed or list(question.answer_meanings())
+    return listed if len(listed) <= 30 else []
 
 
 def _scale_size(question: Question) -> int:
@@ -330,30 +470,6 @@ SKIP_REASONS = {
     "booked_no_capacity": "booked call waiting for a free line",
     "booked_contact_busy": "booked call waiting: the person is on a call",
 }
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def tick_summary(report: dict) -> str:
-    """One sentence an operator reads: what the last tick did."""
-    if not isinstance(report, dict):
-        return "No report."
-    done = [plural(int(report.get("dialled") or 0), "call") + " placed"]
-    if failed := int(report.get("failed") or 0):
-        done.append(f"{failed} failed at the provider")
-    if recovered := int(report.get("recovered") or 0):
-        done.append(plural(recovered, "lost call") + " closed")
-    if reconciled := int(report.get("reconciled") or 0):
-        done.append(plural(reconciled, "call") + " settled by asking the provider")
-    if started := report.get("started"):
-        done.append(plural(len(started), "campaign") + " started")
-    if completed := report.get("completed"):
-        done.append(plural(len(completed), "campaign") + " completed")
-    if errors := report.get("errors"):
-        done.append(plural(len(errors), "error"))
-    return ", ".join(done) + "."
 
 
 def tick_details(report: dict) -> list[tuple[str, str]]:

@@ -1,15 +1,19 @@
 """Campaign figures for the API and the dashboard, aggregated in SQL (three queries).
 
-Definitions (the same everywhere the figures are shown):
+Definitions (the same everywhere the figures are shown; DEFINITIONS below is the operator's
+wording, used as help text on the dashboard, the results page and in the API's schema):
 - contacts `pending`: still to be done (pending, in_progress, not_reached); `completed`: finished
   the survey; `failed`: finished without a survey (refused, exhausted, invalid); `excluded`: on
   the do-not-call list when imported.
+- `callable` contacts: all but the excluded ones (an excluded contact is never called).
+- `done`: the campaign is finished with the contact: completed + failed. Progress is
+  done / callable.
 - attempts `reached_provider`: the provider accepted the call (`dialled_at` set; outages and
   lost calls before dialling are not calls); `answered`: a person picked up (the call reached
   `completed`, or has an `answered_at`, and no answering machine took it).
 - `answer_rate` = answered / reached_provider.
-- `completion_rate` = completed contacts / contacts the campaign may call (all contacts but
-  the excluded ones): the share of the list that is done.
+- `completion_rate` = completed contacts / callable contacts: the share of the list that
+  finished the survey.
 - talk time: `total_seconds` is the sum of `duration` over attempts, `average_seconds` its mean
   over the attempts that have a duration (the answered ones).
 Rates are fractions between 0 and 1, or null when their denominator is zero."""
@@ -21,6 +25,25 @@ from contacts.models import Contact
 
 PENDING_STATES = (Contact.State.PENDING, Contact.State.IN_PROGRESS, Contact.State.NOT_REACHED)
 FAILED_STATES = (Contact.State.REFUSED, Contact.State.EXHAUSTED, Contact.State.INVALID)
+# The definitions in the operator's words: the dashboard's and the results page's help text
+# and the API's field descriptions, so the three say the same thing.
+DEFINITIONS = {
+    "done": (
+        "Done: contacts the campaign is finished with, those who completed the survey and those "
+        "it will not call again (opted out, out of attempts, invalid number). Progress is done "
+        "/ callable contacts; callable means every contact but those on the do-not-call list "
+        "at import (excluded)."
+    ),
+    "answer_rate": (
+        "Answer rate: calls a person answered (not an answering machine) / calls the provider "
+        "put through (dialled)."
+    ),
+    "completion_rate": (
+        "Completion rate: contacts who completed the survey / callable contacts (all but the "
+        "excluded ones)."
+    ),
+}
+
 OUTCOMES = (
     "completed",
     "incomplete",
