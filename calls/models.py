@@ -187,6 +187,9 @@ class CallAttempt(models.Model):
         no_answer, failed, rejected, provider_unavailable, lost, refused, callback."""
         if self.opted_out:
             return "refused"
+        if self.error_code == "lost" and self.survey_finished:
+            # Closed by recovery without its final callback, but every answer is in.
+            return "completed"
         if self.error_code in ("number_rejected", "provider_unavailable", "lost"):
             return {"number_rejected": "rejected"}.get(self.error_code, self.error_code)
         if self.callback_requested_for is not None:

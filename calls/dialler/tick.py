@@ -23,7 +23,7 @@ from calls.dialler.claim import claim_batch
 from calls.dialler.lifecycle import advance_campaigns
 from calls.dialler.limits import current_limits
 from calls.dialler.pace import SharedPace, TokenBucket, default_pace, pace_budget
-from calls.dialler.recovery import recover_lost_attempts
+from calls.dialler.recovery import check_quiet_calls, recover_lost_attempts
 from calls.models import CallAttempt, CallEvent, DiallerHeartbeat
 from calls.outcomes import settle_contact
 from calls.telephony.base import (
@@ -51,10 +51,13 @@ FLUSH_SECONDS = 0.25
 @dataclass
 class TickReport:
     at: dt.datetime
-    recovered: int = 0
+    recovered: int = 0  # closed as lost
+    checked: int = 0  # quiet calls the provider was asked about
+    reconciled: int = 0  # of those, ended by the provider's answer (a callback never came)
     started: list[int] = field(default_factory=list)  # campaign ids
     completed: list[int] = field(default_factory=list)  # campaign ids
     claimed: int = 0
+    live_calls: int = 0  # after the claim, against DIALLER_GLOBAL_MAX_CONCURRENT_CALLS
     dialled: int = 0
     failed: int = 0  # provider outage or rejected number
     released: int = 0  # claimed, not dialled: the campaign backed off after an outage
@@ -78,6 +81,8 @@ class TickReport:
             f"failed={self.failed}",
             f"released={self.released}",
         ]
+        if self.checked:
+            parts.append(f"checked={self.checked} reconciled={self.reconciled}")
         if self.started:
             parts.append(f"started={self.started}")
         if self.completed:
@@ -101,21 +106,26 @@ def tick(
     written to the heartbeat row for /healthz)."""
     clock = time.monotonic()
     report = TickReport(at=now)
-
-    # 1. Recover attempts nobody will finish.
-    report.recovered = recover_lost_attempts(now=now)
-
-    # 2. Start and complete campaigns.
-    lifecycle = advance_campaigns(now=now)
-    report.started, report.completed = lifecycle.started, lifecycle.completed
-    report.errors += [f"campaign {pk}: {why}" for pk, why in lifecycle.refused.items()]
-
     if provider is None:
         try:
             provider = get_provider()
         except Exception as exc:  # e.g. the provider's module is not installed: claim nothing
             report.skipped["no_provider"] += 1
             report.errors.append(f"provider {settings.TELEPHONY_PROVIDER!r} unavailable: {exc}")
+
+    # 1. Settle the calls we have heard nothing of (asking the provider), close lost ones.
+    asked = None  # the provider that can be asked about its calls
+    if provider is not None and hasattr(provider, "fetch_status"):
+        asked = provider.name
+        checked = check_quiet_calls(now=now, provider=provider)
+        report.checked, report.reconciled = checked.asked, checked.settled
+        report.recovered += checked.lost
+    report.recovered += recover_lost_attempts(now=now, provider_name=asked)
+
+    # 2. Start and complete campaigns.
+    lifecycle = advance_campaigns(now=now)
+    report.started, report.completed = lifecycle.started, lifecycle.completed
+    report.errors += [f"campaign {pk}: {why}" for pk, why in lifecycle.refused.items()]
 
     if provider is not None:
         # 3. Claim this tick's contacts, within the limits in force now (an operator may have
@@ -130,6 +140,7 @@ def tick(
             global_cap=limits.max_concurrent_calls,
         )
         report.claimed = len(claim.attempts)
+        report.live_calls = claim.live_calls
         report.skipped.update(claim.skipped)
 
         # 4. Dial them, outside any transaction, at the pace.

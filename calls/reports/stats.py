@@ -69,6 +69,7 @@ def outcome_expression() -> Case:
         When(opted_out=True, then=Value("refused")),
         When(error_code="number_rejected", then=Value("rejected")),
         When(error_code="provider_unavailable", then=Value("provider_unavailable")),
+        When(error_code="lost", survey_finished=True, then=Value("completed")),
         When(error_code="lost", then=Value("lost")),
         When(callback_requested_for__isnull=False, then=Value("callback")),
         When(status=S.COMPLETED, answered_by=CallAttempt.AnsweredBy.MACHINE, then=Value("machine")),

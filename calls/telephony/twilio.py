@@ -1,4 +1,5 @@
-"""Twilio, through the official client: place a call with our webhook URLs, cancel one.
+"""Twilio, through the official client: place a call with our webhook URLs, cancel one, fetch
+one's status.
 
 Errors are sorted by what the dialler should do next (calls.telephony.base): Twilio down, slow
 or rate-limiting us -> ProviderUnavailable (retry later, not an attempt on the person); Twilio
@@ -6,6 +7,7 @@ refusing this very number -> NumberRejected (contact invalid); Twilio refusing u
 credentials, a From number we may not use…) -> ProviderMisconfigured, a ProviderUnavailable:
 our own mistake must never mark people's numbers invalid."""
 
+import datetime as dt
 import logging
 
 import requests
@@ -16,7 +18,13 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from calls.models import CallAttempt
-from calls.telephony.base import CallUrls, NumberRejected, ProviderError, ProviderUnavailable
+from calls.telephony.base import (
+    CallUrls,
+    NumberRejected,
+    ProviderCall,
+    ProviderError,
+    ProviderUnavailable,
+)
 from contacts.phones import mask_phones_in
 
 try:  # RFC 9457 errors, from twilio 9.9 on
@@ -90,6 +98,27 @@ class TwilioProvider:
             raise ProviderUnavailable(mask_phones_in(f"Twilio client error: {exc}")) from exc
         return call.sid
 
+    def fetch_status(self, provider_call_id: str) -> ProviderCall | None:
+        """The call's Calls resource: its status, and once it has ended its duration, who
+        answered and when it ended. None when Twilio has no such call (404)."""
+        try:
+            call = self.client.calls(provider_call_id).fetch()
+        except (TwilioRestException, TwilioServiceException) as exc:
+            if int(exc.status or 0) == 404:
+                return None
+            raise error_for(exc) from exc
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise ProviderUnavailable(f"Twilio unreachable: {exc}") from exc
+        except TwilioException as exc:
+            raise ProviderUnavailable(mask_phones_in(f"Twilio client error: {exc}")) from exc
+        duration = str(call.duration or "")
+        return ProviderCall(
+            status=str(call.status),
+            duration=int(duration) if duration.isdigit() else None,
+            answered_by=str(call.answered_by) if call.answered_by else None,
+            ended_at=call.end_time if isinstance(call.end_time, dt.datetime) else None,
+        )
+
     def cancel(self, sid: str) -> None:
         """Stop a call: cancel it while it is queued or ringing, hang it up once answered."""
         try:
@@ -110,7 +139,9 @@ def pooled_http_client() -> TwilioHttpClient:
     is smaller than the dial threads, and each call over it opened a new TLS connection."""
     http = TwilioHttpClient(timeout=API_TIMEOUT)
     size = max(settings.DIALLER_DIAL_THREADS, 1)
-    http.session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=size))
+    # http:// too: a stand-in for Twilio's API in a load test is reached over plain HTTP.
+    for scheme in ("https://", "http://"):
+        http.session.mount(scheme, HTTPAdapter(pool_connections=1, pool_maxsize=size))
     return http
 
 
