@@ -18,6 +18,9 @@ is fetched (with AnsweredBy when MachineDetection was asked for), and each <Gath
 posting Digits to its action URL until the TwiML hangs up; some callees hang up mid-survey.
 Time is compressed: a call lasts a few seconds, not minutes.
 
+--no-playback: calls are taken and recorded, nothing is played back (tests/test_several_machines.py
+counts the dials).
+
 --chaos: 10 % of status callbacks dropped, 10 % sent twice, 10 % delivered late (after the
 ones that follow). POST /_bench/outage makes the API answer 429/503 for 30 s.
 
@@ -81,12 +84,13 @@ class Call:
 
 
 class Carrier:
-    def __init__(self, *, account: str, token: str, seed: int, chaos: bool):
+    def __init__(self, *, account: str, token: str, seed: int, chaos: bool, playback: bool = True):
         self.account = account
         self.token = token
         self.validator = RequestValidator(token)
         self.rng = random.Random(seed)
         self.chaos = chaos
+        self.playback = playback
         self.outage_until = 0.0  # monotonic; POST /_bench/outage starts one
         self.calls: dict[str, Call] = {}
         self.latencies: dict[str, list[float]] = defaultdict(list)
@@ -157,7 +161,8 @@ class Carrier:
             created=time.time(),
         )
         self.calls[call.sid] = call
-        call.task = asyncio.create_task(self.play(call))
+        if self.playback:
+            call.task = asyncio.create_task(self.play(call))
         self.api[201] += 1
         return web.json_response(self.resource(call), status=201)
 
@@ -452,12 +457,16 @@ def main() -> None:
     parser.add_argument("--token", required=True)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--chaos", action="store_true")
+    parser.add_argument(
+        "--no-playback", action="store_true", help="take calls, play nothing back (they stay up)"
+    )
     args = parser.parse_args()
     carrier = Carrier(
         account=args.account,
         token=args.token,
         seed=args.seed,
         chaos=args.chaos,
+        playback=not args.no_playback,
     )
     web.run_app(application(carrier), host="127.0.0.1", port=args.port, print=None, access_log=None)
 
