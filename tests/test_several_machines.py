@@ -27,8 +27,6 @@ from contacts.models import Contact
 from tests.factories import RunningCampaignFactory
 from tests.test_dialler_crash import database_url
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "AC" + "5" * 32
 PACE = 20  # calls per second, all processes together
@@ -63,6 +61,8 @@ def carrier_calls(port: int) -> list[dict]:
         return json.load(answer)
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_two_schedulers_and_a_cluster_dial_nobody_twice_and_keep_one_pace(tmp_path):
     if connection.vendor != "postgresql":
         pytest.skip("several processes need a database server they can share")
@@ -177,3 +177,22 @@ def test_two_schedulers_and_a_cluster_dial_nobody_twice_and_keep_one_pace(tmp_pa
     assert busiest <= PACE * WINDOW + BURST, f"{busiest} calls in {WINDOW} s"
     span = times[-1] - times[0]
     assert len(times) <= PACE * span + BURST
+
+
+def test_docker_compose_scales_web_and_scheduler():
+    """`docker compose up --scale web=3 --scale scheduler=2` can start: no fixed container
+    name or single host port on a scaled service, and migrations run once, not in each web."""
+    import yaml
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name in ("web", "scheduler"):
+        assert "container_name" not in services[name]
+    (ports,) = services["web"]["ports"]
+    host = ports.rsplit(":", 1)[0]
+    assert "-" in host  # a range: each replica takes a free port of it
+    assert "migrate" not in services["web"]["command"]
+    assert services["migrate"]["command"].endswith("migrate --noinput")
+    for name in ("web", "scheduler", "qcluster"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == (
+            "service_completed_successfully"
+        )
