@@ -174,13 +174,14 @@ def prepare(contacts: int) -> None:
 class Processes:
     """The run's processes, each logging to its own file; stopped by their own pids."""
 
-    def __init__(self, env: dict):
+    def __init__(self, env: dict, prefix: str):
         self.env = env
+        self.prefix = prefix
         self.running: dict[str, subprocess.Popen] = {}
         LOGS.mkdir(parents=True, exist_ok=True)
 
     def start(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
-        log = open(LOGS / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
+        log = open(LOGS / f"{self.prefix}{name}.log", "wb")  # noqa: SIM115 (closed with the process)
         process = subprocess.Popen(
             args, cwd=ROOT, env=env or self.env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -320,7 +321,9 @@ def run_pace(pace: float, args) -> dict:
         env=env,
         check=True,
     )
-    procs = Processes(env)
+    procs = Processes(env, prefix=f"pace-{pace:g}-")
+    for old in LOGS.glob(f"profile-{pace:g}-*.txt"):
+        old.unlink()
     carrier_args = [sys.executable, "-m", "bench.fake_carrier", "--port", str(carrier_port)]
     carrier_args += ["--account", ACCOUNT, "--token", TOKEN, "--seed", str(int(pace))]
     if args.chaos:
@@ -359,6 +362,8 @@ def run_pace(pace: float, args) -> dict:
         started = time.time()
         schedulers.append(procs.start("scheduler-1", scheduler_cmd))
         chaos_steps = chaos_plan(args.seconds) if args.chaos else []
+        profile_at = started + min(10.0, args.seconds / 4) if args.profile else None
+        profilers: list[subprocess.Popen] = []
         while (elapsed := time.time() - started) < args.seconds:
             if chaos_steps and elapsed >= chaos_steps[0][0]:
                 _, step = chaos_steps.pop(0)
@@ -373,8 +378,13 @@ def run_pace(pace: float, args) -> dict:
                     )
                 )
                 print("    chaos:", chaos_log[-1], flush=True)
+            if profile_at and time.time() >= profile_at:
+                profile_at = None
+                profilers = start_profilers(pace, roles(), seconds=args.seconds / 2)
             time.sleep(0.2)
         stopped = time.time()
+        for profiler in profilers:
+            profiler.wait()
         for name in [n for n in list(procs.running) if n.startswith("scheduler")]:
             procs.stop(name)
         drain_deadline = time.monotonic() + DRAIN_SECONDS
@@ -406,6 +416,81 @@ def run_pace(pace: float, args) -> dict:
         scratch.drop(url)
     report(result)
     return result
+
+
+# --- profiles --------------------------------------------------------------------------------
+
+
+def start_profilers(pace: float, roles: dict, *, seconds: float) -> list[subprocess.Popen]:
+    """py-spy on every gunicorn worker and the scheduler, for `seconds`, as collapsed stacks
+    (one file per process under var/bench-load/; `profile_summary` reads them)."""
+    spy = Path(sys.executable).parent / "py-spy"
+    targets = [("gunicorn", pid) for pid in roles["gunicorn"][1:]]  # the workers
+    targets += [("scheduler", pid) for pid in roles["scheduler"]]
+    return [
+        subprocess.Popen(
+            [
+                str(spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(int(seconds)),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(LOGS / f"profile-{pace:g}-{role}-{pid}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for role, pid in targets
+    ]
+
+
+# The view functions a worker's samples are sorted by (the webhook kinds).
+VIEWS = {"status_callback": "status", "voice": "voice", "gather": "gather"}
+
+
+def profile_summary(paths: list[Path], top: int = 15) -> None:
+    """Where a gunicorn worker's time goes, per webhook kind: the share of samples under each
+    of our functions and the libraries' main entry points (inclusive), and overall."""
+    inclusive: dict[str, Counter] = {kind: Counter() for kind in (*VIEWS.values(), "other")}
+    totals: Counter = Counter()
+    for path in paths:
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            frames = [f.split(" (")[0] + " " + short(f) for f in stack.split(";")]
+            names = [f.split(" ")[0] for f in frames]
+            kind = next((VIEWS[n] for n in names if n in VIEWS), "other")
+            if kind == "other" and any(n in ("wait", "sleep", "select") for n in names[-1:]):
+                kind = "idle"
+                inclusive.setdefault(kind, Counter())
+            totals[kind] += int(count)
+            for frame in set(frames):
+                inclusive[kind][frame] += int(count)
+    every = sum(totals.values())
+    for kind, counter in inclusive.items():
+        if not totals[kind]:
+            continue
+        print(f"  {kind}: {totals[kind] / every:.0%} of the workers' samples")
+        for frame, n in counter.most_common(top):
+            print(f"    {n / totals[kind]:6.1%}  {frame}")
+
+
+def short(frame: str) -> str:
+    """A frame's file as package/module.py (site-packages and the project root cut off)."""
+    where = frame.rpartition(" (")[2].rstrip(")")
+    path = where.split(":")[0]
+    for cut in ("site-packages/", str(ROOT) + "/", "lib/python3.11/"):
+        if cut in path:
+            path = path.split(cut, 1)[1]
+    return f"({path})"
 
 
 # --- chaos -----------------------------------------------------------------------------------
@@ -661,6 +746,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gunicorn-args", default="", help="more gunicorn options")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--json", help="write every figure to this file")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the workers and the scheduler mid-run"
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
         print("bench_load: skipped, set DATABASE_URL to a PostgreSQL server")
@@ -669,6 +757,11 @@ def main(argv: list[str] | None = None) -> None:
         print("bench_load: --chaos needs --seconds >= 60 (a 30 s outage inside the run)")
         return
     results = [run_pace(float(p), args) for p in args.pace.split(",")]
+    if args.profile:
+        for result in results:
+            pace = result["pace"]
+            print(f"--- profile at {pace:g} calls/s (py-spy, inclusive share of samples)")
+            profile_summary(sorted(LOGS.glob(f"profile-{pace:g}-gunicorn-*.txt")))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(
