@@ -360,6 +360,7 @@ def run_pace(pace: float, args) -> dict:
         watcher.baseline()
         watcher.start()
         started = time.time()
+        load_before = os.getloadavg()[0]
         schedulers.append(procs.start("scheduler-1", scheduler_cmd))
         chaos_steps = chaos_plan(args.seconds) if args.chaos else []
         profile_at = started + min(10.0, args.seconds / 4) if args.profile else None
@@ -383,6 +384,7 @@ def run_pace(pace: float, args) -> dict:
                 profilers = start_profilers(pace, roles(), seconds=args.seconds / 2)
             time.sleep(0.2)
         stopped = time.time()
+        load_during = os.getloadavg()[0]
         for profiler in profilers:
             profiler.wait()
         for name in [n for n in list(procs.running) if n.startswith("scheduler")]:
@@ -410,6 +412,7 @@ def run_pace(pace: float, args) -> dict:
         "ticks": sorted(watcher.ticks.values(), key=lambda t: t["at"]),
         "cpu": watcher.cpu(),
         "chaos": chaos_log,
+        "load": (load_before, load_during),
     }
     result["audit"] = audit(url, calls)
     if not args.keep:
@@ -455,10 +458,12 @@ def start_profilers(pace: float, roles: dict, *, seconds: float) -> list[subproc
 VIEWS = {"status_callback": "status", "voice": "voice", "gather": "gather"}
 
 
-def profile_summary(paths: list[Path], top: int = 15) -> None:
-    """Where a gunicorn worker's time goes, per webhook kind: the share of samples under each
-    of our functions and the libraries' main entry points (inclusive), and overall."""
-    inclusive: dict[str, Counter] = {kind: Counter() for kind in (*VIEWS.values(), "other")}
+def profile_summary(paths: list[Path], top: int = 12) -> None:
+    """Where a gunicorn worker's time goes, per webhook kind: the functions under which the
+    samples fell (inclusive; the wrappers every sample passes through left out) and the
+    functions running when sampled (self), as shares of that kind's samples."""
+    inclusive: dict[str, Counter] = {}
+    own: dict[str, Counter] = {}
     totals: Counter = Counter()
     for path in paths:
         for line in path.read_text().splitlines():
@@ -467,20 +472,24 @@ def profile_summary(paths: list[Path], top: int = 15) -> None:
                 continue
             frames = [f.split(" (")[0] + " " + short(f) for f in stack.split(";")]
             names = [f.split(" ")[0] for f in frames]
-            kind = next((VIEWS[n] for n in names if n in VIEWS), "other")
-            if kind == "other" and any(n in ("wait", "sleep", "select") for n in names[-1:]):
-                kind = "idle"
-                inclusive.setdefault(kind, Counter())
+            kind = next((VIEWS[n] for n in names if n in VIEWS), None)
+            if kind is None:
+                kind = "closing the connection" if "close_graceful" in names else "outside a view"
             totals[kind] += int(count)
             for frame in set(frames):
-                inclusive[kind][frame] += int(count)
+                inclusive.setdefault(kind, Counter())[frame] += int(count)
+            own.setdefault(kind, Counter())[frames[-1]] += int(count)
     every = sum(totals.values())
-    for kind, counter in inclusive.items():
-        if not totals[kind]:
+    for kind, n in totals.most_common():
+        print(f"  {kind}: {n / every:.0%} of the workers' samples")
+        if kind not in VIEWS.values():
             continue
-        print(f"  {kind}: {totals[kind] / every:.0%} of the workers' samples")
-        for frame, n in counter.most_common(top):
-            print(f"    {n / totals[kind]:6.1%}  {frame}")
+        shown = [(f, c) for f, c in inclusive[kind].most_common() if c < 0.97 * n][:top]
+        for frame, c in shown:
+            print(f"    {c / n:6.1%}  {frame}")
+        print("    running when sampled:")
+        for frame, c in own[kind].most_common(6):
+            print(f"    {c / n:6.1%}  {frame}")
 
 
 def short(frame: str) -> str:
@@ -605,8 +614,10 @@ def audit(url: str, calls: list[dict]) -> dict:
     found["finished surveys not stored whole"] = sum(
         1 for c in finished if c["sid"] not in attempts or attempts[c["sid"]][5] < QUESTIONS
     )
-    found["finished surveys whose contact is not completed"] = sum(
-        1 for c in finished if c["sid"] in attempts and attempts[c["sid"]][4] != "completed"
+    found["finished surveys whose contact was settled otherwise than completed"] = sum(
+        1
+        for c in finished
+        if c["sid"] in attempts and attempts[c["sid"]][4] not in ("completed", "in_progress")
     )
     found["double dials (a number called while its last call was up)"] = double_dials(calls)
     found["carrier calls minus attempts with a SID"] = len(calls) - len(attempts)
@@ -694,6 +705,11 @@ def report(result: dict) -> None:
         f"   (target >= {TARGET_DIAL_SHARE:.0%} at {TARGET_PACE}/s: {ok})"
     )
     print(f"calls            {s['calls']} placed, {s['requests']} webhook requests")
+    before, during = result["load"]
+    print(
+        f"machine          load average {before:.1f} before, {during:.1f} at the end of the "
+        "dialling (2 cores, shared: anything above ~2 is someone else's work too)"
+    )
     for kind in ("status", "voice", "gather"):
         if kind in s["latency"]:
             p50, p95, p99, top = (x * 1000 for x in s["latency"][kind])
