@@ -39,6 +39,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shlex
 import signal
 import socket
 import statistics
@@ -328,6 +329,8 @@ def run_pace(pace: float, args) -> dict:
     carrier_args += ["--account", ACCOUNT, "--token", TOKEN, "--seed", str(int(pace))]
     if args.chaos:
         carrier_args.append("--chaos")
+    if args.keep_alive:
+        carrier_args.append("--keep-alive")
     carrier = procs.start("carrier", carrier_args)
     gunicorn = procs.start(
         "gunicorn",
@@ -338,7 +341,7 @@ def run_pace(pace: float, args) -> dict:
             f"127.0.0.1:{web_port}",
             "--workers",
             str(args.workers),
-            *args.gunicorn_args.split(),
+            *shlex.split(args.gunicorn_args),
         ],
     )
     schedulers: list[subprocess.Popen] = []
@@ -761,6 +764,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (Dockerfile: 3)")
     parser.add_argument("--gunicorn-args", default="", help="more gunicorn options")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="the carrier reuses its connections (with --gunicorn-args '-k gthread …')",
+    )
     parser.add_argument("--json", help="write every figure to this file")
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the workers and the scheduler mid-run"

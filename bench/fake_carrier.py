@@ -429,7 +429,7 @@ def position_of(action: str) -> int:
     return int(path.rsplit("/", 1)[1])
 
 
-def application(carrier: Carrier) -> web.Application:
+def application(carrier: Carrier, *, keep_alive: bool = False) -> web.Application:
     app = web.Application()
     base = f"/{API_VERSION}/Accounts/{{account}}/Calls"
     app.router.add_post(f"{base}.json", carrier.create_call)
@@ -440,7 +440,9 @@ def application(carrier: Carrier) -> web.Application:
     app.router.add_post("/_bench/outage", carrier.start_outage)
 
     async def session(app):
-        connector = TCPConnector(limit=256, force_close=True)  # gunicorn's sync workers close
+        # A new connection per request (gunicorn's sync workers close each one anyway), or
+        # connections kept open between requests (--keep-alive, for gthread workers).
+        connector = TCPConnector(limit=256, force_close=not keep_alive)
         timeout = ClientTimeout(total=WEBHOOK_TIMEOUT)
         carrier.session = ClientSession(connector=connector, timeout=timeout)
         yield
@@ -457,6 +459,7 @@ def main() -> None:
     parser.add_argument("--token", required=True)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--chaos", action="store_true")
+    parser.add_argument("--keep-alive", action="store_true", help="reuse webhook connections")
     parser.add_argument(
         "--no-playback", action="store_true", help="take calls, play nothing back (they stay up)"
     )
@@ -468,7 +471,8 @@ def main() -> None:
         chaos=args.chaos,
         playback=not args.no_playback,
     )
-    web.run_app(application(carrier), host="127.0.0.1", port=args.port, print=None, access_log=None)
+    app = application(carrier, keep_alive=args.keep_alive)
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
 
 
 if __name__ == "__main__":
