@@ -287,3 +287,46 @@ def test_fetch_status_when_twilio_cannot_answer_is_an_outage(answer):
     provider, _ = provider_with(answer)
     with pytest.raises(ProviderUnavailable):
         provider.fetch_status(CALL_SID)
+
+
+class RecordingAdapter(requests.adapters.BaseAdapter):
+    """Under Twilio's own HTTP client, where requests would open a socket: records the URL."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+        self.urls = []
+
+    def send(self, request, **kwargs):
+        self.urls.append(request.url)
+        response = requests.models.Response()
+        response.status_code = 201
+        response._content = json.dumps(self.body).encode()
+        response.url = request.url
+        return response
+
+    def close(self):
+        pass
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("https://api.twilio.com", CALLS_URI),
+        (
+            "http://127.0.0.1:8765/",
+            f"http://127.0.0.1:8765/2010-04-01/Accounts/{ACCOUNT}/Calls.json",
+        ),
+    ],
+    ids=["default", "another-carrier"],
+)
+def test_the_calls_go_to_the_configured_api_base_url(attempt, settings, base_url, expected):
+    settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN = ACCOUNT, "auth-token"
+    settings.TWILIO_API_BASE_URL = base_url
+    provider = TwilioProvider()
+    adapter = RecordingAdapter(call_resource())
+    for scheme in ("https://", "http://"):
+        provider.client.http_client.session.mount(scheme, adapter)
+    assert provider.place_call(attempt, call_urls(attempt)) == CALL_SID
+    assert adapter.urls == [expected]

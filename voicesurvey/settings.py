@@ -197,6 +197,9 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rs
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+# Twilio's REST API; another base URL sends the same requests to a carrier speaking Twilio's
+# API (the load bench's fake carrier: bench/fake_carrier.py).
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com")
 # "twilio" or "simulated"; empty picks twilio when credentials are set, else simulated.
 TELEPHONY_PROVIDER = env.str("TELEPHONY_PROVIDER", default="") or (
     "twilio" if TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN else "simulated"

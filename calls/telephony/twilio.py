@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # Seconds we wait for Twilio's API before calling it an outage.
 API_TIMEOUT = 10
+# Where the twilio library sends its REST requests; TWILIO_API_BASE_URL may move them elsewhere
+# (a carrier speaking Twilio's API, the load bench's fake carrier).
+TWILIO_API = "https://api.twilio.com"
 
 # Twilio error codes that are about the number called (https://www.twilio.com/docs/api/errors).
 NUMBER_ERRORS = {
@@ -134,15 +137,30 @@ class TwilioProvider:
             raise ProviderUnavailable(mask_phones_in(f"Twilio client error: {exc}")) from exc
 
 
-def pooled_http_client() -> TwilioHttpClient:
+def pooled_http_client() -> "TwilioApiHttpClient":
     """Twilio's HTTP client with a connection per dial thread: its default pool (CPUs + 4)
     is smaller than the dial threads, and each call over it opened a new TLS connection."""
-    http = TwilioHttpClient(timeout=API_TIMEOUT)
-    size = max(settings.DIALLER_DIAL_THREADS, 1)
-    # http:// too: a stand-in for Twilio's API in a load test is reached over plain HTTP.
-    for scheme in ("https://", "http://"):
-        http.session.mount(scheme, HTTPAdapter(pool_connections=1, pool_maxsize=size))
-    return http
+    return TwilioApiHttpClient(
+        base_url=settings.TWILIO_API_BASE_URL, pool_size=max(settings.DIALLER_DIAL_THREADS, 1)
+    )
+
+
+class TwilioApiHttpClient(TwilioHttpClient):
+    """Twilio's own HTTP client (the library's documented seam for a custom client), pooled,
+    and sending the API's requests to `base_url` instead of https://api.twilio.com: the path
+    (/2010-04-01/Accounts/…/Calls.json) and everything else are the library's."""
+
+    def __init__(self, *, base_url: str = TWILIO_API, pool_size: int = 16):
+        super().__init__(timeout=API_TIMEOUT)
+        self.base_url = base_url.rstrip("/")
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    def request(self, method: str, url: str, *args, **kwargs):
+        if self.base_url != TWILIO_API and url.startswith(TWILIO_API + "/"):
+            url = self.base_url + url[len(TWILIO_API) :]
+        return super().request(method, url, *args, **kwargs)
 
 
 def error_for(exc: TwilioException) -> ProviderError:
