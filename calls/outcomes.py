@@ -25,7 +25,7 @@ from contacts.models import Contact, Exclusion
 # where it was after this short pause (the provider gets a moment to recover).
 NOT_A_CALL_RETRY = dt.timedelta(minutes=1)
 # Outcomes where the provider never placed the call.
-NOT_CALLS = ("provider_unavailable", "lost", "rejected")
+NOT_CALLS = ("provider_unavailable", "lost", "rejected", "stopped")
 
 
 def settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
@@ -94,7 +94,7 @@ def _settle_contact(
         state = attempt.contact_state_before
         if state in Contact.CALLABLE_STATES and used >= budget:
             state = Contact.State.EXHAUSTED  # the booked call used the last one
-    elif outcome in ("provider_unavailable", "lost") and not attempt.reached_provider:
+    elif outcome in ("provider_unavailable", "lost", "stopped") and not attempt.reached_provider:
         state = Contact.State.PENDING if used == 0 else Contact.State.NOT_REACHED
         next_attempt_at = now + NOT_A_CALL_RETRY
     elif outcome == "callback":

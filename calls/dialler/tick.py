@@ -34,6 +34,7 @@ from calls.telephony.base import (
     call_urls,
     get_provider,
 )
+from campaigns.models import Campaign
 from contacts.phones import mask_phone
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ S = CallAttempt.Status
 # are written at once.
 FLUSH_SIZE = 1000
 FLUSH_SECONDS = 0.25
+# How often the dial step reads its campaigns' statuses again: a campaign paused or cancelled
+# after the claim gets no more calls from this tick (one query a second, whatever the pace).
+STATUS_RECHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -166,6 +170,17 @@ def write_heartbeat(report: TickReport) -> None:
 # --- dialling -------------------------------------------------------------------------------
 
 DIALLED, UNAVAILABLE, REJECTED, BACKED_OFF = "dialled", "unavailable", "rejected", "backed_off"
+STOPPED = "stopped"
+
+
+def stopped_campaigns(campaign_ids) -> set[int]:
+    """Of these campaigns, those no longer running (paused, cancelled, completed since the
+    claim): their claimed calls are not placed."""
+    return set(
+        Campaign.objects.filter(pk__in=campaign_ids)
+        .exclude(status=Campaign.Status.RUNNING)
+        .values_list("pk", flat=True)
+    )
 
 
 def dial_attempts(
@@ -233,6 +248,15 @@ def dial_attempts(
         finally:
             connections.close_all()  # a provider that touched the DB leaves no connection
 
+    campaign_ids = {attempt.campaign_id for attempt in attempts}
+    stopped, checked_at = set(), None
+
+    def campaign_stopped(campaign_id: int) -> bool:
+        nonlocal stopped, checked_at
+        if checked_at is None or time.monotonic() - checked_at >= STATUS_RECHECK_SECONDS:
+            stopped, checked_at = stopped_campaigns(campaign_ids), time.monotonic()
+        return campaign_id in stopped
+
     threads = max(1, min(settings.DIALLER_DIAL_THREADS, len(attempts)))
     pool = [threading.Thread(target=work, name=f"dial-{n}") for n in range(threads)]
     for thread in pool:
@@ -244,6 +268,9 @@ def dial_attempts(
                 collect(attempt, BACKED_OFF, None)
                 continue
             pace.acquire()
+            if campaign_stopped(attempt.campaign_id):
+                collect(attempt, STOPPED, None)
+                continue
             todo.put(attempt)
             placed += 1
             while not done.empty():
@@ -321,10 +348,14 @@ def record_not_dialled(
     report: TickReport,
 ) -> None:
     """Close an attempt the provider did not take, and settle its contact: an outage (or a
-    back-off) puts the contact back where it was without using an attempt; a rejected number
-    makes it invalid."""
+    back-off), or its campaign stopped since the claim, puts the contact back where it was
+    without using an attempt; a rejected number makes it invalid."""
     phone = attempt.contact.phone
-    if result == REJECTED:
+    status = S.FAILED
+    if result == STOPPED:
+        code, kind, status = "stopped", "released", S.CANCELED
+        message = "Not dialled: the campaign was paused or cancelled after the call was claimed."
+    elif result == REJECTED:
         code, kind = "number_rejected", "provider_error"
         message = f"The provider rejected the number: {error}"
     elif result == UNAVAILABLE:
@@ -337,10 +368,10 @@ def record_not_dialled(
     with transaction.atomic():
         closed = CallAttempt.objects.filter(
             pk=attempt.pk, status=S.QUEUED, dialled_at__isnull=True
-        ).update(status=S.FAILED, error_code=code, error_message=message, ended_at=now)
+        ).update(status=status, error_code=code, error_message=message, ended_at=now)
         if not closed:
             return
-        attempt.status, attempt.error_code, attempt.error_message = S.FAILED, code, message
+        attempt.status, attempt.error_code, attempt.error_message = status, code, message
         attempt.ended_at = now
         new_state = settle_contact(attempt, now=now)
         CallEvent.objects.create(
@@ -354,7 +385,7 @@ def record_not_dialled(
             actor="dialler",
             at=now,
         )
-    if result == BACKED_OFF:
+    if result in (BACKED_OFF, STOPPED):
         report.released += 1
     else:
         report.failed += 1

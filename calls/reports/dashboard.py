@@ -48,6 +48,7 @@ OUTCOMES = [
     ("rejected", "Number rejected", "#6a1b9a"),
     ("provider_unavailable", "Provider unavailable", "#455a64"),
     ("lost", "Lost (recovered)", "#37474f"),
+    ("stopped", "Not dialled (campaign stopped)", "#b0bec5"),
 ]
 OUTCOME_LABELS = {key: label for key, label, _ in OUTCOMES} | {"in_progress": "Live"}
 # What an attempt's outcome depends on (see CallAttempt.outcome), besides whether a call back
