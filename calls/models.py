@@ -184,10 +184,14 @@ class CallAttempt(models.Model):
     @property
     def outcome(self) -> str:
         """The outcome the retry rules look at: completed, incomplete, machine, busy,
-        no_answer, failed, rejected, provider_unavailable, lost, refused, callback."""
+        no_answer, failed, rejected, provider_unavailable, lost, stopped (not dialled: the
+        campaign stopped after the claim), refused, callback."""
         if self.opted_out:
             return "refused"
-        if self.error_code in ("number_rejected", "provider_unavailable", "lost"):
+        if self.error_code == "lost" and self.survey_finished:
+            # Closed by recovery without its final callback, but every answer is in.
+            return "completed"
+        if self.error_code in ("number_rejected", "provider_unavailable", "lost", "stopped"):
             return {"number_rejected": "rejected"}.get(self.error_code, self.error_code)
         if self.callback_requested_for is not None:
             return "callback"

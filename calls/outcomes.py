@@ -3,7 +3,12 @@
 The webhooks call `settle_contact` when a callback makes an attempt final; the tick's recovery
 calls it after closing a lost attempt; the dial step calls it after an outage or a rejected
 number. Each caller first moves the attempt to its final status with its own guarded UPDATE;
-this module only moves the contact."""
+this module only moves the contact.
+
+An answer the callee gave during the call may reach us after the final status callback (under
+load the two requests are processed in either order). It is never thrown away: the gather
+webhook locks the attempt row before it writes, so a final callback that comes later sees the
+answer, and one that came first has its settlement corrected by `settle_late_answer`."""
 
 import datetime as dt
 
@@ -20,7 +25,7 @@ from contacts.models import Contact, Exclusion
 # where it was after this short pause (the provider gets a moment to recover).
 NOT_A_CALL_RETRY = dt.timedelta(minutes=1)
 # Outcomes where the provider never placed the call.
-NOT_CALLS = ("provider_unavailable", "lost", "rejected")
+NOT_CALLS = ("provider_unavailable", "lost", "rejected", "stopped")
 
 
 def settle_contact(attempt: CallAttempt, *, now: dt.datetime) -> str | None:
@@ -65,13 +70,16 @@ WHERE id = %(id)s
 """
 
 
-def _settle_contact(attempt: CallAttempt, contact: Contact, *, now: dt.datetime) -> str:
+def _settle_contact(
+    attempt: CallAttempt, contact: Contact, *, now: dt.datetime, given_back: int | None = None
+) -> str:
     outcome = attempt.outcome
     campaign = contact.campaign
     budget = contact.attempt_budget()
     # The claim counted this attempt; a call the provider never placed is given back.
-    not_a_call = outcome in NOT_CALLS and not attempt.reached_provider
-    used = contact.attempts_count - (1 if not_a_call else 0)
+    if given_back is None:
+        given_back = 1 if _not_a_call(attempt, outcome) else 0
+    used = contact.attempts_count - given_back
     next_attempt_at = None  # unchanged
     granted = 0  # calls granted by the completion rule
     if outcome == "refused":
@@ -86,7 +94,7 @@ def _settle_contact(attempt: CallAttempt, contact: Contact, *, now: dt.datetime)
         state = attempt.contact_state_before
         if state in Contact.CALLABLE_STATES and used >= budget:
             state = Contact.State.EXHAUSTED  # the booked call used the last one
-    elif outcome in ("provider_unavailable", "lost") and not attempt.reached_provider:
+    elif outcome in ("provider_unavailable", "lost", "stopped") and not attempt.reached_provider:
         state = Contact.State.PENDING if used == 0 else Contact.State.NOT_REACHED
         next_attempt_at = now + NOT_A_CALL_RETRY
     elif outcome == "callback":
@@ -114,11 +122,50 @@ def _settle_contact(attempt: CallAttempt, contact: Contact, *, now: dt.datetime)
         "now": adapt(now),
         "state": str(state),
         "next_attempt_at": adapt(next_attempt_at),
-        "given_back": 1 if not_a_call else 0,
+        "given_back": given_back,
         "granted": granted,
     }
     prepared.execute(SETTLE, params)
     return state
+
+
+def _not_a_call(attempt: CallAttempt, outcome: str) -> bool:
+    return outcome in NOT_CALLS and not attempt.reached_provider
+
+
+# What an answer taken after the attempt ended can make of it: each settles the contact
+# differently from the `incomplete` (or `lost`) it was settled as.
+LATE_OUTCOMES = ("completed", "refused", "callback")
+# Where a settlement leaves a contact that may still be corrected (`excluded`: the late
+# opt-out itself excludes the number's waiting contacts).
+SETTLED_STATES = (
+    Contact.State.PENDING,
+    Contact.State.NOT_REACHED,
+    Contact.State.EXHAUSTED,
+    Contact.State.EXCLUDED,
+)
+
+
+def settle_late_answer(attempt: CallAttempt, *, settled_as: str, now: dt.datetime) -> str | None:
+    """The callee's answer (a finished survey, an opt-out, a call-back request) was taken after
+    `attempt` had ended and its contact had been settled for the outcome `settled_as`: the
+    gather was made while the call was live, so it counts. Settle the contact again for the
+    outcome the attempt has now, under the contact's row lock, while the contact is still
+    where this attempt left it (no newer attempt claimed it; not completed, refused or
+    invalid since). Returns the new state, or None when nothing had to move.
+
+    A booked call's ScheduledCall is not moved again: a late opt-out already stops it (the
+    booking checks the do-not-call list), and a finished survey only spares it a retry."""
+    outcome = attempt.outcome
+    if outcome == settled_as or outcome not in LATE_OUTCOMES:
+        return None
+    with transaction.atomic(savepoint=False):
+        contact = _lock_contact(attempt, states=SETTLED_STATES)
+        if contact is None:
+            return None
+        # The first settlement gave back an attempt it took for no call: this one was a call.
+        given_back = -1 if _not_a_call(attempt, settled_as) else 0
+        return _settle_contact(attempt, contact, now=now, given_back=given_back)
 
 
 def listed_for_good(contact: str) -> str:
@@ -131,16 +178,20 @@ def listed_for_good(contact: str) -> str:
     ) AS listed"""
 
 
-def _lock_contact(attempt: CallAttempt) -> Contact | None:
-    """The attempt's contact, locked, while it is still in progress on this attempt (else
-    None), with its campaign and `listed` (listed_for_good). Written by hand: the ORM took
-    longer to compile this query than the database took to run it, on every final callback."""
+def _lock_contact(
+    attempt: CallAttempt, *, states: tuple = (Contact.State.IN_PROGRESS,)
+) -> Contact | None:
+    """The attempt's contact, locked, while it is still on this attempt in one of `states`
+    (else None), with its campaign and `listed` (listed_for_good). Written by hand: the ORM
+    took longer to compile this query than the database took to run it, on every final
+    callback."""
     lock = " FOR UPDATE OF c" if connection.features.has_select_for_update_of else ""
+    in_states = ", ".join(["%s"] * len(states))
     found = list(
         Contact.objects.raw(
             f"SELECT c.*, {listed_for_good('c')} FROM {CONTACTS} c"
-            " WHERE c.id = %s AND c.state = %s AND c.last_attempt_number = %s" + lock,
-            [attempt.contact_id, Contact.State.IN_PROGRESS, attempt.attempt_number],
+            f" WHERE c.id = %s AND c.state IN ({in_states}) AND c.last_attempt_number = %s" + lock,
+            [attempt.contact_id, *[str(s) for s in states], attempt.attempt_number],
         )
     )
     if not found:

@@ -4,13 +4,14 @@ import itertools
 import threading
 import time
 
-from calls.telephony.base import CallUrls, NumberRejected, ProviderUnavailable
+from calls.telephony.base import CallUrls, NumberRejected, ProviderCall, ProviderUnavailable
 
 
 class FakeProvider:
     """Records every call it is asked to place and answers like a provider would.
 
     `outages` and `rejected` are phone numbers that fail that way; `latency` seconds per call;
+    `statuses` (by SID) is what fetch_status answers;
     `clock` (a callable) timestamps each call, to check the pace without sleeping; `gate`, a
     threading.Event, blocks every call until set (a dial that hangs)."""
 
@@ -24,6 +25,8 @@ class FakeProvider:
         self.gate = gate
         self.calls: list[dict] = []
         self.cancelled: list[str] = []
+        self.statuses: dict[str, ProviderCall | Exception] = {}  # fetch_status's answers
+        self.fetched: list[str] = []
         self._lock = threading.Lock()
         self._sids = itertools.count(1)
 
@@ -53,6 +56,16 @@ class FakeProvider:
 
     def cancel(self, sid: str) -> None:
         self.cancelled.append(sid)
+
+    def fetch_status(self, provider_call_id: str) -> ProviderCall | None:
+        """What `statuses` says of the call (a ProviderCall, or an exception to raise); a
+        call not in it is unknown to the provider (None)."""
+        with self._lock:
+            self.fetched.append(provider_call_id)
+        answer = self.statuses.get(provider_call_id)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     @property
     def dialled_phones(self) -> list[str]:

@@ -118,3 +118,45 @@ def test_without_a_provider_the_tick_claims_nothing(open_now, dialler_settings, 
     assert "unavailable" in report.errors[0]
     contact.refresh_from_db()
     assert contact.state == "pending"
+
+
+def test_a_campaign_paused_after_the_claim_gets_no_call_from_that_tick(
+    open_now, dialler_settings, provider, monkeypatch
+):
+    """The operator pauses between the claim's commit and the dialling: its calls are not
+    placed, and its contacts are back as they were, no attempt used."""
+    from calls.dialler.claim import claim_batch
+    from calls.dialler.tick import TickReport, dial_attempts
+    from campaigns.models import Campaign
+
+    paused = RunningCampaignFactory()
+    kept = ContactFactory.create_batch(2, next_attempt_at=open_now)
+    held = ContactFactory.create_batch(3, campaign=paused, next_attempt_at=open_now)
+    claim = claim_batch(now=open_now, provider_name=provider.name, budget=10)
+    assert len(claim.attempts) == 5
+    Campaign.objects.filter(pk=paused.pk).update(status=Campaign.Status.PAUSED)
+
+    report = TickReport(at=open_now)
+    dial_attempts(claim.attempts, provider=provider, now=open_now, report=report)
+
+    assert {c["phone"] for c in provider.calls} == {c.phone for c in kept}
+    assert (report.dialled, report.released, report.failed) == (2, 3, 0)
+    for contact in held:
+        contact.refresh_from_db()
+        assert (contact.state, contact.attempts_count) == ("pending", 0)
+        attempt = CallAttempt.objects.get(contact=contact)
+        assert (attempt.status, attempt.outcome) == ("canceled", "stopped")
+        assert not attempt.reached_provider
+        assert CallEvent.objects.filter(attempt=attempt, kind="released").exists()
+
+
+def test_calls_not_dialled_because_the_campaign_stopped_are_counted_apart(open_now, run_tick):
+    from calls.reports.stats import campaign_stats
+
+    contact = ContactFactory(next_attempt_at=open_now)
+    run_tick(open_now)
+    CallAttempt.objects.filter(contact=contact).update(
+        status="canceled", error_code="stopped", provider_call_sid="", ended_at=open_now
+    )
+    by_outcome = campaign_stats(contact.campaign_id)["attempts"]["by_outcome"]
+    assert (by_outcome["stopped"], by_outcome["failed"]) == (1, 0)

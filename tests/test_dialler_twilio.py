@@ -1,6 +1,7 @@
 """The tick dialling through the real twilio client, its HTTP replaced at the library's own seam
 (twilio.http.HttpClient) by one that answers per callee with Twilio's real response shapes."""
 
+import datetime as dt
 import json
 import logging
 import threading
@@ -26,8 +27,12 @@ class PerCalleeHttpClient(HttpClient):
         self.requests = []
         self.lock = threading.Lock()
         self.sids = iter(range(1, 10_000))
+        self.ended = {}  # SID -> the Call resource's fields once the call has ended
 
     def request(self, method, uri, params=None, data=None, headers=None, auth=None, **kwargs):
+        if method == "GET":  # a call's status: `ended` says how each call went
+            sid = uri.rsplit("/", 1)[-1].removesuffix(".json")
+            return Response(200, json.dumps(call_resource(sid=sid, **self.ended.get(sid, {}))))
         to = (data or {}).get("To")
         with self.lock:
             self.requests.append(dict(data or {}))
@@ -76,3 +81,25 @@ def test_success_rejected_number_and_outage_through_the_real_client(
     assert (down.state, down.attempts_count) == ("pending", 0)
     assert CallAttempt.objects.get(contact=down).error_code == "provider_unavailable"
     assert CallEvent.objects.filter(attempt__contact=down).exists()
+
+
+@pytest.mark.django_db
+def test_a_call_whose_final_callback_was_dropped_is_settled_by_asking_twilio(
+    open_now, run_tick, twilio_http, settings
+):
+    ok = ContactFactory(campaign=RunningCampaignFactory(), phone=OK)
+    provider = TwilioProvider(Client(ACCOUNT, "token", http_client=twilio_http))
+    run_tick(open_now, provider=provider)
+    attempt = CallAttempt.objects.get(contact=ok)
+    # No callback ever reaches us; Twilio knows the call went unanswered.
+    twilio_http.ended[attempt.provider_call_sid] = {"status": "no-answer", "duration": "0"}
+
+    now = open_now + dt.timedelta(seconds=settings.DIALLER_DIAL_LEASE_SECONDS + 1)
+    report = run_tick(now, provider=provider)
+
+    assert (report.checked, report.reconciled, report.recovered) == (1, 1, 0)
+    attempt.refresh_from_db()
+    ok.refresh_from_db()
+    assert (attempt.status, attempt.error_code) == ("no_answer", "")
+    assert ok.state == "not_reached"
+    assert ok.next_attempt_at == now + attempt.campaign.retry_delay("no_answer")

@@ -1,16 +1,19 @@
 """No phone number reaches a log line in clear, whichever logger writes it."""
 
 import io
+import json
 import logging
 
 import pytest
+import requests
 from django.db import IntegrityError
+from twilio.rest import Client
 
 from calls.telephony.base import call_urls
-from calls.telephony.twilio import ProviderMisconfigured
+from calls.telephony.twilio import ProviderMisconfigured, TwilioProvider, pooled_http_client
 from contacts.phones import mask_phones_in
 from tests.factories import CallAttemptFactory, ContactFactory
-from tests.test_twilio_provider import provider_with, twilio_error
+from tests.test_twilio_provider import ACCOUNT, call_resource, provider_with, twilio_error
 
 NUMBER = "+12125550100"
 
@@ -83,3 +86,46 @@ def test_twilio_refusing_our_request_logs_its_message_with_the_number_masked(cap
 )
 def test_dates_uuids_and_sids_are_left_readable(text):
     assert mask_phones_in(text) == text
+
+
+def twilio_over_a_fake_wire(answer: dict) -> tuple[TwilioProvider, list]:
+    """The Twilio adapter with the library's own HTTP client (pooled_http_client, which logs
+    each request), only its connection's send replaced: nothing leaves the machine."""
+    http = pooled_http_client()
+    adapter = http.session.get_adapter("https://api.twilio.com/")
+    sent = []
+
+    def send(request, **kwargs):
+        sent.append(request)
+        response = requests.Response()
+        response.status_code, response._content = 201, json.dumps(answer).encode()
+        response.headers["Content-Type"] = "application/json"
+        response.request, response.url = request, request.url
+        return response
+
+    adapter.send = send
+    return TwilioProvider(Client(ACCOUNT, "auth-token", http_client=http)), sent
+
+
+@pytest.mark.django_db
+def test_dialling_through_twilio_logs_no_request_lines_and_no_number(caplog):
+    attempt = CallAttemptFactory(contact=ContactFactory(phone=NUMBER), attempt_number=1)
+    provider, sent = twilio_over_a_fake_wire(call_resource(to=NUMBER))
+    with caplog.at_level(logging.DEBUG):
+        assert provider.place_call(attempt, call_urls(attempt)).startswith("CA")
+    assert len(sent) == 1 and NUMBER.removeprefix("+") in sent[0].body  # it was in the request
+    # The library's dozen INFO lines per call (settings.LOGGING quiets twilio.http_client).
+    assert [r for r in caplog.records if r.name.startswith("twilio")] == []
+    assert "12125550100" not in caplog.text
+
+
+@pytest.mark.django_db
+def test_twilios_request_lines_carry_no_number_when_turned_up(caplog):
+    # An operator debugging the client turns its logger up: still no number in clear.
+    attempt = CallAttemptFactory(contact=ContactFactory(phone=NUMBER), attempt_number=1)
+    provider, _ = twilio_over_a_fake_wire(call_resource(to=NUMBER))
+    with caplog.at_level(logging.INFO, logger="twilio.http_client"):
+        provider.place_call(attempt, call_urls(attempt))
+        provider.client.http_client.logger.info("To: %s", NUMBER)
+    assert [r for r in caplog.records if r.name == "twilio.http_client"]
+    assert "12125550100" not in caplog.text

@@ -31,16 +31,47 @@ def test_two_schedulers_share_one_pace(needs_postgres):
 
 
 @pytest.mark.django_db
-def test_an_idle_pace_starts_afresh_without_a_burst(needs_postgres):
+def test_an_idle_pace_keeps_only_its_bank_of_slots(needs_postgres):
     waits: list[float] = []
-    pace = SharedPace(10.0, key="idle-test", sleep=waits.append)
+    pace = SharedPace(10.0, key="idle-test", bank=0.5, sleep=waits.append)
     assert pace.acquire() == 0.0
     long_ago = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     DialPace.objects.filter(key="idle-test").update(next_slot=long_ago)
-    # Slots left unused while idle are not owed: the next call goes now, the one after waits.
+    # A long pause is not owed: only the last half second's 5 slots and the one due now go at
+    # once, then the pace holds again.
+    assert [pace.acquire() for _ in range(6)] == [0.0] * 6
+    assert pace.acquire() == pytest.approx(0.1, abs=0.05)
+    assert len(waits) == 1
+
+
+@pytest.mark.django_db
+def test_without_a_bank_an_idle_pace_starts_afresh_without_a_burst(needs_postgres):
+    waits: list[float] = []
+    pace = SharedPace(10.0, key="no-bank-test", sleep=waits.append)
+    assert pace.acquire() == 0.0
+    long_ago = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    DialPace.objects.filter(key="no-bank-test").update(next_slot=long_ago)
     assert pace.acquire() == 0.0
     assert pace.acquire() == pytest.approx(0.1, abs=0.05)
     assert len(waits) == 1
+
+
+@pytest.mark.django_db
+def test_a_short_pause_between_ticks_is_made_up_by_the_shared_pace(needs_postgres):
+    # Dialling at 20 calls/s, then a pause of 0.3 s (a tick's claim): the six slots the pause
+    # would have used go at once, and the pace then carries on where it was.
+    waits: list[float] = []
+    pace = SharedPace(20.0, key="pause-test", bank=1.0, sleep=waits.append)
+    pace.acquire()
+    with connection.cursor() as cursor:  # the schedule as if it had been dialling till now
+        cursor.execute(
+            f'UPDATE "{DialPace._meta.db_table}"'
+            " SET next_slot = clock_timestamp() - interval '0.3 second' WHERE key = 'pause-test'"
+        )
+    immediate = [pace.acquire() for _ in range(6)]
+    assert immediate == [0.0] * 6
+    assert pace.acquire() == pytest.approx(0.0, abs=0.06)  # the slot due about now
+    assert pace.acquire() == pytest.approx(0.05, abs=0.06)
 
 
 @pytest.mark.django_db

@@ -8,7 +8,7 @@ import time_machine
 from django.db import connection
 
 from calls.models import Answer, CallAttempt, CallEvent
-from calls.telephony.base import call_urls
+from calls.telephony.base import ProviderCall, call_urls
 from calls.telephony.simulated import SimulatedProvider
 from campaigns.models import Question
 from contacts.models import Exclusion
@@ -188,6 +188,16 @@ def test_a_call_cancelled_before_answer_ends_canceled(campaign, frozen):
     attempt, contact, answers = after_call(attempt)
     assert attempt.status == "canceled"
     assert answers == {}
+
+
+@pytest.mark.django_db
+def test_asked_about_a_call_it_says_how_it_went(campaign, frozen):
+    provider = simulated("busy")
+    sid = dial(provider, placed(campaign, frozen))
+    assert provider.fetch_status(sid) == ProviderCall("queued")  # placed, not played yet
+    provider.run_pending()
+    assert provider.fetch_status(sid) == ProviderCall("busy", duration=0, ended_at=frozen)
+    assert provider.fetch_status("CA" + "0" * 32) is None
 
 
 @pytest.mark.django_db

@@ -1,6 +1,7 @@
 """The Twilio adapter against the real twilio client, its HTTP replaced at the library's own
 seam (twilio.http.HttpClient) with Twilio's real response shapes."""
 
+import datetime as dt
 import json
 import logging
 
@@ -14,6 +15,7 @@ from twilio.rest import Client
 from calls.telephony import base
 from calls.telephony.base import (
     NumberRejected,
+    ProviderCall,
     ProviderUnavailable,
     call_urls,
     get_provider,
@@ -230,6 +232,101 @@ def test_twilio_is_built_from_the_settings(monkeypatch):
 
 
 @override_settings(DIALLER_DIAL_THREADS=16)
-def test_twilios_connection_pool_holds_a_connection_per_dial_thread():
-    adapter = TwilioProvider().client.http_client.session.get_adapter("https://api.twilio.com/")
+@pytest.mark.parametrize("url", ["https://api.twilio.com/", "http://127.0.0.1:8099/"])
+def test_twilios_connection_pool_holds_a_connection_per_dial_thread(url):
+    # Its default (CPUs + 4) was smaller than the dial threads: "Connection pool is full,
+    # discarding connection", and a new TLS connection for the next call.
+    adapter = TwilioProvider().client.http_client.session.get_adapter(url)
     assert adapter.poolmanager.connection_pool_kw["maxsize"] == 16
+
+
+def test_fetch_status_reads_twilios_call_resource():
+    provider, http = provider_with(
+        (
+            200,
+            call_resource(
+                status="completed",
+                duration="42",
+                answered_by="human",
+                end_time="Mon, 23 Nov 2026 12:00:42 +0000",
+            ),
+        )
+    )
+    assert provider.fetch_status(CALL_SID) == ProviderCall(
+        "completed",
+        duration=42,
+        answered_by="human",
+        ended_at=dt.datetime(2026, 11, 23, 12, 0, 42, tzinfo=dt.UTC),
+    )
+    (request,) = http.requests
+    assert request["method"] == "GET"
+    assert request["uri"] == CALLS_URI.replace("Calls.json", f"Calls/{CALL_SID}.json")
+
+
+def test_fetch_status_of_a_live_call_has_no_end():
+    provider, _ = provider_with((200, call_resource(status="in-progress")))
+    assert provider.fetch_status(CALL_SID) == ProviderCall("in-progress")
+
+
+def test_fetch_status_of_a_call_twilio_does_not_know_is_none():
+    message = f"The requested resource /Calls/{CALL_SID}.json was not found"
+    provider, _ = provider_with((404, twilio_error(20404, message, status=404)))
+    assert provider.fetch_status(CALL_SID) is None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (503, twilio_error(20503, "Service Unavailable", status=503)),
+        (429, twilio_error(20429, "Too Many Requests", status=429)),
+        requests.exceptions.ReadTimeout("Read timed out. (read timeout=10)"),
+    ],
+    ids=["503", "429", "timeout"],
+)
+def test_fetch_status_when_twilio_cannot_answer_is_an_outage(answer):
+    provider, _ = provider_with(answer)
+    with pytest.raises(ProviderUnavailable):
+        provider.fetch_status(CALL_SID)
+
+
+class RecordingAdapter(requests.adapters.BaseAdapter):
+    """Under Twilio's own HTTP client, where requests would open a socket: records the URL."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+        self.urls = []
+
+    def send(self, request, **kwargs):
+        self.urls.append(request.url)
+        response = requests.models.Response()
+        response.status_code = 201
+        response._content = json.dumps(self.body).encode()
+        response.url = request.url
+        return response
+
+    def close(self):
+        pass
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        ("https://api.twilio.com", CALLS_URI),
+        (
+            "http://127.0.0.1:8765/",
+            f"http://127.0.0.1:8765/2010-04-01/Accounts/{ACCOUNT}/Calls.json",
+        ),
+    ],
+    ids=["default", "another-carrier"],
+)
+def test_the_calls_go_to_the_configured_api_base_url(attempt, settings, base_url, expected):
+    settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN = ACCOUNT, "auth-token"
+    settings.TWILIO_API_BASE_URL = base_url
+    provider = TwilioProvider()
+    adapter = RecordingAdapter(call_resource())
+    for scheme in ("https://", "http://"):
+        provider.client.http_client.session.mount(scheme, adapter)
+    assert provider.place_call(attempt, call_urls(attempt)) == CALL_SID
+    assert adapter.urls == [expected]

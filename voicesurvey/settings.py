@@ -199,6 +199,9 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rs
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+# Twilio's REST API; another base URL sends the same requests to a carrier speaking Twilio's
+# API (the load bench's fake carrier: bench/fake_carrier.py).
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com")
 # "twilio" or "simulated"; empty picks twilio when credentials are set, else simulated.
 TELEPHONY_PROVIDER = env.str("TELEPHONY_PROVIDER", default="") or (
     "twilio" if TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN else "simulated"
@@ -221,10 +224,18 @@ DIALLER_GLOBAL_MAX_CONCURRENT_CALLS = env.int("DIALLER_GLOBAL_MAX_CONCURRENT_CAL
 DIALLER_BATCH_SIZE = env.int("DIALLER_BATCH_SIZE", default=50)
 DIALLER_CALLS_PER_SECOND = env.float("DIALLER_CALLS_PER_SECOND", default=1.0)
 DIALLER_DIAL_THREADS = env.int("DIALLER_DIAL_THREADS", default=16)
+# Seconds of dial slots the pace keeps when nothing dials (between two ticks' dialling): the
+# next calls take them at once, so the time spent claiming does not lower the rate.
+DIALLER_PACE_BANK_SECONDS = env.float("DIALLER_PACE_BANK_SECONDS", default=1.0)
 # An attempt with no provider answer after this long is presumed lost (the dialler crashed).
 DIALLER_DIAL_LEASE_SECONDS = env.int("DIALLER_DIAL_LEASE_SECONDS", default=120)
 # Longest a live call may last before recovery closes it (Twilio's own cap is 4 hours).
 DIALLER_MAX_CALL_SECONDS = env.int("DIALLER_MAX_CALL_SECONDS", default=4 * 3600)
+# A live call nothing has been heard of for this long (no callback, no answer) is asked about
+# at the provider: its final callback may have been dropped, and Twilio does not send it again.
+DIALLER_QUIET_CALL_SECONDS = env.int("DIALLER_QUIET_CALL_SECONDS", default=300)
+# At most this many calls are asked about per tick (the rest on the next ticks).
+DIALLER_PROVIDER_CHECKS_PER_TICK = env.int("DIALLER_PROVIDER_CHECKS_PER_TICK", default=100)
 SCHEDULED_CALL_MISFIRE_GRACE_SECONDS = env.int("SCHEDULED_CALL_MISFIRE_GRACE_SECONDS", default=300)
 
 # --- API ------------------------------------------------------------------------------------

@@ -372,6 +372,7 @@ def _claimed_attempts(rows, *, campaigns, now, provider) -> list[CallAttempt]:
 class Claim:
     attempts: list[CallAttempt] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)  # campaigns left out this tick, by reason
+    live_calls: int = 0  # live calls when the claim was made, its own included
 
 
 def lock_dialler(now: dt.datetime) -> None:
@@ -440,6 +441,7 @@ def claim_batch(
             live[attempt.campaign_id] = live.get(attempt.campaign_id, 0) + 1
         global_room -= len(booked)
         budget -= len(booked)
+        claim.live_calls = sum(live.values())
         if not keys_by_campaign:
             return claim
         rooms = {}
@@ -481,4 +483,20 @@ def claim_batch(
                 break
             extra = share_capacity(full, left, [cid for cid in order if cid in full])
             shares = {cid: got[cid] + extra.get(cid, 0) for cid in order}
+        claimed = sum(got.values())
+        claim.live_calls += claimed
+        global_full = global_room < budget and claimed >= global_room
+        if capped := _capped(campaigns, live, got, global_full=global_full):
+            claim.skipped["at_cap"] += capped
     return claim
+
+
+def _capped(campaigns, live, got, *, global_full: bool) -> int:
+    """Campaigns this claim took up to a concurrent-call cap (their own, or the global one when
+    it, not the pace, bounded the claim): they got calls, and would have got more."""
+    capped = 0
+    for cid, n in got.items():
+        own_room = campaigns[cid].max_concurrent_calls - live.get(cid, 0)
+        if n and (n >= own_room or global_full):
+            capped += 1
+    return capped

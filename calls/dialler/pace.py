@@ -1,4 +1,10 @@
-"""The calls-per-second pace: a token bucket the dial step takes a token from per call."""
+"""The calls-per-second pace: a token bucket the dial step takes a token from per call.
+
+The pace banks the slots of a short pause (DIALLER_PACE_BANK_SECONDS): between two ticks'
+dialling, recovery and the claim dial nothing, and without the bank each tick lost that time
+for good (at 50 calls/s a 0.6 s pause every 5 s tick left the rate at 89 % of the pace). With it
+the next tick's first calls take the pause's slots at once, and the rate over a tick is the pace.
+In any W seconds at most pace × (W + bank) + 1 calls start."""
 
 import threading
 import time
@@ -51,15 +57,17 @@ class TokenBucket:
 
 
 # Reserve the next free slot: the row holds the time of the next free slot; taking one moves
-# it one interval past the later of itself and now (a virtual-schedule rate limiter, GCRA).
-# Times are the database's, so schedulers on machines with skewed clocks still share one
-# pace. Returns the seconds to wait for the slot taken.
+# it one interval past the later of itself and `bank` seconds ago (a virtual-schedule rate
+# limiter, GCRA, whose tolerance is the bank: a slot left unused that recently is still
+# taken). Times are the database's, so schedulers on machines with skewed clocks still share
+# one pace. Returns the seconds to wait for the slot taken (negative: it is past, go now).
 RESERVE_SLOT = f"""
 WITH clock AS (SELECT clock_timestamp() AS now)
 INSERT INTO "{DialPace._meta.db_table}" AS pace (key, next_slot)
 SELECT %(key)s, now + %(interval)s * interval '1 second' FROM clock
-ON CONFLICT (key) DO UPDATE SET next_slot =
-    GREATEST(pace.next_slot, (SELECT now FROM clock)) + %(interval)s * interval '1 second'
+ON CONFLICT (key) DO UPDATE SET next_slot = GREATEST(
+    pace.next_slot, (SELECT now FROM clock) - %(bank)s * interval '1 second'
+) + %(interval)s * interval '1 second'
 RETURNING EXTRACT(EPOCH FROM pace.next_slot - (SELECT now FROM clock)) - %(interval)s
 """
 
@@ -74,24 +82,27 @@ class SharedPace:
         rate: float,
         *,
         key: str = "default",
+        bank: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
     ):
         if rate <= 0:
             raise ValueError("The pace must be a positive number of calls per second.")
         self.interval = 1.0 / rate
         self.key = key
+        self.bank = max(bank, 0.0)
         self.sleep = sleep
 
     def acquire(self) -> float:
         """Take the next slot, sleeping until it comes; returns the seconds waited."""
-        (wait,) = prepared.fetch_one(RESERVE_SLOT, {"key": self.key, "interval": self.interval})
+        params = {"key": self.key, "interval": self.interval, "bank": self.bank}
+        (wait,) = prepared.fetch_one(RESERVE_SLOT, params)
         wait = float(wait)
         if wait > 0:
             self.sleep(wait)
         return max(wait, 0.0)
 
 
-_buckets: dict[float, TokenBucket] = {}
+_buckets: dict[tuple[float, float], TokenBucket] = {}
 _buckets_lock = threading.Lock()
 
 
@@ -102,12 +113,19 @@ def default_pace(rate: float | None = None) -> TokenBucket | SharedPace:
     calls-per-second limit. On SQLite (one machine) it is the process's bucket, shared by
     consecutive ticks so a tick that starts right after another does not burst past it."""
     rate = rate or settings.DIALLER_CALLS_PER_SECOND
+    bank = settings.DIALLER_PACE_BANK_SECONDS
     if connection.vendor == "postgresql":
-        return SharedPace(rate)
+        return SharedPace(rate, bank=bank)
     with _buckets_lock:
-        if rate not in _buckets:
-            _buckets[rate] = TokenBucket(rate)
-        return _buckets[rate]
+        if (rate, bank) not in _buckets:
+            _buckets[rate, bank] = TokenBucket(rate, burst=banked_burst(rate, bank))
+        return _buckets[rate, bank]
+
+
+def banked_burst(rate: float, bank: float) -> float:
+    """The TokenBucket burst that banks `bank` seconds of slots, as SharedPace does: the slot
+    due now and those of the last `bank` seconds."""
+    return 1.0 + rate * max(bank, 0.0)
 
 
 def pace_budget(interval: float, rate: float | None = None) -> int:

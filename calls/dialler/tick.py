@@ -23,7 +23,7 @@ from calls.dialler.claim import claim_batch
 from calls.dialler.lifecycle import advance_campaigns
 from calls.dialler.limits import current_limits
 from calls.dialler.pace import SharedPace, TokenBucket, default_pace, pace_budget
-from calls.dialler.recovery import recover_lost_attempts
+from calls.dialler.recovery import check_quiet_calls, recover_lost_attempts
 from calls.models import CallAttempt, CallEvent, DiallerHeartbeat
 from calls.outcomes import settle_contact
 from calls.telephony.base import (
@@ -34,6 +34,7 @@ from calls.telephony.base import (
     call_urls,
     get_provider,
 )
+from campaigns.models import Campaign
 from contacts.phones import mask_phone
 
 logger = logging.getLogger(__name__)
@@ -46,15 +47,21 @@ S = CallAttempt.Status
 # are written at once.
 FLUSH_SIZE = 1000
 FLUSH_SECONDS = 0.25
+# How often the dial step reads its campaigns' statuses again: a campaign paused or cancelled
+# after the claim gets no more calls from this tick (one query a second, whatever the pace).
+STATUS_RECHECK_SECONDS = 1.0
 
 
 @dataclass
 class TickReport:
     at: dt.datetime
-    recovered: int = 0
+    recovered: int = 0  # closed as lost
+    checked: int = 0  # quiet calls the provider was asked about
+    reconciled: int = 0  # of those, ended by the provider's answer (a callback never came)
     started: list[int] = field(default_factory=list)  # campaign ids
     completed: list[int] = field(default_factory=list)  # campaign ids
     claimed: int = 0
+    live_calls: int = 0  # after the claim, against DIALLER_GLOBAL_MAX_CONCURRENT_CALLS
     dialled: int = 0
     failed: int = 0  # provider outage or rejected number
     released: int = 0  # claimed, not dialled: the campaign backed off after an outage
@@ -78,6 +85,8 @@ class TickReport:
             f"failed={self.failed}",
             f"released={self.released}",
         ]
+        if self.checked:
+            parts.append(f"checked={self.checked} reconciled={self.reconciled}")
         if self.started:
             parts.append(f"started={self.started}")
         if self.completed:
@@ -101,21 +110,26 @@ def tick(
     written to the heartbeat row for /healthz)."""
     clock = time.monotonic()
     report = TickReport(at=now)
-
-    # 1. Recover attempts nobody will finish.
-    report.recovered = recover_lost_attempts(now=now)
-
-    # 2. Start and complete campaigns.
-    lifecycle = advance_campaigns(now=now)
-    report.started, report.completed = lifecycle.started, lifecycle.completed
-    report.errors += [f"campaign {pk}: {why}" for pk, why in lifecycle.refused.items()]
-
     if provider is None:
         try:
             provider = get_provider()
         except Exception as exc:  # e.g. the provider's module is not installed: claim nothing
             report.skipped["no_provider"] += 1
             report.errors.append(f"provider {settings.TELEPHONY_PROVIDER!r} unavailable: {exc}")
+
+    # 1. Settle the calls we have heard nothing of (asking the provider), close lost ones.
+    asked = None  # the provider that can be asked about its calls
+    if provider is not None and hasattr(provider, "fetch_status"):
+        asked = provider.name
+        checked = check_quiet_calls(now=now, provider=provider)
+        report.checked, report.reconciled = checked.asked, checked.settled
+        report.recovered += checked.lost
+    report.recovered += recover_lost_attempts(now=now, provider_name=asked)
+
+    # 2. Start and complete campaigns.
+    lifecycle = advance_campaigns(now=now)
+    report.started, report.completed = lifecycle.started, lifecycle.completed
+    report.errors += [f"campaign {pk}: {why}" for pk, why in lifecycle.refused.items()]
 
     if provider is not None:
         # 3. Claim this tick's contacts, within the limits in force now (an operator may have
@@ -130,6 +144,7 @@ def tick(
             global_cap=limits.max_concurrent_calls,
         )
         report.claimed = len(claim.attempts)
+        report.live_calls = claim.live_calls
         report.skipped.update(claim.skipped)
 
         # 4. Dial them, outside any transaction, at the pace.
@@ -155,6 +170,17 @@ def write_heartbeat(report: TickReport) -> None:
 # --- dialling -------------------------------------------------------------------------------
 
 DIALLED, UNAVAILABLE, REJECTED, BACKED_OFF = "dialled", "unavailable", "rejected", "backed_off"
+STOPPED = "stopped"
+
+
+def stopped_campaigns(campaign_ids) -> set[int]:
+    """Of these campaigns, those no longer running (paused, cancelled, completed since the
+    claim): their claimed calls are not placed."""
+    return set(
+        Campaign.objects.filter(pk__in=campaign_ids)
+        .exclude(status=Campaign.Status.RUNNING)
+        .values_list("pk", flat=True)
+    )
 
 
 def dial_attempts(
@@ -222,6 +248,15 @@ def dial_attempts(
         finally:
             connections.close_all()  # a provider that touched the DB leaves no connection
 
+    campaign_ids = {attempt.campaign_id for attempt in attempts}
+    stopped, checked_at = set(), None
+
+    def campaign_stopped(campaign_id: int) -> bool:
+        nonlocal stopped, checked_at
+        if checked_at is None or time.monotonic() - checked_at >= STATUS_RECHECK_SECONDS:
+            stopped, checked_at = stopped_campaigns(campaign_ids), time.monotonic()
+        return campaign_id in stopped
+
     threads = max(1, min(settings.DIALLER_DIAL_THREADS, len(attempts)))
     pool = [threading.Thread(target=work, name=f"dial-{n}") for n in range(threads)]
     for thread in pool:
@@ -233,6 +268,9 @@ def dial_attempts(
                 collect(attempt, BACKED_OFF, None)
                 continue
             pace.acquire()
+            if campaign_stopped(attempt.campaign_id):
+                collect(attempt, STOPPED, None)
+                continue
             todo.put(attempt)
             placed += 1
             while not done.empty():
@@ -310,10 +348,14 @@ def record_not_dialled(
     report: TickReport,
 ) -> None:
     """Close an attempt the provider did not take, and settle its contact: an outage (or a
-    back-off) puts the contact back where it was without using an attempt; a rejected number
-    makes it invalid."""
+    back-off), or its campaign stopped since the claim, puts the contact back where it was
+    without using an attempt; a rejected number makes it invalid."""
     phone = attempt.contact.phone
-    if result == REJECTED:
+    status = S.FAILED
+    if result == STOPPED:
+        code, kind, status = "stopped", "released", S.CANCELED
+        message = "Not dialled: the campaign was paused or cancelled after the call was claimed."
+    elif result == REJECTED:
         code, kind = "number_rejected", "provider_error"
         message = f"The provider rejected the number: {error}"
     elif result == UNAVAILABLE:
@@ -326,10 +368,10 @@ def record_not_dialled(
     with transaction.atomic():
         closed = CallAttempt.objects.filter(
             pk=attempt.pk, status=S.QUEUED, dialled_at__isnull=True
-        ).update(status=S.FAILED, error_code=code, error_message=message, ended_at=now)
+        ).update(status=status, error_code=code, error_message=message, ended_at=now)
         if not closed:
             return
-        attempt.status, attempt.error_code, attempt.error_message = S.FAILED, code, message
+        attempt.status, attempt.error_code, attempt.error_message = status, code, message
         attempt.ended_at = now
         new_state = settle_contact(attempt, now=now)
         CallEvent.objects.create(
@@ -343,7 +385,7 @@ def record_not_dialled(
             actor="dialler",
             at=now,
         )
-    if result == BACKED_OFF:
+    if result in (BACKED_OFF, STOPPED):
         report.released += 1
     else:
         report.failed += 1

@@ -48,6 +48,7 @@ OUTCOMES = [
     ("rejected", "Number rejected", "#6a1b9a"),
     ("provider_unavailable", "Provider unavailable", "#455a64"),
     ("lost", "Lost (recovered)", "#37474f"),
+    ("stopped", "Not dialled (campaign stopped)", "#b0bec5"),
 ]
 OUTCOME_LABELS = {key: label for key, label, _ in OUTCOMES} | {"in_progress": "Live"}
 # What an attempt's outcome depends on (see CallAttempt.outcome), besides whether a call back
@@ -460,6 +461,7 @@ SKIP_REASONS = {
     "no_callable_contacts": "no contact due now",
     "campaign_cap": "campaign at its concurrent-call cap",
     "global_cap": "global concurrent-call cap reached",
+    "at_cap": "filled up to a concurrent-call cap (fewer calls than the pace allowed)",
     "paced_or_capped": "held back by the calls-per-second pace",
     "no_provider": "no telephony provider",
     "booked_missed": "booked call missed (past its grace)",
@@ -487,10 +489,15 @@ def tick_details(report: dict) -> list[tuple[str, str]]:
     skipped = report.get("skipped") or {}
     return [
         ("Contacts claimed", str(report.get("claimed", 0))),
+        ("Live calls after the claim", str(report.get("live_calls", 0))),
         ("Calls placed", str(report.get("dialled", 0))),
         ("Failed at the provider", str(report.get("failed", 0))),
         ("Released after a provider outage", str(report.get("released", 0))),
         ("Lost calls closed (recovery)", str(report.get("recovered", 0))),
+        (
+            "Quiet calls asked about at the provider",
+            f"{report.get('checked', 0)}, of which {report.get('reconciled', 0)} had ended",
+        ),
         ("Campaigns started", campaigns(report.get("started", []))),
         ("Campaigns completed", campaigns(report.get("completed", []))),
         (

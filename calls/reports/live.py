@@ -209,6 +209,8 @@ def tick_summary(report: dict) -> str:
         done.append(f"{failed} failed at the provider")
     if recovered := int(report.get("recovered") or 0):
         done.append(plural(recovered, "lost call") + " closed")
+    if reconciled := int(report.get("reconciled") or 0):
+        done.append(plural(reconciled, "call") + " settled by asking the provider")
     if started := report.get("started"):
         done.append(plural(len(started), "campaign") + " started")
     if completed := report.get("completed"):

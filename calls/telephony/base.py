@@ -1,5 +1,7 @@
-"""The provider protocol: place a call, cancel one; errors split by what the dialler does next."""
+"""The provider protocol: place a call, cancel one, ask how one went; errors split by what the
+dialler does next."""
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +42,16 @@ def call_urls(attempt: CallAttempt) -> CallUrls:
     )
 
 
+@dataclass(frozen=True)
+class ProviderCall:
+    """What the provider says of one call when asked (Twilio's Call resource)."""
+
+    status: str  # Twilio's spelling: queued, ringing, in-progress, completed, busy, no-answer…
+    duration: int | None = None  # seconds, once the call has ended
+    answered_by: str | None = None  # Twilio's AnsweredBy, when machine detection ran
+    ended_at: dt.datetime | None = None
+
+
 class Provider(Protocol):
     name: str
 
@@ -49,6 +61,10 @@ class Provider(Protocol):
 
     def cancel(self, sid: str) -> None:
         """Hang up or cancel a call the provider is placing."""
+
+    def fetch_status(self, provider_call_id: str) -> ProviderCall | None:
+        """How the call with this SID stands at the provider; None when the provider has no
+        such call. Raises ProviderUnavailable when it cannot tell now."""
 
 
 PROVIDERS = {

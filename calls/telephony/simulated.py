@@ -29,7 +29,7 @@ from django.urls import resolve
 from django.utils import timezone
 
 from calls.models import CallAttempt
-from calls.telephony.base import CallUrls, call_urls
+from calls.telephony.base import CallUrls, ProviderCall, call_urls
 from calls.webhooks.signatures import sign
 from calls.webhooks.survey import Reply, validate_answer
 from campaigns.models import Question
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 OUTCOMES = ("completed", "busy", "no_answer", "machine", "hangup", "failed", "opt_out", "callback")
 SPOKEN_ANSWERS = ("Very satisfied", "It was fine", "Not really", "The delivery was late")
 MAX_STEPS = 60  # a survey that never hangs up is our bug; stop rather than loop forever
+KEPT_CALLS = 100_000  # the calls fetch_status remembers
 
 
 class SimulationError(Exception):
@@ -104,6 +105,7 @@ class SimulatedProvider:
         if not self.outcomes:
             raise ValueError(f"SIMULATED_OUTCOMES needs a positive weight for one of {OUTCOMES}.")
         self.background = background
+        self.calls: dict[str, ProviderCall] = {}  # what fetch_status says, by SID
         self.pending: list[PlannedCall] = []
         self.cancelled: set[str] = set()
         self._lock = threading.Lock()
@@ -117,6 +119,7 @@ class SimulatedProvider:
             outcome = self.rng.choices(list(self.outcomes), weights=list(self.outcomes.values()))[0]
             wait = self.rng.uniform(*self.delay)
         call = PlannedCall(attempt.pk, sid, urls, outcome, wait)
+        self._note(sid, ProviderCall("queued"))
         if self.background:
             thread = threading.Thread(
                 target=self._play_later, args=(call,), name=f"simulated-{sid[:10]}", daemon=True
@@ -132,6 +135,17 @@ class SimulatedProvider:
     def cancel(self, sid: str) -> None:
         with self._lock:
             self.cancelled.add(sid)
+
+    def fetch_status(self, provider_call_id: str) -> ProviderCall | None:
+        """The last status this provider sent for the call (None: not one of its calls)."""
+        with self._lock:
+            return self.calls.get(provider_call_id)
+
+    def _note(self, sid: str, call: ProviderCall) -> None:
+        with self._lock:
+            self.calls[sid] = call
+            while len(self.calls) > KEPT_CALLS:  # the oldest first (dicts keep their order)
+                del self.calls[next(iter(self.calls))]
 
     # --- playing calls -----------------------------------------------------------------------
 
@@ -301,6 +315,16 @@ class SimulatedProvider:
             **extra,
         }
         p.sequence += 1
+        duration = extra.get("CallDuration")
+        self._note(
+            p.sid,
+            ProviderCall(
+                status=status,
+                duration=int(duration) if duration else None,
+                answered_by=extra.get("AnsweredBy") or None,
+                ended_at=timezone.now() if duration else None,
+            ),
+        )
         self._post(p, p.urls.status_callback, params)
 
     def _post(self, p: Playback, url: str, params: dict) -> str:

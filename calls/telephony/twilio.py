@@ -1,4 +1,5 @@
-"""Twilio, through the official client: place a call with our webhook URLs, cancel one.
+"""Twilio, through the official client: place a call with our webhook URLs, cancel one, fetch
+one's status.
 
 Errors are sorted by what the dialler should do next (calls.telephony.base): Twilio down, slow
 or rate-limiting us -> ProviderUnavailable (retry later, not an attempt on the person); Twilio
@@ -6,6 +7,7 @@ refusing this very number -> NumberRejected (contact invalid); Twilio refusing u
 credentials, a From number we may not use…) -> ProviderMisconfigured, a ProviderUnavailable:
 our own mistake must never mark people's numbers invalid."""
 
+import datetime as dt
 import logging
 
 import requests
@@ -16,7 +18,13 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from calls.models import CallAttempt
-from calls.telephony.base import CallUrls, NumberRejected, ProviderError, ProviderUnavailable
+from calls.telephony.base import (
+    CallUrls,
+    NumberRejected,
+    ProviderCall,
+    ProviderError,
+    ProviderUnavailable,
+)
 from contacts.phones import mask_phones_in
 
 try:  # RFC 9457 errors, from twilio 9.9 on
@@ -28,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # Seconds we wait for Twilio's API before calling it an outage.
 API_TIMEOUT = 10
+# Where the twilio library sends its REST requests; TWILIO_API_BASE_URL may move them elsewhere
+# (a carrier speaking Twilio's API, the load bench's fake carrier).
+TWILIO_API = "https://api.twilio.com"
 
 # Twilio error codes that are about the number called (https://www.twilio.com/docs/api/errors).
 NUMBER_ERRORS = {
@@ -90,6 +101,27 @@ class TwilioProvider:
             raise ProviderUnavailable(mask_phones_in(f"Twilio client error: {exc}")) from exc
         return call.sid
 
+    def fetch_status(self, provider_call_id: str) -> ProviderCall | None:
+        """The call's Calls resource: its status, and once it has ended its duration, who
+        answered and when it ended. None when Twilio has no such call (404)."""
+        try:
+            call = self.client.calls(provider_call_id).fetch()
+        except (TwilioRestException, TwilioServiceException) as exc:
+            if int(exc.status or 0) == 404:
+                return None
+            raise error_for(exc) from exc
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise ProviderUnavailable(f"Twilio unreachable: {exc}") from exc
+        except TwilioException as exc:
+            raise ProviderUnavailable(mask_phones_in(f"Twilio client error: {exc}")) from exc
+        duration = str(call.duration or "")
+        return ProviderCall(
+            status=str(call.status),
+            duration=int(duration) if duration.isdigit() else None,
+            answered_by=str(call.answered_by) if call.answered_by else None,
+            ended_at=call.end_time if isinstance(call.end_time, dt.datetime) else None,
+        )
+
     def cancel(self, sid: str) -> None:
         """Stop a call: cancel it while it is queued or ringing, hang it up once answered."""
         try:
@@ -105,13 +137,30 @@ class TwilioProvider:
             raise ProviderUnavailable(mask_phones_in(f"Twilio client error: {exc}")) from exc
 
 
-def pooled_http_client() -> TwilioHttpClient:
+def pooled_http_client() -> "TwilioApiHttpClient":
     """Twilio's HTTP client with a connection per dial thread: its default pool (CPUs + 4)
     is smaller than the dial threads, and each call over it opened a new TLS connection."""
-    http = TwilioHttpClient(timeout=API_TIMEOUT)
-    size = max(settings.DIALLER_DIAL_THREADS, 1)
-    http.session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=size))
-    return http
+    return TwilioApiHttpClient(
+        base_url=settings.TWILIO_API_BASE_URL, pool_size=max(settings.DIALLER_DIAL_THREADS, 1)
+    )
+
+
+class TwilioApiHttpClient(TwilioHttpClient):
+    """Twilio's own HTTP client (the library's documented seam for a custom client), pooled,
+    and sending the API's requests to `base_url` instead of https://api.twilio.com: the path
+    (/2010-04-01/Accounts/…/Calls.json) and everything else are the library's."""
+
+    def __init__(self, *, base_url: str = TWILIO_API, pool_size: int = 16):
+        super().__init__(timeout=API_TIMEOUT)
+        self.base_url = base_url.rstrip("/")
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    def request(self, method: str, url: str, *args, **kwargs):
+        if self.base_url != TWILIO_API and url.startswith(TWILIO_API + "/"):
+            url = self.base_url + url[len(TWILIO_API) :]
+        return super().request(method, url, *args, **kwargs)
 
 
 def error_for(exc: TwilioException) -> ProviderError:

@@ -20,6 +20,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from calls.booking.scheduling import book_callback
 from calls.hook_events import opted_out_on_call, survey_completed
 from calls.models import Answer, CallAttempt, CallEvent
+from calls.outcomes import settle_late_answer
 from calls.webhooks.status import answered_by_from_twilio
 from campaigns.models import Campaign, Question
 from contacts.models import Contact, Exclusion, exclude_listed_contacts
@@ -149,6 +150,7 @@ def continue_survey(attempt: CallAttempt, script: Script, *, after: int) -> None
         script.ask(question)
         return
     CallAttempt.objects.filter(pk=attempt.pk).update(survey_finished=True)
+    attempt.survey_finished = True
     survey_completed(attempt)
     script.hang_up(attempt.campaign.closing_message)
 
@@ -225,7 +227,27 @@ def answer_question(
 ) -> str:
     """TwiML after the callee answered (or not) question `position`.
 
+    The answer counts even when the attempt has already ended: the callee gave it during the
+    call, and under load its request can be processed after the final status callback. The
+    caller holds the attempt's row lock (provider_webhook), so the end is either still to
+    come, and its settlement sees the answer, or already settled, and settle_late_answer
+    corrects it.
+
     Raises Question.DoesNotExist for a position the campaign does not have."""
+    if attempt.is_live:
+        return _answer_question(attempt, position=position, reply=reply, retry=retry, now=now)
+    settled_as = attempt.outcome
+    text = _answer_question(attempt, position=position, reply=reply, retry=retry, now=now)
+    state = settle_late_answer(attempt, settled_as=settled_as, now=now)
+    if state:
+        message = f"answer after the call ended: {settled_as} -> {attempt.outcome}; contact {state}"
+        log_event(attempt, "late_answer", message, now=now)
+    return text
+
+
+def _answer_question(
+    attempt: CallAttempt, *, position: int, reply: Reply, retry: int, now: dt.datetime
+) -> str:
     campaign = attempt.campaign
     question = Question.objects.get(campaign=campaign, position=position)
     script = script_for(attempt)

@@ -91,24 +91,29 @@ def has_nul(request: HttpRequest) -> bool:
 
 
 def provider_webhook(*related: str):
-    """A signed webhook about one attempt: the attempt loaded (with the `related` rows the
-    view needs), the request logged as a CallEvent, the view run in the same transaction."""
+    """A signed webhook about one attempt: the attempt loaded and locked (with the `related`
+    rows the view needs), the request logged as a CallEvent, the view run in the same
+    transaction.
+
+    The lock orders this request with the attempt's status callbacks: a final callback
+    arriving meanwhile waits, then settles the contact with what this request wrote (an
+    answer); one that came first has ended the attempt, and the view sees it ended."""
 
     def decorator(view):
         @signed
         @wraps(view)
         def wrapper(request: HttpRequest, call_id: str, **kwargs):
-            try:
-                attempts = CallAttempt.objects.all()
+            payload = masked_payload(request.POST)
+            # One transaction for the lock, the log line and what the request changes.
+            with transaction.atomic():
+                attempts = CallAttempt.objects.select_for_update(of=("self",))
                 if related:  # (select_related() with no names would follow every FK)
                     attempts = attempts.select_related(*related)
-                attempt = attempts.get(call_id=call_id)
-            except CallAttempt.DoesNotExist:
-                raise Http404("Unknown call.") from None
-            now = timezone.now()
-            payload = masked_payload(request.POST)
-            # One transaction for the log line and what the request changes: one commit.
-            with transaction.atomic():
+                try:
+                    attempt = attempts.get(call_id=call_id)
+                except CallAttempt.DoesNotExist:
+                    raise Http404("Unknown call.") from None
+                now = timezone.now()
                 CallEvent.objects.create(
                     attempt=attempt,
                     kind="webhook",

@@ -1,0 +1,167 @@
+"""What one webhook request costs, by kind (status, voice, gather), in CPU: the app's (Django's
+whole stack, middleware included, in this process through the WSGI test client, without
+gunicorn's HTTP parsing) and the PostgreSQL backend's (/proc/<backend pid>/stat). CPU time,
+unlike latency, stays meaningful on a busy shared machine; the load bench (bench_load.py)
+measures the latencies. Then one more pass under cProfile: the functions where each kind's
+time goes.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.request_cost
+"""
+
+import cProfile
+import datetime as dt
+import os
+import pstats
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from urllib.parse import urlencode
+
+from bench import scratch
+from bench.bench_load import CLOCK_TICKS, prepare
+
+ROOT = Path(__file__).resolve().parent.parent
+CALLS = int(os.environ.get("BENCH_COST_CALLS", "300"))
+
+
+def backend_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def call_requests(attempt, base: str) -> list[tuple[str, str, dict]]:
+    """One answered call's requests in Twilio's order: (kind, URL, parameters)."""
+    common = {
+        "AccountSid": "AC" + "0" * 32,
+        "CallSid": attempt.provider_call_sid,
+        "To": attempt.contact.phone,
+        "From": "+15005550006",
+        "Direction": "outbound-api",
+        "ApiVersion": "2010-04-01",
+    }
+    status = f"{base}/webhooks/status/{attempt.call_id}/"
+    gather = f"{base}/webhooks/gather/{attempt.call_id}"
+    requests = []
+    for seq, name in enumerate(["initiated", "ringing", "in-progress"]):
+        params = {**common, "CallStatus": name, "SequenceNumber": str(seq)}
+        requests.append(("status", status, params))
+    voice = f"{base}/webhooks/voice/{attempt.call_id}/"
+    answered = {**common, "CallStatus": "in-progress", "AnsweredBy": "human"}
+    requests.append(("voice", voice, answered))
+    for position, digits in ((1, "1"), (2, "4"), (3, "2")):
+        params = {**common, "CallStatus": "in-progress", "Digits": digits}
+        requests.append(("gather", f"{gather}/{position}/", params))
+    final = {**common, "CallStatus": "completed", "SequenceNumber": "3", "CallDuration": "40"}
+    requests.append(("status", status, final))
+    return requests
+
+
+def live_attempts(n: int):
+    """n contacts of the prepared campaigns on a dialled attempt each, as the tick leaves them."""
+    from calls.dialler.claim import claim_batch
+    from calls.dialler.tick import record_dialled
+    from calls.models import CallAttempt
+
+    now = dt.datetime.now(dt.UTC)
+    attempts = claim_batch(now=now, provider_name="twilio", budget=n).attempts
+    record_dialled([(a, f"CA{i:032x}") for i, a in enumerate(attempts)], now=now)
+    return list(
+        CallAttempt.objects.filter(pk__in=[a.pk for a in attempts]).select_related("contact")
+    )
+
+
+def run() -> None:
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+    from django.test import Client
+
+    from calls.webhooks.signatures import sign
+
+    client = Client()
+    base = settings.PUBLIC_BASE_URL
+    attempts = live_attempts(2 * CALLS)
+    first, second = attempts[:CALLS], attempts[CALLS:]
+
+    def post(url, params):
+        path = url[len(base) :]
+        response = client.post(
+            path,
+            urlencode(params),  # as Twilio sends them
+            content_type="application/x-www-form-urlencoded",
+            headers={"X-Twilio-Signature": sign(url, params)},
+        )
+        assert response.status_code in (200, 204), (path, response.status_code)
+
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    app: dict[str, list[float]] = defaultdict(list)
+    database: dict[str, list[float]] = defaultdict(list)
+    wall: dict[str, list[float]] = defaultdict(list)
+    for attempt in first:
+        for kind, url, params in call_requests(attempt, base):
+            db_before, cpu_before = backend_cpu(pid), time.process_time()
+            started = time.perf_counter()
+            post(url, params)
+            wall[kind].append(time.perf_counter() - started)
+            app[kind].append(time.process_time() - cpu_before)
+            database[kind].append(backend_cpu(pid) - db_before)
+    assert connection.connection.info.backend_pid == pid  # one backend throughout
+    print(f"{CALLS} answered calls, {sum(map(len, app.values()))} requests, one at a time")
+    print(f"{'kind':<8} {'requests':>8} {'app CPU mean':>13} {'PG CPU mean':>12} {'wall p50':>9}")
+    for kind in ("status", "voice", "gather"):
+        print(
+            f"{kind:<8} {len(app[kind]):>8} {statistics.mean(app[kind]) * 1000:>10.2f} ms"
+            f" {statistics.mean(database[kind]) * 1000:>9.2f} ms"
+            f" {statistics.median(wall[kind]) * 1000:>6.2f} ms"
+        )
+    per_call = sum(sum(v) for v in app.values()) / CALLS
+    per_call_db = sum(sum(v) for v in database.values()) / CALLS
+    print(
+        f"per answered call (8 requests): app {per_call * 1000:.1f} ms, "
+        f"PG {per_call_db * 1000:.1f} ms"
+    )
+
+    # Where the time goes: the same requests for other calls, under the profiler, one
+    # profile per kind.
+    profiles = {kind: cProfile.Profile() for kind in ("status", "voice", "gather")}
+    for attempt in second:
+        for kind, url, params in call_requests(attempt, base):
+            profiles[kind].enable()
+            post(url, params)
+            profiles[kind].disable()
+    for kind, profile in profiles.items():
+        print(f"--- {kind}: top functions by own time (cProfile, {CALLS} calls' requests)")
+        stats = pstats.Stats(profile, stream=sys.stdout)
+        stats.sort_stats("tottime").print_stats(10)
+        print(f"--- {kind}: our functions by cumulative time")
+        stats.sort_stats("cumulative").print_stats(f"{ROOT}/(calls|campaigns|contacts|voice)", 12)
+
+
+def main() -> None:
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        print("request_cost: skipped, set DATABASE_URL to a PostgreSQL server")
+        return
+    url = scratch.create(os.environ.get("BENCH_COST_DATABASE", "vs_bench_cost"))
+    os.environ["DATABASE_URL"] = url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "voicesurvey.settings"
+    os.environ["LOG_LEVEL"] = "WARNING"
+    os.environ["DIALLER_BATCH_SIZE"] = str(2 * CALLS)
+    os.environ["DIALLER_GLOBAL_MAX_CONCURRENT_CALLS"] = str(4 * CALLS)
+    try:
+        prepare(2 * CALLS + 10)
+        run()
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        scratch.drop(url)
+
+
+if __name__ == "__main__":
+    main()
