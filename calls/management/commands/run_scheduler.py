@@ -39,6 +39,17 @@ class Command(BaseCommand):
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         sender = None if once else start_sender(stop)
+        try:
+            self.loop(stop, interval=interval, once=once)
+        finally:  # whatever ended the loop, the sender finishes its sends in flight and stops
+            if sender is not None:
+                stop.set()
+                sender.join()  # within WEBHOOK_TIMEOUT_SECONDS
+        if sender is None:
+            send_due_deliveries()  # --once: the deliveries due, after the tick
+        self.stdout.write("run_scheduler stopped.")
+
+    def loop(self, stop: threading.Event, *, interval: float, once: bool) -> None:
         while True:
             started = time.monotonic()
             try:
@@ -48,14 +59,8 @@ class Command(BaseCommand):
             else:
                 self.stdout.write(str(report))
             if once or stop.is_set():
-                break
+                return
             close_old_connections()
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
             if stop.is_set():
-                break
-        if sender is None:
-            send_due_deliveries()  # --once: the deliveries due, after the tick
-        else:
-            stop.set()
-            sender.join()  # its sends in flight end within WEBHOOK_TIMEOUT_SECONDS
-        self.stdout.write("run_scheduler stopped.")
+                return
