@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
@@ -809,7 +810,8 @@ def wallboard_json(board: Dashboard, *, may_see_contacts: bool) -> dict:
     health = board.health
     return {
         "at": board.now.isoformat(),
-        "at_text": f"{board.now:%H:%M:%S} UTC",
+        # In the operator's zone, as the page shows it (the middleware activates it).
+        "at_text": date_format(timezone.localtime(board.now), "H:i:s T"),
         "health": {"ok": health.ok, "text": health.text},
         "live_calls_total": board.live_calls,
         "campaigns": [

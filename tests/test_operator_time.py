@@ -98,3 +98,13 @@ def test_the_zone_is_read_once_per_session(admin_client, admin_user):
         page = admin_client.get(reverse("admin:index")).content.decode()
     assert "Times in Europe/Paris" in page
     assert not any("operatorprofile" in q["sql"] for q in queries.captured_queries)
+
+
+def test_the_dashboard_names_the_operators_zone_beside_its_times(admin_client, admin_user):
+    admin_client.post(reverse("operator_time_zone"), {"time_zone": "Asia/Tokyo"})
+    at = dt.datetime(2026, 11, 23, 17, 0, 5, tzinfo=dt.UTC)
+    with time_machine.travel(at, tick=False):
+        page = admin_client.get(reverse("admin:dashboard")).content.decode()
+        live = admin_client.get(reverse("admin:dashboard_live")).json()
+    assert "02:00:05 JST" in page and "UTC</span>" not in page
+    assert live["at_text"] == "02:00:05 JST"
