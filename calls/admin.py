@@ -85,7 +85,7 @@ class ContactDetailsMixin:
     answers and scheduled calls name their contact by id only. Without it the contact column
     and field show the id, and searching by the contact's name or number is off."""
 
-    @admin.display(description="Contact")
+    @admin.display(description=_("Contact"))
     def contact_ref(self, obj):
         return f"Contact #{obj.contact_id}"
 
@@ -166,14 +166,14 @@ class BookedAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     readonly_fields = fields
     ordering = ["created_at", "attempt_number"]
     extra = 0
-    verbose_name_plural = "Attempts"
+    verbose_name_plural = _("Attempts")
 
-    @admin.display(description="Attempt")
+    @admin.display(description=_("Attempt"))
     def attempt_link(self, obj):
         url = reverse("admin:calls_callattempt_change", args=[obj.pk])
         return format_html('<a href="{}">#{}</a>', url, obj.attempt_number)
 
-    @admin.display(description="Outcome")
+    @admin.display(description=_("Outcome"))
     def outcome_label(self, obj):
         return outcome_text(obj)
 
@@ -412,7 +412,7 @@ class ScheduledCallAdmin(ContactDetailsMixin, PhoneSearchMixin, admin.ModelAdmin
             text or none,
         )
 
-    @admin.display(description="Retries")
+    @admin.display(description=_("Retries"))
     def retries(self, obj):
         return f"{obj.retries_done} / {obj.max_retries}"
 
@@ -449,30 +449,36 @@ class ScheduledCallAdmin(ContactDetailsMixin, PhoneSearchMixin, admin.ModelAdmin
             else:
                 done += 1
         if done:
-            self.message_user(request, f"{done} scheduled call(s) {done_text}.", messages.SUCCESS)
+            self.message_user(
+                request,
+                _("%(count)d scheduled call(s) %(done)s.") % {"count": done, "done": done_text},
+                messages.SUCCESS,
+            )
 
-    @admin.action(description="Pause the selected series", permissions=["change"])
+    @admin.action(description=_("Pause the selected series"), permissions=["change"])
     def pause_series(self, request, queryset):
-        self._change_series(request, queryset, pause_scheduled_call, "paused")
+        self._change_series(request, queryset, pause_scheduled_call, _("paused"))
 
-    @admin.action(description="Resume the selected series", permissions=["change"])
+    @admin.action(description=_("Resume the selected series"), permissions=["change"])
     def resume_series(self, request, queryset):
-        self._change_series(request, queryset, resume_scheduled_call, "resumed")
+        self._change_series(request, queryset, resume_scheduled_call, _("resumed"))
 
-    @admin.action(description="Cancel the selected series", permissions=["change"])
+    @admin.action(description=_("Cancel the selected series"), permissions=["change"])
     def cancel_series(self, request, queryset):
         asking = confirmed_or_ask(
             self,
             request,
             queryset,
             action="cancel_series",
-            question="Cancel these scheduled calls, every future occurrence?",
-            consequence="A cancelled series cannot be resumed: book the call again instead. "
-            "A call in progress is hung up.",
+            question=_("Cancel these scheduled calls, every future occurrence?"),
+            consequence=_(
+                "A cancelled series cannot be resumed: book the call again instead. "
+                "A call in progress is hung up."
+            ),
         )
         if asking is not None:
             return asking
-        self._change_series(request, queryset, cancel_booking, "cancelled")
+        self._change_series(request, queryset, cancel_booking, _("cancelled"))
 
 
 @admin.register(ProviderAccount)
@@ -499,16 +505,16 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     ]
     readonly_fields = ["limits_now", "updated_by", "updated_at"]
 
-    @admin.display(description="Account")
+    @admin.display(description=_("Account"))
     def account_label(self, obj):
         return obj.account or "(the configured account)"
 
-    @admin.display(description="In force now", boolean=True)
+    @admin.display(description=_("In force now"), boolean=True)
     def in_force(self, obj):
         row = current_limits(settings.TELEPHONY_PROVIDER).row
         return row is not None and row.pk == obj.pk
 
-    @admin.display(description="Limits in force now")
+    @admin.display(description=_("Limits in force now"))
     def limits_now(self, obj=None):
         limits = current_limits(settings.TELEPHONY_PROVIDER)
         source = f"from {limits.row}" if limits.row else "from the settings"
@@ -529,11 +535,11 @@ class DiallerHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fields = ["last_tick_at", "worker", "summary", "details"]
     readonly_fields = fields
 
-    @admin.display(description="What the tick did")
+    @admin.display(description=_("What the tick did"))
     def summary(self, obj):
         return tick_summary(obj.report)
 
-    @admin.display(description="Report")
+    @admin.display(description=_("Report"))
     def details(self, obj):
         return "; ".join(f"{label}: {text}" for label, text in tick_details(obj.report))
 
@@ -564,7 +570,7 @@ def panel_charts(panel) -> dict:
     return {"states": states, "hourly": hourly, "outcomes": outcomes}
 
 
-@admin.action(description="Cancel selected campaigns", permissions=["change"])
+@admin.action(description=_("Cancel selected campaigns"), permissions=["change"])
 def cancel_campaigns(modeladmin, request, queryset):
     """The campaign admin's cancel, which also cancels the campaigns' booked calls and hangs up
     their live calls (calls.dialler.cancel)."""
@@ -586,7 +592,11 @@ def cancel_campaigns(modeladmin, request, queryset):
             modeladmin.message_user(request, str(exc), messages.ERROR)
         else:
             level = messages.WARNING if hang_ups.failed else messages.SUCCESS
-            text = f"Cancel: {campaign.name} (now {campaign.status}); {hang_ups}."
+            text = _("Cancel: %(name)s (now %(status)s); %(hang_ups)s.") % {
+                "name": campaign.name,
+                "status": campaign.status,
+                "hang_ups": hang_ups,
+            }
             modeladmin.message_user(request, text, level)
 
 
@@ -764,7 +774,8 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
             if contact is None:
                 self.message_user(
                     request,
-                    f"No contact {wanted!r} in this campaign: showing the fallbacks.",
+                    _("No contact %(wanted)r in this campaign: showing the fallbacks.")
+                    % {"wanted": wanted},
                     messages.WARNING,
                 )
         else:

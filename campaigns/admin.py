@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
+from django.utils.translation import gettext_lazy as _
 
 from campaigns.forms import CampaignForm, QuestionFieldsForm, QuestionForm
 from campaigns.models import Campaign, IllegalTransition, Question
@@ -42,7 +43,9 @@ def run_transition(modeladmin, request, queryset, action: str) -> None:
         except IllegalTransition as exc:
             modeladmin.message_user(request, str(exc), messages.ERROR)
         else:
-            done.append(f"{campaign.name} (now {campaign.status})")
+            done.append(
+                _("%(name)s (now %(status)s)") % {"name": campaign.name, "status": campaign.status}
+            )
     if done:
         modeladmin.message_user(
             request, f"{action.capitalize()}: {', '.join(done)}.", messages.SUCCESS
@@ -163,18 +166,18 @@ class CampaignAdmin(admin.ModelAdmin):
             )
         )
 
-    @admin.display(description="Done / callable")
+    @admin.display(description=_("Done / callable"))
     def progress(self, obj):
         return f"{getattr(obj, 'contacts_done', 0)} / {getattr(obj, 'contacts_callable', 0)}"
 
-    @admin.display(description="Completion rate")
+    @admin.display(description=_("Completion rate"))
     def completion_rate(self, obj):
         callable_contacts = getattr(obj, "contacts_callable", 0)
         if not callable_contacts:
             return "–"
         return f"{100 * obj.contacts_completed / callable_contacts:.0f}%"
 
-    @admin.display(description="Window")
+    @admin.display(description=_("Window"))
     def window(self, obj):
         return f"{obj.window_start:%H:%M}–{obj.window_end:%H:%M} ({obj.window_policy})"
 
