@@ -15,14 +15,13 @@
   var state = document.getElementById("live-state");
   // The page's words, translated by the template (data-text-*); English if they are missing.
   var words = {
-    live: root.dataset.textLive || "Live: the figures update every %s seconds.",
+    live: root.dataset.textLive || "Live: the figures update every " + seconds + " seconds.",
     stopped:
       root.dataset.textStopped ||
       "Live figures stopped: reload the page (you may need to log in again).",
     paused: root.dataset.textPaused || "Live figures paused: the server did not answer; trying again.",
     noCall: root.dataset.textNoCall || "No call is live.",
   };
-  var liveText = words.live.replace("%s", seconds);
 
   function setText(element, text) {
     if (element && element.textContent !== text) {
@@ -103,7 +102,7 @@
       changed.hidden = !missing && shown === data.campaigns.length;
     }
     updateLiveCalls(data.live_calls);
-    setText(state, liveText);
+    setText(state, words.live);
   }
 
   function refresh() {
@@ -135,6 +134,6 @@
       });
   }
 
-  setText(state, liveText);
+  setText(state, words.live);
   window.setTimeout(refresh, seconds * 1000);
 })();
