@@ -181,11 +181,12 @@ class BookedAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
 class OutcomeFilter(admin.SimpleListFilter):
     """Filter by the outcome the retry rules see (computed in SQL, as on the dashboard)."""
 
-    title = "outcome"
+    title = _("outcome")
     parameter_name = "outcome"
 
     def lookups(self, request, model_admin):
-        return [("in_progress", "Live (not finished)")] + [(k, label) for k, label, _ in OUTCOMES]
+        finished = [(key, label) for key, label, _colour in OUTCOMES]
+        return [("in_progress", _("Live (not finished)")), *finished]
 
     def queryset(self, request, queryset):
         if self.value():
@@ -507,7 +508,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("Account"))
     def account_label(self, obj):
-        return obj.account or "(the configured account)"
+        return obj.account or _("(the configured account)")
 
     @admin.display(description=_("In force now"), boolean=True)
     def in_force(self, obj):
@@ -552,20 +553,20 @@ def panel_charts(panel) -> dict:
             (label, panel.states.get(value, 0), STATE_COLOURS[value])
             for value, label in Contact.State.choices
         ],
-        title=f"{name}: contacts by state",
-        empty_text="No contacts yet",
+        title=_("%s: contacts by state") % name,
+        empty_text=_("No contacts yet"),
     )
     hourly = charts.column_chart(
         [(f"{hour:%H}:00", n) for hour, n in panel.hourly],
-        title=f"{name}: calls per hour, last 24 hours (UTC)",
-        empty_text="No calls in the last 24 hours",
+        title=_("%s: calls per hour, last 24 hours (UTC)") % name,
+        empty_text=_("No calls in the last 24 hours"),
         max_labels=8,
-        current_label="now",
+        current_label=_("now"),
     )
     outcomes = charts.stacked_bar(
         [(label, panel.outcomes.get(key, 0), colour) for key, label, colour in OUTCOMES],
-        title=f"{name}: outcomes of the last 24 hours",
-        empty_text="No finished calls in the last 24 hours",
+        title=_("%s: outcomes of the last 24 hours") % name,
+        empty_text=_("No finished calls in the last 24 hours"),
     )
     return {"states": states, "hourly": hourly, "outcomes": outcomes}
 
@@ -581,7 +582,7 @@ def cancel_campaigns(modeladmin, request, queryset):
         queryset,
         action="cancel_campaigns",
         question=question,
-        consequence=f"{consequence} Their booked calls are cancelled and live calls hung up.",
+        consequence=_("%s Their booked calls are cancelled and live calls hung up.") % consequence,
     )
     if asking is not None:
         return asking
@@ -676,7 +677,7 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
         board = build_dashboard(now=timezone.now())
         context = {
             **self.admin_site.each_context(request),
-            "title": "Dashboard",
+            "title": _("Dashboard"),
             "board": board,
             "panels": [(panel, panel_charts(panel)) for panel in board.panels],
             "live_calls": live_call_rows(board, may_see_contacts=self.may_see_contacts(request)),
@@ -732,14 +733,14 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
                 charts.bar_list_chart(
                     item.labelled,
                     total=item.total,
-                    title=f"Question {item.question.position}: answers",
+                    title=_("Question %d: answers") % item.question.position,
                 ),
             )
             for item in question_results(campaign)
         ]
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Results: {campaign.name}",
+            "title": _("Results: %s") % campaign.name,
             "opts": self.opts,
             "original": campaign,
             "campaign": campaign,
@@ -783,7 +784,7 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
         twiml = preview_survey(campaign, contact)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Survey preview: {campaign.name}",
+            "title": _("Survey preview: %s") % campaign.name,
             "opts": self.opts,
             "original": campaign,
             "campaign": campaign,

@@ -117,7 +117,7 @@ class CsvImportForm(forms.Form):
         upload = self.cleaned_data["file"]
         if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
             raise forms.ValidationError(
-                f"The file is larger than {settings.IMPORT_MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
+                _("The file is larger than %d MB.") % (settings.IMPORT_MAX_UPLOAD_BYTES // 2**20)
             )
         return upload
 
@@ -202,7 +202,7 @@ class CsvImportAdminMixin:
             form = self.import_form_class(initial={"campaign": request.GET.get("campaign")})
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Import {self.opts.verbose_name_plural} from CSV",
+            "title": _("Import %s from CSV") % self.opts.verbose_name_plural,
             "opts": self.opts,
             "form": form,
             "report": report,
