@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-any-hour install migrate demo bench lint format clean
+.PHONY: run test test-any-hour install migrate demo bench lint format messages clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,14 @@ lint: install
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# The catalogues in locale/: refresh the .po files after changing marked strings, translate
+# locale/fr/LC_MESSAGES/django.po, then compile; the .mo files are committed (needs gettext).
+messages: install
+	$(PY) manage.py makemessages -l en -l fr --no-obsolete $(I18N_IGNORE)
+	$(PY) manage.py compilemessages -l fr $(I18N_IGNORE)
+
+I18N_IGNORE = --ignore=.venv --ignore=bench --ignore=tests --ignore=var --ignore=docs
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -85,7 +85,7 @@ class ContactDetailsMixin:
     answers and scheduled calls name their contact by id only. Without it the contact column
     and field show the id, and searching by the contact's name or number is off."""
 
-    @admin.display(description="Contact")
+    @admin.display(description=_("Contact"))
     def contact_ref(self, obj):
         return f"Contact #{obj.contact_id}"
 
@@ -166,14 +166,14 @@ class BookedAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     readonly_fields = fields
     ordering = ["created_at", "attempt_number"]
     extra = 0
-    verbose_name_plural = "Attempts"
+    verbose_name_plural = _("Attempts")
 
-    @admin.display(description="Attempt")
+    @admin.display(description=_("Attempt"))
     def attempt_link(self, obj):
         url = reverse("admin:calls_callattempt_change", args=[obj.pk])
         return format_html('<a href="{}">#{}</a>', url, obj.attempt_number)
 
-    @admin.display(description="Outcome")
+    @admin.display(description=_("Outcome"))
     def outcome_label(self, obj):
         return outcome_text(obj)
 
@@ -181,11 +181,12 @@ class BookedAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
 class OutcomeFilter(admin.SimpleListFilter):
     """Filter by the outcome the retry rules see (computed in SQL, as on the dashboard)."""
 
-    title = "outcome"
+    title = _("outcome")
     parameter_name = "outcome"
 
     def lookups(self, request, model_admin):
-        return [("in_progress", "Live (not finished)")] + [(k, label) for k, label, _ in OUTCOMES]
+        finished = [(key, label) for key, label, _colour in OUTCOMES]
+        return [("in_progress", _("Live (not finished)")), *finished]
 
     def queryset(self, request, queryset):
         if self.value():
@@ -412,7 +413,7 @@ class ScheduledCallAdmin(ContactDetailsMixin, PhoneSearchMixin, admin.ModelAdmin
             text or none,
         )
 
-    @admin.display(description="Retries")
+    @admin.display(description=_("Retries"))
     def retries(self, obj):
         return f"{obj.retries_done} / {obj.max_retries}"
 
@@ -449,30 +450,36 @@ class ScheduledCallAdmin(ContactDetailsMixin, PhoneSearchMixin, admin.ModelAdmin
             else:
                 done += 1
         if done:
-            self.message_user(request, f"{done} scheduled call(s) {done_text}.", messages.SUCCESS)
+            self.message_user(
+                request,
+                _("%(count)d scheduled call(s) %(done)s.") % {"count": done, "done": done_text},
+                messages.SUCCESS,
+            )
 
-    @admin.action(description="Pause the selected series", permissions=["change"])
+    @admin.action(description=_("Pause the selected series"), permissions=["change"])
     def pause_series(self, request, queryset):
-        self._change_series(request, queryset, pause_scheduled_call, "paused")
+        self._change_series(request, queryset, pause_scheduled_call, _("paused"))
 
-    @admin.action(description="Resume the selected series", permissions=["change"])
+    @admin.action(description=_("Resume the selected series"), permissions=["change"])
     def resume_series(self, request, queryset):
-        self._change_series(request, queryset, resume_scheduled_call, "resumed")
+        self._change_series(request, queryset, resume_scheduled_call, _("resumed"))
 
-    @admin.action(description="Cancel the selected series", permissions=["change"])
+    @admin.action(description=_("Cancel the selected series"), permissions=["change"])
     def cancel_series(self, request, queryset):
         asking = confirmed_or_ask(
             self,
             request,
             queryset,
             action="cancel_series",
-            question="Cancel these scheduled calls, every future occurrence?",
-            consequence="A cancelled series cannot be resumed: book the call again instead. "
-            "A call in progress is hung up.",
+            question=_("Cancel these scheduled calls, every future occurrence?"),
+            consequence=_(
+                "A cancelled series cannot be resumed: book the call again instead. "
+                "A call in progress is hung up."
+            ),
         )
         if asking is not None:
             return asking
-        self._change_series(request, queryset, cancel_booking, "cancelled")
+        self._change_series(request, queryset, cancel_booking, _("cancelled"))
 
 
 @admin.register(ProviderAccount)
@@ -499,16 +506,16 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     ]
     readonly_fields = ["limits_now", "updated_by", "updated_at"]
 
-    @admin.display(description="Account")
+    @admin.display(description=_("Account"))
     def account_label(self, obj):
-        return obj.account or "(the configured account)"
+        return obj.account or _("(the configured account)")
 
-    @admin.display(description="In force now", boolean=True)
+    @admin.display(description=_("In force now"), boolean=True)
     def in_force(self, obj):
         row = current_limits(settings.TELEPHONY_PROVIDER).row
         return row is not None and row.pk == obj.pk
 
-    @admin.display(description="Limits in force now")
+    @admin.display(description=_("Limits in force now"))
     def limits_now(self, obj=None):
         limits = current_limits(settings.TELEPHONY_PROVIDER)
         source = f"from {limits.row}" if limits.row else "from the settings"
@@ -529,11 +536,11 @@ class DiallerHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fields = ["last_tick_at", "worker", "summary", "details"]
     readonly_fields = fields
 
-    @admin.display(description="What the tick did")
+    @admin.display(description=_("What the tick did"))
     def summary(self, obj):
         return tick_summary(obj.report)
 
-    @admin.display(description="Report")
+    @admin.display(description=_("Report"))
     def details(self, obj):
         return "; ".join(f"{label}: {text}" for label, text in tick_details(obj.report))
 
@@ -546,25 +553,25 @@ def panel_charts(panel) -> dict:
             (label, panel.states.get(value, 0), STATE_COLOURS[value])
             for value, label in Contact.State.choices
         ],
-        title=f"{name}: contacts by state",
-        empty_text="No contacts yet",
+        title=_("%s: contacts by state") % name,
+        empty_text=_("No contacts yet"),
     )
     hourly = charts.column_chart(
         [(f"{hour:%H}:00", n) for hour, n in panel.hourly],
-        title=f"{name}: calls per hour, last 24 hours (UTC)",
-        empty_text="No calls in the last 24 hours",
+        title=_("%s: calls per hour, last 24 hours (UTC)") % name,
+        empty_text=_("No calls in the last 24 hours"),
         max_labels=8,
-        current_label="now",
+        current_label=_("now"),
     )
     outcomes = charts.stacked_bar(
         [(label, panel.outcomes.get(key, 0), colour) for key, label, colour in OUTCOMES],
-        title=f"{name}: outcomes of the last 24 hours",
-        empty_text="No finished calls in the last 24 hours",
+        title=_("%s: outcomes of the last 24 hours") % name,
+        empty_text=_("No finished calls in the last 24 hours"),
     )
     return {"states": states, "hourly": hourly, "outcomes": outcomes}
 
 
-@admin.action(description="Cancel selected campaigns", permissions=["change"])
+@admin.action(description=_("Cancel selected campaigns"), permissions=["change"])
 def cancel_campaigns(modeladmin, request, queryset):
     """The campaign admin's cancel, which also cancels the campaigns' booked calls and hangs up
     their live calls (calls.dialler.cancel)."""
@@ -575,7 +582,7 @@ def cancel_campaigns(modeladmin, request, queryset):
         queryset,
         action="cancel_campaigns",
         question=question,
-        consequence=f"{consequence} Their booked calls are cancelled and live calls hung up.",
+        consequence=_("%s Their booked calls are cancelled and live calls hung up.") % consequence,
     )
     if asking is not None:
         return asking
@@ -586,7 +593,11 @@ def cancel_campaigns(modeladmin, request, queryset):
             modeladmin.message_user(request, str(exc), messages.ERROR)
         else:
             level = messages.WARNING if hang_ups.failed else messages.SUCCESS
-            text = f"Cancel: {campaign.name} (now {campaign.status}); {hang_ups}."
+            text = _("Cancel: %(name)s (now %(status)s); %(hang_ups)s.") % {
+                "name": campaign.name,
+                "status": campaign.status,
+                "hang_ups": hang_ups,
+            }
             modeladmin.message_user(request, text, level)
 
 
@@ -666,7 +677,7 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
         board = build_dashboard(now=timezone.now())
         context = {
             **self.admin_site.each_context(request),
-            "title": "Dashboard",
+            "title": _("Dashboard"),
             "board": board,
             "panels": [(panel, panel_charts(panel)) for panel in board.panels],
             "live_calls": live_call_rows(board, may_see_contacts=self.may_see_contacts(request)),
@@ -722,14 +733,14 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
                 charts.bar_list_chart(
                     item.labelled,
                     total=item.total,
-                    title=f"Question {item.question.position}: answers",
+                    title=_("Question %d: answers") % item.question.position,
                 ),
             )
             for item in question_results(campaign)
         ]
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Results: {campaign.name}",
+            "title": _("Results: %s") % campaign.name,
             "opts": self.opts,
             "original": campaign,
             "campaign": campaign,
@@ -764,7 +775,8 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
             if contact is None:
                 self.message_user(
                     request,
-                    f"No contact {wanted!r} in this campaign: showing the fallbacks.",
+                    _("No contact %(wanted)r in this campaign: showing the fallbacks.")
+                    % {"wanted": wanted},
                     messages.WARNING,
                 )
         else:
@@ -772,7 +784,7 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
         twiml = preview_survey(campaign, contact)
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Survey preview: {campaign.name}",
+            "title": _("Survey preview: %s") % campaign.name,
             "opts": self.opts,
             "original": campaign,
             "campaign": campaign,

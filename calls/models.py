@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Campaign, Question
 from contacts.models import Contact
@@ -17,21 +18,21 @@ def new_call_id() -> str:
 
 
 class CallAttemptStatus(models.TextChoices):
-    QUEUED = "queued"
-    INITIATED = "initiated"
-    RINGING = "ringing"
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    BUSY = "busy"
-    NO_ANSWER = "no_answer"
-    FAILED = "failed"
-    CANCELED = "canceled"
+    QUEUED = "queued", _("Queued")
+    INITIATED = "initiated", _("Initiated")
+    RINGING = "ringing", _("Ringing")
+    IN_PROGRESS = "in_progress", _("In progress")
+    COMPLETED = "completed", _("Completed")
+    BUSY = "busy", _("Busy")
+    NO_ANSWER = "no_answer", _("No answer")
+    FAILED = "failed", _("Failed")
+    CANCELED = "canceled", _("Cancelled")  # Twilio's spelling for the value; ours for the label
 
 
 class CallAttemptAnsweredBy(models.TextChoices):
-    UNKNOWN = "unknown"
-    HUMAN = "human"
-    MACHINE = "machine"
+    UNKNOWN = "unknown", _("Unknown")
+    HUMAN = "human", _("Human")
+    MACHINE = "machine", _("Machine")
 
 
 class CallAttempt(models.Model):
@@ -96,18 +97,20 @@ class CallAttempt(models.Model):
     # the person gives the contact back its state instead of spending campaign retries.
     contact_state_before = models.CharField(max_length=16, blank=True)
     callback_requested_for = models.DateTimeField(
-        null=True, blank=True, help_text="The callee asked to be called back at this time."
+        null=True, blank=True, help_text=_("The callee asked to be called back at this time.")
     )
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
     last_sequence_number = models.IntegerField(
-        null=True, blank=True, help_text="Highest Twilio SequenceNumber seen."
+        null=True, blank=True, help_text=_("Highest Twilio SequenceNumber seen.")
     )
     created_at = models.DateTimeField()
     dialled_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
-    duration = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds of talk time.")
+    duration = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("Seconds of talk time.")
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -220,12 +223,12 @@ class CallEvent(models.Model):
         db_index=False,  # event_scheduled_call_idx: partial, a call's events have none
     )
     kind = models.CharField(
-        max_length=40, help_text="e.g. status, webhook, provider_error, claimed, paused"
+        max_length=40, help_text=_("e.g. status, webhook, provider_error, claimed, paused")
     )
     message = models.TextField(blank=True)
-    payload = models.JSONField(default=dict, blank=True, help_text="Phone numbers masked.")
+    payload = models.JSONField(default=dict, blank=True, help_text=_("Phone numbers masked."))
     actor = models.CharField(
-        max_length=150, blank=True, help_text="Who did it: a username, 'dialler', 'provider'."
+        max_length=150, blank=True, help_text=_("Who did it: a username, 'dialler', 'provider'.")
     )
     at = models.DateTimeField()
 
@@ -254,10 +257,11 @@ class Answer(models.Model):
     question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="answers")
     raw_input = models.TextField(blank=True)
     value = models.CharField(
-        max_length=500, help_text="Normalised answer: digits, 'yes'/'no', a scale number or text."
+        max_length=500,
+        help_text=_("Normalised answer: digits, 'yes'/'no', a scale number or text."),
     )
     confidence = models.FloatField(
-        null=True, blank=True, help_text="Speech recognition confidence, 0 to 1."
+        null=True, blank=True, help_text=_("Speech recognition confidence, 0 to 1.")
     )
     answered_at = models.DateTimeField()
 
@@ -278,13 +282,13 @@ class Answer(models.Model):
 
 
 class ScheduledCallStatus(models.TextChoices):
-    SCHEDULED = "scheduled"
-    PAUSED = "paused"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    MISSED = "missed"
-    CANCELLED = "cancelled"
+    SCHEDULED = "scheduled", _("Scheduled")
+    PAUSED = "paused", _("Paused")
+    RUNNING = "running", _("Running")
+    COMPLETED = "completed", _("Completed")
+    FAILED = "failed", _("Failed")
+    MISSED = "missed", _("Missed")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 class ScheduledCall(models.Model):
@@ -293,27 +297,27 @@ class ScheduledCall(models.Model):
     Status = ScheduledCallStatus
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="scheduled_calls")
-    run_at = models.DateTimeField(help_text="First occurrence, stored in UTC.")
+    run_at = models.DateTimeField(help_text=_("First occurrence, stored in UTC."))
     timezone = models.CharField(
         max_length=64,
         default="UTC",
-        help_text="The zone run_at was given in; recurrences are computed in it.",
+        help_text=_("The zone run_at was given in; recurrences are computed in it."),
     )
     rrule = models.TextField(
-        blank=True, help_text="RFC 5545 rule, e.g. FREQ=WEEKLY;BYDAY=MO,WE;COUNT=5."
+        blank=True, help_text=_("RFC 5545 rule, e.g. FREQ=WEEKLY;BYDAY=MO,WE;COUNT=5.")
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
     next_run_at = models.DateTimeField(
-        null=True, blank=True, help_text="The occurrence the dialler will place next (UTC)."
+        null=True, blank=True, help_text=_("The occurrence the dialler will place next (UTC).")
     )
     misfire_grace_seconds = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Empty: the project's setting."
+        null=True, blank=True, help_text=_("Empty: the project's setting.")
     )
     retries_done = models.PositiveSmallIntegerField(default=0)
     max_retries = models.PositiveSmallIntegerField(default=2)
     retry_delay_minutes = models.PositiveIntegerField(default=5)
     skipped_occurrences = models.JSONField(
-        default=list, blank=True, help_text="Occurrences (UTC ISO) cancelled one by one."
+        default=list, blank=True, help_text=_("Occurrences (UTC ISO) cancelled one by one.")
     )
     note = models.CharField(max_length=500, blank=True)
     created_by = models.ForeignKey(
@@ -372,8 +376,8 @@ class DialPace(models.Model):
 
 
 class ProviderAccountProvider(models.TextChoices):
-    TWILIO = "twilio", "Twilio"
-    SIMULATED = "simulated", "Simulated"
+    TWILIO = "twilio", _("Twilio")
+    SIMULATED = "simulated", _("Simulated")
 
 
 MAX_CALLS_PER_SECOND = 1000
@@ -392,22 +396,28 @@ class ProviderAccount(models.Model):
     account = models.CharField(
         max_length=64,
         blank=True,
-        help_text="Twilio: the account SID (AC…) these limits are for; empty: whichever account "
-        "the settings name.",
+        help_text=_(
+            "Twilio: the account SID (AC…) these limits are for; empty: whichever account "
+            "the settings name."
+        ),
     )
     max_concurrent_calls = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_CONCURRENT_CALLS)],
-        help_text="Calls live at once across every campaign (the global cap); empty: the "
-        "DIALLER_GLOBAL_MAX_CONCURRENT_CALLS setting.",
+        help_text=_(
+            "Calls live at once across every campaign (the global cap); empty: the "
+            "DIALLER_GLOBAL_MAX_CONCURRENT_CALLS setting."
+        ),
     )
     calls_per_second = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(0.01), MaxValueValidator(MAX_CALLS_PER_SECOND)],
-        help_text="The pace calls are placed at (Twilio's account default is 1); empty: the "
-        "DIALLER_CALLS_PER_SECOND setting.",
+        help_text=_(
+            "The pace calls are placed at (Twilio's account default is 1); empty: the "
+            "DIALLER_CALLS_PER_SECOND setting."
+        ),
     )
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
+from django.utils.translation import gettext_lazy as _
 
 from campaigns.forms import CampaignForm, QuestionFieldsForm, QuestionForm
 from campaigns.models import Campaign, IllegalTransition, Question
@@ -42,7 +43,9 @@ def run_transition(modeladmin, request, queryset, action: str) -> None:
         except IllegalTransition as exc:
             modeladmin.message_user(request, str(exc), messages.ERROR)
         else:
-            done.append(f"{campaign.name} (now {campaign.status})")
+            done.append(
+                _("%(name)s (now %(status)s)") % {"name": campaign.name, "status": campaign.status}
+            )
     if done:
         modeladmin.message_user(
             request, f"{action.capitalize()}: {', '.join(done)}.", messages.SUCCESS
@@ -52,8 +55,8 @@ def run_transition(modeladmin, request, queryset, action: str) -> None:
 # Actions that cannot be undone ask first: a cancelled campaign never calls again.
 CONFIRM = {
     "cancel": (
-        "Cancel these campaigns?",
-        "A cancelled campaign never calls again: it cannot be resumed or restarted.",
+        _("Cancel these campaigns?"),
+        _("A cancelled campaign never calls again: it cannot be resumed or restarted."),
     ),
 }
 
@@ -83,11 +86,11 @@ def _action(name: str, label: str):
 class AdHocFilter(admin.SimpleListFilter):
     """Campaigns made for the API's ad-hoc calls, or the others."""
 
-    title = "made for"
+    title = _("made for")
     parameter_name = "ad_hoc"
 
     def lookups(self, request, model_admin):
-        return [("no", "Campaign calling"), ("yes", "Ad-hoc calls (API)")]
+        return [("no", _("Campaign calling")), ("yes", _("Ad-hoc calls (API)"))]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
@@ -106,20 +109,20 @@ class CampaignAdmin(admin.ModelAdmin):
     readonly_fields = ["status", "created_by", "created_at", "updated_at"]
     inlines = [QuestionInline]
     actions = [
-        _action("start", "Start selected campaigns"),
-        _action("pause", "Pause selected campaigns"),
-        _action("resume", "Resume selected campaigns"),
-        _action("cancel", "Cancel selected campaigns"),
-        _action("schedule", "Schedule selected campaigns (start at their start time)"),
+        _action("start", _("Start selected campaigns")),
+        _action("pause", _("Pause selected campaigns")),
+        _action("resume", _("Resume selected campaigns")),
+        _action("cancel", _("Cancel selected campaigns")),
+        _action("schedule", _("Schedule selected campaigns (start at their start time)")),
     ]
     fieldsets = [
         (None, {"fields": ["name", "description", "status", ("start_at", "end_at")]}),
         (
-            "Calling window",
+            _("Calling window"),
             {"fields": ["timezone", "window_policy", ("window_start", "window_end"), "weekdays"]},
         ),
         (
-            "Dialling rules",
+            _("Dialling rules"),
             {
                 "fields": [
                     ("max_attempts", "max_concurrent_calls"),
@@ -163,18 +166,18 @@ class CampaignAdmin(admin.ModelAdmin):
             )
         )
 
-    @admin.display(description="Done / callable")
+    @admin.display(description=_("Done / callable"))
     def progress(self, obj):
         return f"{getattr(obj, 'contacts_done', 0)} / {getattr(obj, 'contacts_callable', 0)}"
 
-    @admin.display(description="Completion rate")
+    @admin.display(description=_("Completion rate"))
     def completion_rate(self, obj):
         callable_contacts = getattr(obj, "contacts_callable", 0)
         if not callable_contacts:
             return "–"
         return f"{100 * obj.contacts_completed / callable_contacts:.0f}%"
 
-    @admin.display(description="Window")
+    @admin.display(description=_("Window"))
     def window(self, obj):
         return f"{obj.window_start:%H:%M}–{obj.window_end:%H:%M} ({obj.window_policy})"
 

@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from campaigns import windows
 
@@ -26,22 +27,22 @@ class IllegalTransition(Exception):
 
 
 class CampaignStatus(models.TextChoices):
-    DRAFT = "draft"
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
+    DRAFT = "draft", gettext_lazy("Draft")
+    SCHEDULED = "scheduled", gettext_lazy("Scheduled")
+    RUNNING = "running", gettext_lazy("Running")
+    PAUSED = "paused", gettext_lazy("Paused")
+    COMPLETED = "completed", gettext_lazy("Completed")
+    CANCELLED = "cancelled", gettext_lazy("Cancelled")
 
 
 class CampaignWindowPolicy(models.TextChoices):
-    CONTACT = "contact", "Callee's local time"
-    CAMPAIGN = "campaign", "Campaign's time zone"
+    CONTACT = "contact", gettext_lazy("Callee's local time")
+    CAMPAIGN = "campaign", gettext_lazy("Campaign's time zone")
 
 
 class CampaignMachinePolicy(models.TextChoices):
-    HANG_UP = "hang_up", "Hang up"
-    VOICEMAIL = "voicemail", "Leave the voicemail message"
+    HANG_UP = "hang_up", gettext_lazy("Hang up")
+    VOICEMAIL = "voicemail", gettext_lazy("Leave the voicemail message")
 
 
 class Campaign(models.Model):
@@ -67,17 +68,23 @@ class Campaign(models.Model):
     description = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     start_at = models.DateTimeField(
-        null=True, blank=True, help_text="A scheduled campaign starts by itself at this time."
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("A scheduled campaign starts by itself at this time."),
     )
     end_at = models.DateTimeField(
-        null=True, blank=True, help_text="A running campaign completes by itself at this time."
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("A running campaign completes by itself at this time."),
     )
 
     # Calling window
     timezone = models.CharField(
         max_length=64,
         default=default_timezone,
-        help_text="IANA zone: for the 'campaign' policy and numbers with no derivable zone.",
+        help_text=gettext_lazy(
+            "IANA zone: for the 'campaign' policy and numbers with no derivable zone."
+        ),
     )
     window_policy = models.CharField(
         max_length=16, choices=WindowPolicy.choices, default=WindowPolicy.CONTACT
@@ -85,7 +92,8 @@ class Campaign(models.Model):
     window_start = models.TimeField(default=dt.time(9, 0))
     window_end = models.TimeField(default=dt.time(20, 0))
     weekdays = models.JSONField(
-        default=default_weekdays, help_text="Allowed weekdays, 0 = Monday … 6 = Sunday."
+        default=default_weekdays,
+        help_text=gettext_lazy("Allowed weekdays, 0 = Monday … 6 = Sunday."),
     )
 
     # Dialling rules
@@ -97,14 +105,17 @@ class Campaign(models.Model):
     retry_failed_minutes = models.PositiveIntegerField(default=30)
     retry_machine_minutes = models.PositiveIntegerField(default=120)
     completion_max_attempts = models.PositiveSmallIntegerField(
-        default=2, help_text="Extra calls to people who answered but did not finish the survey."
+        default=2,
+        help_text=gettext_lazy("Extra calls to people who answered but did not finish the survey."),
     )
     completion_retry_minutes = models.PositiveIntegerField(default=30)
     max_concurrent_calls = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1)]
     )
     caller_id = models.CharField(
-        max_length=20, blank=True, help_text="E.164; overrides the provider's default number."
+        max_length=20,
+        blank=True,
+        help_text=gettext_lazy("E.164; overrides the provider's default number."),
     )
     machine_detection = models.BooleanField(default=True)
     machine_policy = models.CharField(
@@ -118,25 +129,27 @@ class Campaign(models.Model):
     opt_out_message = models.TextField(
         blank=True,
         default="You will not be called again. Thank you, goodbye.",
-        help_text="Said after the opt-out key, before hanging up.",
+        help_text=gettext_lazy("Said after the opt-out key, before hanging up."),
     )
     callback_message = models.TextField(
         blank=True,
         default="Thank you. We will call you back in about {delay}. Goodbye.",
-        help_text="Said after the call-back key; {delay} is the delay in English words "
-        '("2 hours"): leave it out in another language.',
+        help_text=gettext_lazy(
+            "Said after the call-back key; {delay} is the delay in English words "
+            '("2 hours"): leave it out in another language.'
+        ),
     )
     voice = models.CharField(max_length=40, default="alice")
     language = models.CharField(max_length=16, default="en-US")
     opt_out_key = models.CharField(
         max_length=1,
         default="9",
-        help_text="Keypad key that puts the number on the do-not-call list.",
+        help_text=gettext_lazy("Keypad key that puts the number on the do-not-call list."),
     )
     callback_key = models.CharField(
         max_length=1,
         blank=True,
-        help_text="Keypad key to ask to be called later; empty disables it.",
+        help_text=gettext_lazy("Keypad key to ask to be called later; empty disables it."),
     )
     callback_delay_minutes = models.PositiveIntegerField(default=120)
 
@@ -329,10 +342,10 @@ KEY_MEANING = re.compile(
 
 
 class QuestionKind(models.TextChoices):
-    DIGITS = "digits", "Keypad digits"
-    YES_NO = "yes_no", "Yes / no (1 = yes, 2 = no)"
-    SCALE = "scale", "Scale (min to max)"
-    SPEECH = "speech", "Spoken answer"
+    DIGITS = "digits", gettext_lazy("Keypad digits")
+    YES_NO = "yes_no", gettext_lazy("Yes / no (1 = yes, 2 = no)")
+    SCALE = "scale", gettext_lazy("Scale (min to max)")
+    SPEECH = "speech", gettext_lazy("Spoken answer")
 
 
 class Question(models.Model):
@@ -352,15 +365,17 @@ class Question(models.Model):
     prompt = models.TextField()
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.DIGITS)
     min_value = models.IntegerField(
-        null=True, blank=True, help_text="Scale questions: lowest answer."
+        null=True, blank=True, help_text=gettext_lazy("Scale questions: lowest answer.")
     )
     max_value = models.IntegerField(
-        null=True, blank=True, help_text="Scale questions: highest answer."
+        null=True, blank=True, help_text=gettext_lazy("Scale questions: highest answer.")
     )
     valid_answers = models.JSONField(
         default=list,
         blank=True,
-        help_text='Digits questions: accepted entries, e.g. ["1", "2"]; empty accepts any.',
+        help_text=gettext_lazy(
+            'Digits questions: accepted entries, e.g. ["1", "2"]; empty accepts any.'
+        ),
     )
     max_digits = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(20)]

@@ -103,19 +103,21 @@ class CsvExportMixin:
 
 
 class CsvImportForm(forms.Form):
-    file = forms.FileField(label="CSV file")
+    file = forms.FileField(label=gettext_lazy("CSV file"))
     default_region = forms.CharField(
         max_length=2,
         required=False,
         initial=settings.DEFAULT_REGION,
-        help_text="Country of numbers written without +country code, e.g. US, GB, FR.",
+        help_text=gettext_lazy(
+            "Country of numbers written without +country code, e.g. US, GB, FR."
+        ),
     )
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
             raise forms.ValidationError(
-                f"The file is larger than {settings.IMPORT_MAX_UPLOAD_BYTES // (1024 * 1024)} MB."
+                _("The file is larger than %d MB.") % (settings.IMPORT_MAX_UPLOAD_BYTES // 2**20)
             )
         return upload
 
@@ -126,7 +128,9 @@ class CsvImportForm(forms.Form):
 class ContactImportForm(CsvImportForm):
     campaign = forms.ModelChoiceField(
         queryset=Campaign.objects.exclude(status__in=Campaign.FINAL_STATUSES),
-        help_text="The campaign the contacts are called for (not a completed or cancelled one).",
+        help_text=gettext_lazy(
+            "The campaign the contacts are called for (not a completed or cancelled one)."
+        ),
     )
     field_order = ["campaign", "file", "default_region"]
 
@@ -135,8 +139,8 @@ class ExclusionImportForm(CsvImportForm):
     campaign = forms.ModelChoiceField(
         queryset=Campaign.objects.all(),
         required=False,
-        empty_label="Every campaign (the global do-not-call list)",
-        help_text="Scope of the exclusions.",
+        empty_label=gettext_lazy("Global (every campaign)"),
+        help_text=gettext_lazy("Scope of the exclusions."),
     )
     field_order = ["campaign", "file", "default_region"]
 
@@ -179,13 +183,15 @@ class CsvImportAdminMixin:
                 try:
                     report = self.run_import(request, form.cleaned_data)
                 except ImportFileError as exc:
-                    self.message_user(request, f"Nothing was imported: {exc}", messages.ERROR)
+                    self.message_user(request, _("Nothing was imported: %s") % exc, messages.ERROR)
                 else:
                     self.message_user(
                         request,
-                        f"Read {report.rows} rows: {report.created} created, "
-                        f"{report.duplicates} duplicates, {report.excluded} excluded, "
-                        f"{report.rejected} rejected.",
+                        _(
+                            "Read %(rows)d rows: %(created)d created, %(duplicates)d duplicates, "
+                            "%(excluded)d excluded, %(rejected)d rejected."
+                        )
+                        % vars(report),
                         messages.WARNING if report.rejected else messages.SUCCESS,
                     )
                     if may_read:
@@ -196,7 +202,7 @@ class CsvImportAdminMixin:
             form = self.import_form_class(initial={"campaign": request.GET.get("campaign")})
         context = {
             **self.admin_site.each_context(request),
-            "title": f"Import {self.opts.verbose_name_plural} from CSV",
+            "title": _("Import %s from CSV") % self.opts.verbose_name_plural,
             "opts": self.opts,
             "form": form,
             "report": report,
@@ -521,11 +527,23 @@ class ContactAdmin(PhoneSearchMixin, CsvExportMixin, CsvImportAdminMixin, admin.
         )
 
 
+GLOBAL_SCOPE = gettext_lazy("Global")
+
+
+class ScopeFilter(admin.RelatedFieldListFilter):
+    """The campaign filter, its "no campaign" choice named as everywhere else: Global."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.empty_value_display = GLOBAL_SCOPE
+        self.title = gettext_lazy("scope")
+
+
 @admin.register(Exclusion)
 class ExclusionAdmin(PhoneSearchMixin, CsvImportAdminMixin, admin.ModelAdmin):
     form = ExclusionForm
     list_display = ["phone", "scope", "source", "reason", "created_by", "created_at", "expires_at"]
-    list_filter = ["source", "campaign"]
+    list_filter = ["source", ("campaign", ScopeFilter)]
     search_fields = ["phone", "reason"]
     search_help_text = PHONE_SEARCH_HELP
     list_select_related = ["campaign", "created_by"]
@@ -548,9 +566,9 @@ class ExclusionAdmin(PhoneSearchMixin, CsvImportAdminMixin, admin.ModelAdmin):
             *(["created_by", "created_at"] if obj else []),
         ]
 
-    @admin.display(description="Scope")
+    @admin.display(description=gettext_lazy("Scope"))
     def scope(self, obj):
-        return obj.campaign.name if obj.campaign_id else "All campaigns"
+        return obj.campaign.name if obj.campaign_id else GLOBAL_SCOPE
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -559,7 +577,8 @@ class ExclusionAdmin(PhoneSearchMixin, CsvImportAdminMixin, admin.ModelAdmin):
         excluded = apply_exclusion(obj, was=form.initial.get("phone"))
         if excluded:
             self.message_user(
-                request, f"{excluded} contact(s) waiting to be called with this number excluded."
+                request,
+                _("%d contact(s) waiting to be called with this number excluded.") % excluded,
             )
 
     def delete_model(self, request, obj):

@@ -276,7 +276,7 @@ class ContactFilter(FilterSet):
 class ExclusionFilter(FilterSet):
     phone = PhoneFilter(help_text="Exact number, any format.")
     scope = django_filters.ChoiceFilter(
-        choices=[("global", "Every campaign"), ("campaign", "One campaign")],
+        choices=[("global", "Global (every campaign)"), ("campaign", "One campaign")],
         method="filter_scope",
     )
     active = django_filters.BooleanFilter(method="filter_active", help_text="In force now.")

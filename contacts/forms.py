@@ -101,13 +101,17 @@ class ExclusionForm(PhoneRegionMixin, forms.ModelForm):
 
     field_order = ["phone", "region", "campaign"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["campaign"].empty_label = _("Global (every campaign)")
+
     def clean(self):
         data = super().clean()
         phone, campaign = data.get("phone"), data.get("campaign")
         if phone and "phone" not in self.errors:
             listed = Exclusion.objects.filter(phone=phone, campaign=campaign)
             if listed.exclude(pk=self.instance.pk).exists():
-                where = campaign.name if campaign else _("every campaign")
+                where = campaign.name if campaign else _("the global scope (every campaign)")
                 self.add_error(
                     "phone",
                     _("%(phone)s is already on the do-not-call list of %(where)s.")
@@ -122,7 +126,7 @@ class DoNotCallForm(forms.Form):
     everywhere = forms.TypedChoiceField(
         label=_("Do not call this number"),
         choices=[
-            ("1", _("in any campaign (the global do-not-call list)")),
+            ("1", _("in every campaign (global)")),
             ("0", _("in this contact's campaign only")),
         ],
         coerce=lambda v: v == "1",

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from campaigns.models import Campaign
 from campaigns.windows import is_valid_zone
@@ -17,14 +18,14 @@ def zone_key(zones: list[str]) -> str:
 
 
 class ContactState(models.TextChoices):
-    PENDING = "pending"
-    IN_PROGRESS = "in_progress"
-    NOT_REACHED = "not_reached", "Not reached (will retry)"
-    COMPLETED = "completed"
-    REFUSED = "refused", "Refused (opted out)"
-    EXCLUDED = "excluded", "Excluded (do-not-call)"
-    EXHAUSTED = "exhausted", "Exhausted (max attempts)"
-    INVALID = "invalid", "Invalid number"
+    PENDING = "pending", _("Pending")
+    IN_PROGRESS = "in_progress", _("In progress")
+    NOT_REACHED = "not_reached", _("Not reached (will retry)")
+    COMPLETED = "completed", _("Completed")
+    REFUSED = "refused", _("Refused (opted out)")
+    EXCLUDED = "excluded", _("Excluded (do-not-call)")
+    EXHAUSTED = "exhausted", _("Exhausted (max attempts)")
+    INVALID = "invalid", _("Invalid number")
 
 
 class Contact(models.Model):
@@ -38,31 +39,33 @@ class Contact(models.Model):
     campaign = models.ForeignKey(
         Campaign, on_delete=models.CASCADE, related_name="contacts", db_index=False
     )
-    phone = models.CharField(max_length=20, help_text="E.164")
+    phone = models.CharField(max_length=20, help_text=_("E.164"))
     name = models.CharField(max_length=200, blank=True)
     external_id = models.CharField(max_length=100, blank=True)
     language = models.CharField(max_length=16, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
     timezones = models.JSONField(
-        default=list, blank=True, help_text="IANA zones of the callee; empty: the campaign's zone."
+        default=list,
+        blank=True,
+        help_text=_("IANA zones of the callee; empty: the campaign's zone."),
     )
     # Space-joined `timezones` (or the campaign's zone): the tick works out which zone sets are
     # inside the calling window once per tick and filters on this column in SQL.
     timezone_key = models.CharField(max_length=1000, editable=False)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     attempts_count = models.PositiveSmallIntegerField(
-        default=0, help_text="Attempts that reached the provider."
+        default=0, help_text=_("Attempts that reached the provider.")
     )
     # Number of CallAttempt rows ever made for this contact, provider outages included; the
     # next attempt gets last_attempt_number + 1, and callbacks of older attempts are fenced
     # off by comparing with it.
     last_attempt_number = models.PositiveSmallIntegerField(default=0)
     completion_attempts_count = models.PositiveSmallIntegerField(
-        default=0, help_text="Calls spent on finishing a started survey."
+        default=0, help_text=_("Calls spent on finishing a started survey.")
     )
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(
-        default=timezone.now, help_text="Earliest time the contact may be dialled again."
+        default=timezone.now, help_text=_("Earliest time the contact may be dialled again.")
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -135,11 +138,11 @@ class Contact(models.Model):
 
 
 class ExclusionSource(models.TextChoices):
-    MANUAL = "manual"
-    IMPORT = "import"
-    API = "api"
-    OPT_OUT = "opt_out", "Opted out on a call"
-    COMPLAINT = "complaint"
+    MANUAL = "manual", _("Manual")
+    IMPORT = "import", _("Import")
+    API = "api", _("API")
+    OPT_OUT = "opt_out", _("Opted out on a call")
+    COMPLAINT = "complaint", _("Complaint")
 
 
 class Exclusion(models.Model):
@@ -147,14 +150,14 @@ class Exclusion(models.Model):
 
     Source = ExclusionSource
 
-    phone = models.CharField(max_length=20, help_text="E.164")
+    phone = models.CharField(max_length=20, help_text=_("E.164"))
     campaign = models.ForeignKey(
         Campaign,
         null=True,
         blank=True,
         on_delete=models.CASCADE,
         related_name="exclusions",
-        help_text="Empty: every campaign.",
+        help_text=_("Empty: global (every campaign)."),
     )
     reason = models.CharField(max_length=500, blank=True)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)
@@ -162,7 +165,7 @@ class Exclusion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text=_("Empty: never expires."))
 
     class Meta:
         ordering = ["-created_at"]
@@ -184,7 +187,7 @@ class Exclusion(models.Model):
         # The dial-time check looks exclusions up by phone (unique constraints above index it).
 
     def __str__(self) -> str:
-        return f"{self.phone} ({'all campaigns' if self.campaign_id is None else self.campaign})"
+        return f"{self.phone} ({_('global') if self.campaign_id is None else self.campaign})"
 
     def save(self, *args, **kwargs):
         if self.phone and not self.phone.startswith("+"):
@@ -254,21 +257,23 @@ class RejectedImportRows(models.Model):
     the operator who imported the file can download them, fix them and import them again."""
 
     class Kind(models.TextChoices):
-        CONTACTS = "contacts"
-        EXCLUSIONS = "exclusions"
+        CONTACTS = "contacts", _("Contacts")
+        EXCLUSIONS = "exclusions", _("Exclusions")
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
     )
     created_at = models.DateTimeField()
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    header = models.JSONField(default=list, help_text="The file's header row as written.")
-    rows = models.JSONField(default=list, help_text="Each row's values, then why it was refused.")
-    rejected = models.PositiveIntegerField(help_text="Rows rejected (rows may keep fewer).")
+    header = models.JSONField(default=list, help_text=_("The file's header row as written."))
+    rows = models.JSONField(
+        default=list, help_text=_("Each row's values, then why it was refused.")
+    )
+    rejected = models.PositiveIntegerField(help_text=_("Rows rejected (rows may keep fewer)."))
 
     class Meta:
-        verbose_name = "rejected import rows"
-        verbose_name_plural = "rejected import rows"
+        verbose_name = _("rejected import rows")
+        verbose_name_plural = _("rejected import rows")
         indexes = [
             # The purge of old rows at each import.
             models.Index(fields=["created_at"], name="rejected_rows_created_idx"),

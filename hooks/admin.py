@@ -6,13 +6,14 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from hooks.editing import FIELDS, clean_event_types, clean_url, save_subscription, send_again
 from hooks.models import EVENT_TYPES, WebhookDelivery, WebhookSubscription
 
 
 class SubscriptionForm(forms.ModelForm):
-    url = forms.URLField(max_length=2000, assume_scheme="https", label="URL")
+    url = forms.URLField(max_length=2000, assume_scheme="https", label=_("URL"))
     event_types = forms.MultipleChoiceField(
         choices=[(name, f"{name}: {what}") for name, what in EVENT_TYPES.items()],
         widget=forms.CheckboxSelectMultiple,
@@ -67,15 +68,15 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
             return list(FIELDS)
         return [*FIELDS, *self.readonly_fields]
 
-    @admin.display(description="Events")
+    @admin.display(description=_("Events"))
     def events(self, obj):
         return ", ".join(obj.event_types)
 
-    @admin.display(description="Secret")
+    @admin.display(description=_("Secret"))
     def masked_secret(self, obj):
         return f"{obj.masked_secret} (shown once, when the subscription was made)"
 
-    @admin.display(description="Deliveries")
+    @admin.display(description=_("Deliveries"))
     def deliveries_link(self, obj):
         url = reverse("admin:hooks_webhookdelivery_changelist")
         return format_html('<a href="{}?subscription__id__exact={}">log</a>', url, obj.pk)
@@ -88,8 +89,11 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
         if not change:
             self.message_user(
                 request,
-                "The signing secret of this subscription, shown only now (copy it; it cannot "
-                f"be read again): {obj.secret}",
+                _(
+                    "The signing secret of this subscription, shown only now (copy it; it "
+                    "cannot be read again): %s"
+                )
+                % obj.secret,
                 messages.WARNING,
             )
 
@@ -136,15 +140,18 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         # The list's action asks without an object; a delivery itself is never edited.
         return obj is None and super().has_change_permission(request, obj)
 
-    @admin.action(description="Send again", permissions=["change"])
+    @admin.action(description=_("Send again"), permissions=["change"])
     def resend(self, request, queryset):
         queued = send_again(queryset)
         disabled = queryset.filter(subscription__enabled=False).count()
-        self.message_user(request, f"{queued} deliveries queued to be sent again now.")
+        self.message_user(request, _("%d deliveries queued to be sent again now.") % queued)
         if disabled:
             self.message_user(
                 request,
-                f"{disabled} of them belong to a disabled subscription: they go out once it "
-                "is enabled again.",
+                _(
+                    "%d of them belong to a disabled subscription: they go out once it is "
+                    "enabled again."
+                )
+                % disabled,
                 messages.WARNING,
             )

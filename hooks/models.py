@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 # The events a subscription may choose, and what each means (docs/webhooks-out.md has the
 # payloads).
@@ -35,16 +36,16 @@ class WebhookSubscription(models.Model):
     signed with. The secret is shown once, when the subscription is made; it has to be kept in
     clear here (HMAC signing needs it), but no page or API answer shows it again."""
 
-    url = models.URLField(max_length=2000, help_text="http(s) URL the events are POSTed to.")
+    url = models.URLField(max_length=2000, help_text=_("http(s) URL the events are POSTed to."))
     description = models.CharField(max_length=200, blank=True)
     event_types = models.JSONField(default=list, help_text=f"Some of: {', '.join(EVENT_TYPES)}.")
     secret = models.CharField(max_length=100, default=new_secret, editable=False)
     enabled = models.BooleanField(default=True)
     consecutive_failures = models.PositiveIntegerField(
-        default=0, editable=False, help_text="Failed sends since the last success."
+        default=0, editable=False, help_text=_("Failed sends since the last success.")
     )
     failing_since = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="First failure since the last success."
+        null=True, blank=True, editable=False, help_text=_("First failure since the last success.")
     )
     disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
     disabled_reason = models.CharField(max_length=500, blank=True, editable=False)
@@ -55,7 +56,7 @@ class WebhookSubscription(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        verbose_name = "webhook subscription"
+        verbose_name = _("webhook subscription")
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
@@ -67,10 +68,10 @@ class WebhookSubscription(models.Model):
 
 
 class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending (not sent yet)"
-    DELIVERED = "delivered"
-    FAILED = "failed", "Failed (will retry)"
-    GIVEN_UP = "given_up", "Given up"
+    PENDING = "pending", _("Pending (not sent yet)")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed (will retry)")
+    GIVEN_UP = "given_up", _("Given up")
 
 
 class WebhookDelivery(models.Model):
@@ -84,23 +85,23 @@ class WebhookDelivery(models.Model):
     )
     event_id = models.UUIDField(default=uuid.uuid4, editable=False)
     event_type = models.CharField(max_length=40)
-    payload = models.JSONField(encoder=DjangoJSONEncoder, help_text="The body sent.")
+    payload = models.JSONField(encoder=DjangoJSONEncoder, help_text=_("The body sent."))
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0, help_text="Sends tried.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text=_("Sends tried."))
     last_status_code = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="The receiver's HTTP status at the last send."
+        null=True, blank=True, help_text=_("The receiver's HTTP status at the last send.")
     )
     last_error = models.CharField(max_length=500, blank=True)
     next_attempt_at = models.DateTimeField(
-        null=True, blank=True, help_text="When it is (re)sent next; empty once delivered."
+        null=True, blank=True, help_text=_("When it is (re)sent next; empty once delivered.")
     )
     created_at = models.DateTimeField()
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name = "webhook delivery"
-        verbose_name_plural = "webhook deliveries"
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
         ordering = ["-created_at", "-id"]
         constraints = [
             # An event reaches a subscription once (emit inserts with ignore_conflicts).

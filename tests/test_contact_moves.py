@@ -163,7 +163,7 @@ def test_the_do_not_call_page_asks_where_and_why(admin_client, admin_user):
     contact = ContactFactory(phone="+12125550101")
     url = reverse("admin:contact_do_not_call", args=[contact.pk])
     page = admin_client.get(url).content.decode()
-    assert "+12125550101" in page and "global do-not-call list" in page
+    assert "+12125550101" in page and "in every campaign (global)" in page
     response = admin_client.post(url, {"everywhere": "0", "reason": "asked on the phone"})
     assert response.status_code == 302 and response["Location"] == change_url(contact)
     entry = Exclusion.objects.get()

@@ -130,8 +130,9 @@ def test_a_number_already_listed_in_another_format_is_refused(admin_client):
         reverse("admin:contacts_exclusion_add"), dnc_form(phone="(212) 555-0148")
     )
     assert response.status_code == 200
-    assert "+12125550148 is already on the do-not-call list of every campaign" in (
-        response.content.decode()
+    assert (
+        "+12125550148 is already on the do-not-call list of the global scope (every campaign)"
+        in (response.content.decode())
     )
     assert Exclusion.objects.count() == 1
 

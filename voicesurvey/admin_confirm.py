@@ -3,6 +3,7 @@ Django's own bulk delete has: the action runs only on the confirming POST."""
 
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
 
 CONFIRMED = "confirmed"
 
@@ -14,7 +15,7 @@ def confirmed_or_ask(modeladmin, request, queryset, *, action: str, question: st
     opts = modeladmin.model._meta
     context = {
         **modeladmin.admin_site.each_context(request),
-        "title": "Are you sure?",
+        "title": _("Are you sure?"),
         "opts": opts,
         "queryset": queryset,
         "action": action,

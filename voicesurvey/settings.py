@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # admin static files without a proxy
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "voicesurvey.accounts.middleware.BackOfficeLocaleMiddleware",  # the browser's language
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -166,7 +167,12 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 
-LANGUAGE_CODE = "en-us"
+# The back office speaks the browser's language when it has a catalogue for it (locale/; the
+# .mo files are committed, so nothing is compiled at install). The API and the webhooks always
+# answer in English (voicesurvey.accounts.middleware.BackOfficeLocaleMiddleware).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("fr", "Français")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"  # stored times are UTC; each operator may choose the zone the admin shows
 USE_I18N = True
 USE_TZ = True

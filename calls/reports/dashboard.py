@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q
 from django.db.models.functions import TruncHour
+from django.utils.translation import gettext_lazy as _
 
 from calls.models import Answer, CallAttempt, DiallerHeartbeat
 from calls.reports.live import (
@@ -37,20 +38,20 @@ TOP_ANSWERS = 10  # free-text (speech) and keypad questions show their most freq
 
 # The outcomes of `calls.reports.stats` (finished attempts) in the order the dashboard lists them.
 OUTCOMES = [
-    ("completed", "Completed survey", "#2e7d32"),
-    ("incomplete", "Answered, not finished", "#9ccc65"),
-    ("callback", "Asked for a call back", "#26a69a"),
-    ("refused", "Opted out", "#c62828"),
-    ("machine", "Answering machine", "#8d6e63"),
-    ("busy", "Busy", "#ffb300"),
-    ("no_answer", "No answer", "#fb8c00"),
-    ("failed", "Failed", "#757575"),
-    ("rejected", "Number rejected", "#6a1b9a"),
-    ("provider_unavailable", "Provider unavailable", "#455a64"),
-    ("lost", "Lost (recovered)", "#37474f"),
-    ("stopped", "Not dialled (campaign stopped)", "#b0bec5"),
+    ("completed", _("Completed survey"), "#2e7d32"),
+    ("incomplete", _("Answered, not finished"), "#9ccc65"),
+    ("callback", _("Asked for a call back"), "#26a69a"),
+    ("refused", _("Opted out"), "#c62828"),
+    ("machine", _("Answering machine"), "#8d6e63"),
+    ("busy", _("Busy"), "#ffb300"),
+    ("no_answer", _("No answer"), "#fb8c00"),
+    ("failed", _("Failed"), "#757575"),
+    ("rejected", _("Number rejected"), "#6a1b9a"),
+    ("provider_unavailable", _("Provider unavailable"), "#455a64"),
+    ("lost", _("Lost (recovered)"), "#37474f"),
+    ("stopped", _("Not dialled (campaign stopped)"), "#b0bec5"),
 ]
-OUTCOME_LABELS = {key: label for key, label, _ in OUTCOMES} | {"in_progress": "Live"}
+OUTCOME_LABELS = {key: label for key, label, _ in OUTCOMES} | {"in_progress": _("Live")}
 # What an attempt's outcome depends on (see CallAttempt.outcome), besides whether a call back
 # was asked for.
 OUTCOME_FIELDS = ("status", "answered_by", "survey_finished", "opted_out", "error_code")
@@ -457,19 +458,19 @@ def _scale_size(question: Question) -> int:
 # Why a campaign or a booked call got no call in a tick (calls.dialler.claim,
 # calls.booking.scheduling), in the operator's words.
 SKIP_REASONS = {
-    "window_closed": "calling window closed",
-    "no_callable_contacts": "no contact due now",
-    "campaign_cap": "campaign at its concurrent-call cap",
-    "global_cap": "global concurrent-call cap reached",
-    "at_cap": "filled up to a concurrent-call cap (fewer calls than the pace allowed)",
-    "paced_or_capped": "held back by the calls-per-second pace",
-    "no_provider": "no telephony provider",
-    "booked_missed": "booked call missed (past its grace)",
-    "booked_do_not_call": "booked call to a do-not-call number",
-    "booked_campaign_not_running": "booked call's campaign not running",
-    "booked_outside_legal_window": "booked call outside the legal hours",
-    "booked_no_capacity": "booked call waiting for a free line",
-    "booked_contact_busy": "booked call waiting: the person is on a call",
+    "window_closed": _("calling window closed"),
+    "no_callable_contacts": _("no contact due now"),
+    "campaign_cap": _("campaign at its concurrent-call cap"),
+    "global_cap": _("global concurrent-call cap reached"),
+    "at_cap": _("filled up to a concurrent-call cap (fewer calls than the pace allowed)"),
+    "paced_or_capped": _("held back by the calls-per-second pace"),
+    "no_provider": _("no telephony provider"),
+    "booked_missed": _("booked call missed (past its grace)"),
+    "booked_do_not_call": _("booked call to a do-not-call number"),
+    "booked_campaign_not_running": _("booked call's campaign not running"),
+    "booked_outside_legal_window": _("booked call outside the legal hours"),
+    "booked_no_capacity": _("booked call waiting for a free line"),
+    "booked_contact_busy": _("booked call waiting: the person is on a call"),
 }
 
 
@@ -488,26 +489,26 @@ def tick_details(report: dict) -> list[tuple[str, str]]:
 
     skipped = report.get("skipped") or {}
     return [
-        ("Contacts claimed", str(report.get("claimed", 0))),
-        ("Live calls after the claim", str(report.get("live_calls", 0))),
-        ("Calls placed", str(report.get("dialled", 0))),
-        ("Failed at the provider", str(report.get("failed", 0))),
-        ("Released after a provider outage", str(report.get("released", 0))),
-        ("Lost calls closed (recovery)", str(report.get("recovered", 0))),
+        (_("Contacts claimed"), str(report.get("claimed", 0))),
+        (_("Live calls after the claim"), str(report.get("live_calls", 0))),
+        (_("Calls placed"), str(report.get("dialled", 0))),
+        (_("Failed at the provider"), str(report.get("failed", 0))),
+        (_("Released after a provider outage"), str(report.get("released", 0))),
+        (_("Lost calls closed (recovery)"), str(report.get("recovered", 0))),
         (
-            "Quiet calls asked about at the provider",
+            _("Quiet calls asked about at the provider"),
             f"{report.get('checked', 0)}, of which {report.get('reconciled', 0)} had ended",
         ),
-        ("Campaigns started", campaigns(report.get("started", []))),
-        ("Campaigns completed", campaigns(report.get("completed", []))),
+        (_("Campaigns started"), campaigns(report.get("started", []))),
+        (_("Campaigns completed"), campaigns(report.get("completed", []))),
         (
-            "Not called, and why",
+            _("Not called, and why"),
             "; ".join(
                 f"{SKIP_REASONS.get(reason, reason.replace('_', ' '))}: {n}"
                 for reason, n in sorted(skipped.items())
             )
-            or "nothing held back",
+            or _("nothing held back"),
         ),
-        ("Errors", "; ".join(report.get("errors") or []) or "none"),
-        ("Took", f"{float(report.get('seconds') or 0):.3f} s"),
+        (_("Errors"), "; ".join(report.get("errors") or []) or _("none")),
+        (_("Took"), f"{float(report.get('seconds') or 0):.3f} s"),
     ]

@@ -36,8 +36,8 @@ def call_duration_text(seconds: int | None) -> str:
 
 def outcome_text(attempt: CallAttempt) -> str:
     if attempt.is_live:
-        return OUTCOME_LABELS["in_progress"]
-    return OUTCOME_LABELS.get(attempt.outcome, attempt.outcome)
+        return str(OUTCOME_LABELS["in_progress"])
+    return str(OUTCOME_LABELS.get(attempt.outcome, attempt.outcome))
 
 
 def may_read(user) -> dict[str, bool]:

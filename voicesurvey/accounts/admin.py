@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
 
 from voicesurvey.accounts.models import ApiToken, new_key
 
@@ -30,7 +31,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             kwargs["initial"] = request.user.pk
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    @admin.display(description="Key starts with", ordering="prefix")
+    @admin.display(description=_("Key starts with"), ordering="prefix")
     def key_prefix(self, obj):
         return f"{obj.prefix}…"
 
@@ -40,6 +41,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         self.message_user(
             request,
-            f"The key of this token, shown only now (copy it; it cannot be read again): {key}",
+            _("The key of this token, shown only now (copy it; it cannot be read again): %s") % key,
             messages.WARNING,
         )

@@ -1,7 +1,9 @@
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
+from django.middleware.locale import LocaleMiddleware
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from voicesurvey.accounts.timezones import SESSION_KEY, operator_zone
 
@@ -29,3 +31,23 @@ class OperatorTimeZoneMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+class BackOfficeLocaleMiddleware(LocaleMiddleware):
+    """The admin in the browser's language (Accept-Language, among LANGUAGES). The API and the
+    webhooks stay in English whoever asks: their error messages are part of the contract the
+    API's clients code and test against, and Twilio reads no French."""
+
+    PREFIXES = ("/api/", "/webhooks/", "/healthz")
+
+    def process_request(self, request):
+        if request.path.startswith(self.PREFIXES):
+            translation.activate(settings.LANGUAGE_CODE)
+            request.LANGUAGE_CODE = settings.LANGUAGE_CODE
+            return
+        super().process_request(request)
+
+    def process_response(self, request, response):
+        if request.path.startswith(self.PREFIXES):
+            return response
+        return super().process_response(request, response)

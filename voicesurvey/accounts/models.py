@@ -7,6 +7,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 PREFIX_LENGTH = 8
 
@@ -21,15 +22,15 @@ class ApiToken(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
-    name = models.CharField(max_length=100, blank=True, help_text="What the token is for.")
+    name = models.CharField(max_length=100, blank=True, help_text=_("What the token is for."))
     prefix = models.CharField(
-        max_length=PREFIX_LENGTH, editable=False, help_text="The key's first characters."
+        max_length=PREFIX_LENGTH, editable=False, help_text=_("The key's first characters.")
     )
     digest = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
-        verbose_name = "API token"
+        verbose_name = _("API token")
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
@@ -59,7 +60,7 @@ class OperatorProfile(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="operator_profile"
     )
     time_zone = models.CharField(
-        max_length=64, blank=True, help_text="IANA zone, e.g. Europe/Paris; empty: TIME_ZONE."
+        max_length=64, blank=True, help_text=_("IANA zone, e.g. Europe/Paris; empty: TIME_ZONE.")
     )
 
     def __str__(self) -> str:

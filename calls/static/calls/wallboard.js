@@ -13,6 +13,15 @@
   var url = root.dataset.liveUrl;
   var seconds = parseInt(root.dataset.refreshSeconds, 10) || 5;
   var state = document.getElementById("live-state");
+  // The page's words, translated by the template (data-text-*); English if they are missing.
+  var words = {
+    live: root.dataset.textLive || "Live: the figures update every " + seconds + " seconds.",
+    stopped:
+      root.dataset.textStopped ||
+      "Live figures stopped: reload the page (you may need to log in again).",
+    paused: root.dataset.textPaused || "Live figures paused: the server did not answer; trying again.",
+    noCall: root.dataset.textNoCall || "No call is live.",
+  };
 
   function setText(element, text) {
     if (element && element.textContent !== text) {
@@ -67,7 +76,7 @@
     if (!calls.length) {
       var none = document.createElement("tr");
       none.className = "vs-none";
-      var td = cell("No call is live.");
+      var td = cell(words.noCall);
       td.colSpan = 4;
       none.appendChild(td);
       body.appendChild(none);
@@ -93,7 +102,7 @@
       changed.hidden = !missing && shown === data.campaigns.length;
     }
     updateLiveCalls(data.live_calls);
-    setText(state, "Live: the figures update every " + seconds + " seconds.");
+    setText(state, words.live);
   }
 
   function refresh() {
@@ -117,14 +126,14 @@
       })
       .catch(function (error) {
         if (error.message === "stopped") {
-          setText(state, "Live figures stopped: reload the page (you may need to log in again).");
+          setText(state, words.stopped);
           return;
         }
-        setText(state, "Live figures paused: the server did not answer; trying again.");
+        setText(state, words.paused);
         window.setTimeout(refresh, seconds * 1000);
       });
   }
 
-  setText(state, "Live: the figures update every " + seconds + " seconds.");
+  setText(state, words.live);
   window.setTimeout(refresh, seconds * 1000);
 })();
