@@ -56,3 +56,21 @@ def test_one_vocabulary_in_the_lists(admin_client):
     assert "In progress" in contacts and "In Progress" not in contacts
     exclusions = admin_client.get(reverse("admin:contacts_exclusion_changelist")).content.decode()
     assert "Global" in exclusions and "All campaigns" not in exclusions
+
+
+def test_the_dialler_health_line_speaks_the_operators_language():
+    import datetime as dt
+
+    from django.utils import translation
+
+    from calls.models import DiallerHeartbeat
+    from calls.reports.live import dialler_health
+
+    now = dt.datetime(2026, 11, 23, 17, 0, 3, tzinfo=dt.UTC)
+    beat = DiallerHeartbeat(last_tick_at=now - dt.timedelta(seconds=3), report={"dialled": 12})
+    with translation.override("fr"):
+        assert dialler_health(beat, now).text == (
+            "En marche : dernier passage il y a 3 s, 12 appels passés."
+        )
+    with translation.override("en"):
+        assert dialler_health(beat, now).text == "Ticking: last tick 3 s ago, 12 calls placed."

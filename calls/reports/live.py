@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from calls.dialler.claim import CALLABLE_SQL, ZONE_KEYS_SQL
 from calls.models import CallAttempt, DiallerHeartbeat
@@ -176,48 +178,62 @@ def duration_text(seconds: float) -> str:
     """42 -> '42 s'; 125 -> '2 min 05 s'; 7260 -> '2 h 01 min'; 200000 -> '2 days 7 h'."""
     seconds = max(0, int(seconds))
     if seconds < 60:
-        return f"{seconds} s"
+        return _("%(s)d s") % {"s": seconds}
     minutes, secs = divmod(seconds, 60)
     if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
+        return _("%(m)d min %(s)02d s") % {"m": minutes, "s": secs}
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
-        return f"{hours} h {minutes:02d} min"
+        return _("%(h)d h %(m)02d min") % {"h": hours, "m": minutes}
     days, hours = divmod(hours, 24)
-    return f"{days} days {hours} h"
+    return _("%(d)d days %(h)d h") % {"d": days, "h": hours}
 
 
 def estimate_text(estimate: dt.timedelta | None) -> str:
     if estimate is None:
-        return "no calls in the last hour"
+        return _("no calls in the last hour")
     if not estimate:
-        return "nothing left to call"
+        return _("nothing left to call")
     minutes = max(1, round(estimate.total_seconds() / 60))
-    return "about " + duration_text(minutes * 60).removesuffix(" 00 s")
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+    if minutes >= 60:  # whole minutes: no seconds to show
+        return _("about %(duration)s") % {"duration": duration_text(minutes * 60)}
+    return _("about %(m)d min") % {"m": minutes}
 
 
 def tick_summary(report: dict) -> str:
     """One sentence an operator reads: what the last tick did."""
     if not isinstance(report, dict):
-        return "No report."
-    done = [plural(int(report.get("dialled") or 0), "call") + " placed"]
+        return _("No report.")
+    dialled = int(report.get("dialled") or 0)
+    done = [ngettext("%(n)d call placed", "%(n)d calls placed", dialled) % {"n": dialled}]
     if failed := int(report.get("failed") or 0):
-        done.append(f"{failed} failed at the provider")
+        done.append(_("%(n)d failed at the provider") % {"n": failed})
     if recovered := int(report.get("recovered") or 0):
-        done.append(plural(recovered, "lost call") + " closed")
+        done.append(
+            ngettext("%(n)d lost call closed", "%(n)d lost calls closed", recovered)
+            % {"n": recovered}
+        )
     if reconciled := int(report.get("reconciled") or 0):
-        done.append(plural(reconciled, "call") + " settled by asking the provider")
-    if started := report.get("started"):
-        done.append(plural(len(started), "campaign") + " started")
-    if completed := report.get("completed"):
-        done.append(plural(len(completed), "campaign") + " completed")
-    if errors := report.get("errors"):
-        done.append(plural(len(errors), "error"))
-    return ", ".join(done) + "."
+        done.append(
+            ngettext(
+                "%(n)d call settled by asking the provider",
+                "%(n)d calls settled by asking the provider",
+                reconciled,
+            )
+            % {"n": reconciled}
+        )
+    if started := len(report.get("started") or ()):
+        done.append(
+            ngettext("%(n)d campaign started", "%(n)d campaigns started", started) % {"n": started}
+        )
+    if completed := len(report.get("completed") or ()):
+        done.append(
+            ngettext("%(n)d campaign completed", "%(n)d campaigns completed", completed)
+            % {"n": completed}
+        )
+    if errors := len(report.get("errors") or ()):
+        done.append(ngettext("%(n)d error", "%(n)d errors", errors) % {"n": errors})
+    return _("%(parts)s.") % {"parts": ", ".join(done)}
 
 
 @dataclass
@@ -238,14 +254,23 @@ def dialler_health(beat: DiallerHeartbeat | None, now: dt.datetime) -> Health:
     if beat is None:
         return Health(
             ok=False,
-            text="Not ticking: the dialler has never ticked. "
-            "Start manage.py run_scheduler (or qcluster).",
+            text=_(
+                "Not ticking: the dialler has never ticked. "
+                "Start manage.py run_scheduler (or qcluster)."
+            ),
         )
     ago = duration_text((now - beat.last_tick_at).total_seconds())
     if heartbeat_is_stale(beat, now):
         return Health(
             ok=False,
-            text=f"Not ticking: the last tick was {ago} ago. "
-            "Is manage.py run_scheduler (or qcluster) running?",
+            text=_(
+                "Not ticking: the last tick was %(ago)s ago. "
+                "Is manage.py run_scheduler (or qcluster) running?"
+            )
+            % {"ago": ago},
         )
-    return Health(ok=True, text=f"Ticking: last tick {ago} ago, {tick_summary(beat.report)}")
+    return Health(
+        ok=True,
+        text=_("Ticking: last tick %(ago)s ago, %(summary)s")
+        % {"ago": ago, "summary": tick_summary(beat.report)},
+    )
