@@ -58,7 +58,7 @@ from calls.reports.live import LIVE_LIST_LENGTH, duration_text, tick_summary
 from calls.reports.results import iter_results_csv
 from calls.reports.stats import DEFINITIONS, campaign_stats, outcome_expression
 from calls.webhooks.survey import preview_survey
-from campaigns.admin import CONFIRM, CampaignAdmin
+from campaigns.admin import ACTION_TITLES, CONFIRM, CampaignAdmin, done_text
 from campaigns.models import Campaign, IllegalTransition
 from contacts.admin import PHONE_SEARCH_HELP, CsvExportMixin, PhoneSearchMixin
 from contacts.models import Contact
@@ -593,9 +593,9 @@ def cancel_campaigns(modeladmin, request, queryset):
             modeladmin.message_user(request, str(exc), messages.ERROR)
         else:
             level = messages.WARNING if hang_ups.failed else messages.SUCCESS
-            text = _("Cancel: %(name)s (now %(status)s); %(hang_ups)s.") % {
-                "name": campaign.name,
-                "status": campaign.status,
+            text = _("%(action)s: %(campaign)s; %(hang_ups)s.") % {
+                "action": ACTION_TITLES["cancel"],
+                "campaign": done_text(campaign),
                 "hang_ups": hang_ups,
             }
             modeladmin.message_user(request, text, level)

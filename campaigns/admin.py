@@ -2,9 +2,10 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from campaigns.forms import CampaignForm, QuestionFieldsForm, QuestionForm
-from campaigns.models import Campaign, IllegalTransition, Question
+from campaigns.models import Campaign, IllegalTransition, Question, status_word
 from voicesurvey.admin_confirm import confirmed_or_ask
 
 
@@ -34,6 +35,25 @@ class QuestionInline(admin.StackedInline):
     ]
 
 
+# The title of each action's report ("Pause: Spring poll (now paused).").
+ACTION_TITLES = {
+    "schedule": pgettext_lazy("campaign action title", "Schedule"),
+    "start": pgettext_lazy("campaign action title", "Start"),
+    "pause": pgettext_lazy("campaign action title", "Pause"),
+    "resume": pgettext_lazy("campaign action title", "Resume"),
+    "complete": pgettext_lazy("campaign action title", "Complete"),
+    "cancel": pgettext_lazy("campaign action title", "Cancel"),
+}
+
+
+def done_text(campaign: Campaign) -> str:
+    """One campaign in an action's report: "Spring poll (now paused)"."""
+    return _("%(name)s (now %(status)s)") % {
+        "name": campaign.name,
+        "status": status_word(campaign.status),
+    }
+
+
 def run_transition(modeladmin, request, queryset, action: str) -> None:
     """Apply one status-machine action to each selected campaign and report each outcome."""
     done = []
@@ -43,13 +63,13 @@ def run_transition(modeladmin, request, queryset, action: str) -> None:
         except IllegalTransition as exc:
             modeladmin.message_user(request, str(exc), messages.ERROR)
         else:
-            done.append(
-                _("%(name)s (now %(status)s)") % {"name": campaign.name, "status": campaign.status}
-            )
+            done.append(done_text(campaign))
     if done:
-        modeladmin.message_user(
-            request, f"{action.capitalize()}: {', '.join(done)}.", messages.SUCCESS
-        )
+        report = _("%(action)s: %(campaigns)s.") % {
+            "action": ACTION_TITLES[action],
+            "campaigns": ", ".join(done),
+        }
+        modeladmin.message_user(request, report, messages.SUCCESS)
 
 
 # Actions that cannot be undone ask first: a cancelled campaign never calls again.
@@ -136,7 +156,7 @@ class CampaignAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Survey",
+            _("Survey"),
             {
                 "fields": [
                     "intro_message",
@@ -147,7 +167,7 @@ class CampaignAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Record", {"fields": ["created_by", "created_at", "updated_at"]}),
+        (_("Record"), {"fields": ["created_by", "created_at", "updated_at"]}),
     ]
 
     def get_queryset(self, request):

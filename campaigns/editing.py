@@ -2,6 +2,7 @@
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext
 
 from campaigns.models import KEY_NAMES, Campaign, Question
 
@@ -48,12 +49,17 @@ def validate_questions(campaign: Campaign, questions: list[dict]) -> None:
         else:
             problem.update(question.reserved_key_clashes(campaign))
         if data.get("position") in positions:
-            problem["position"] = [f"Position {data['position']} is used twice."]
+            problem["position"] = [
+                gettext("Position %(position)s is used twice.") % {"position": data["position"]}
+            ]
         positions.add(data.get("position"))
         data["max_digits"] = question.max_digits  # clean() widens it for large scales
         for field, messages in problem.items():  # one line each, saying where
             for message in [messages] if isinstance(messages, str) else messages:
-                errors.append(f"Question {data.get('position')}, {field}: {message}")
+                errors.append(
+                    gettext("Question %(position)s, %(field)s: %(message)s")
+                    % {"position": data.get("position"), "field": field, "message": message}
+                )
     if errors:
         raise ValidationError({"questions": errors})
 
@@ -65,10 +71,9 @@ def validate_keys(campaign: Campaign) -> None:
         field = question.clashing_key(campaign)
         if field and field not in errors:
             key = getattr(campaign, field)
-            errors[field] = (
-                f"Question {question.position} takes {key} as an answer; choose another "
-                f"{KEY_NAMES[field]} key."
-            )
+            errors[field] = gettext(
+                "Question %(position)s takes %(key)s as an answer; choose another %(name)s key."
+            ) % {"position": question.position, "key": key, "name": KEY_NAMES[field]}
     if errors:
         raise ValidationError(errors)
 
@@ -102,16 +107,22 @@ def save_campaign(
     if answered:
         raise ValidationError(
             {
-                "questions": (
-                    f"Question(s) at position {', '.join(map(str, answered))} already have "
-                    "answers and cannot be removed."
+                "questions": gettext(
+                    "Question(s) at position %(positions)s already have answers and cannot be "
+                    "removed."
                 )
+                % {"positions": ", ".join(map(str, answered))}
             }
         )
     missing = [p for p, data in wanted.items() if p not in existing and not data.get("prompt")]
     if missing:
         where = ", ".join(map(str, missing))
-        raise ValidationError({"questions": f"New question(s) at position {where} need a prompt."})
+        raise ValidationError(
+            {
+                "questions": gettext("New question(s) at position %(positions)s need a prompt.")
+                % {"positions": where}
+            }
+        )
     Question.objects.filter(pk__in=[q.pk for q in removed]).delete()
     for position, data in wanted.items():
         question = existing.get(position) or Question(campaign=campaign)

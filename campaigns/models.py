@@ -7,7 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 
 from campaigns import windows
 
@@ -210,27 +210,29 @@ class Campaign(models.Model):
     def clean(self) -> None:
         errors = {}
         if not windows.is_valid_zone(self.timezone):
-            errors["timezone"] = f"Unknown time zone {self.timezone!r}."
+            errors["timezone"] = gettext("Unknown time zone '%(zone)s'.") % {"zone": self.timezone}
         if (
             not isinstance(self.weekdays, list)
             or not self.weekdays
             or any(d not in ALL_WEEKDAYS for d in self.weekdays)
         ):
-            errors["weekdays"] = "Give at least one weekday, as numbers 0 (Monday) to 6 (Sunday)."
+            errors["weekdays"] = gettext(
+                "Give at least one weekday, as numbers 0 (Monday) to 6 (Sunday)."
+            )
         if self.window_start is not None and self.window_end is not None:
             if self.window_start == self.window_end:
-                errors["window_end"] = "The calling window is empty."
+                errors["window_end"] = gettext("The calling window is empty.")
             else:
                 legal_start, legal_end = windows.legal_window()
                 if not windows.window_within(
                     self.window_start, self.window_end, legal_start, legal_end
                 ):
-                    errors["window_end"] = (
-                        f"The calling window must lie inside the legal window "
-                        f"{legal_start:%H:%M}-{legal_end:%H:%M} (callee's local time)."
-                    )
+                    errors["window_end"] = gettext(
+                        "The calling window must lie inside the legal window "
+                        "%(start)s-%(end)s (callee's local time)."
+                    ) % {"start": f"{legal_start:%H:%M}", "end": f"{legal_end:%H:%M}"}
         if self.start_at and self.end_at and self.end_at <= self.start_at:
-            errors["end_at"] = "The end must come after the start."
+            errors["end_at"] = gettext("The end must come after the start.")
         if self.caller_id:
             from contacts.phones import InvalidPhone, normalise_phone
 
@@ -239,11 +241,11 @@ class Campaign(models.Model):
             except InvalidPhone as exc:
                 errors["caller_id"] = str(exc)
         if self.callback_key and self.callback_key == self.opt_out_key:
-            errors["callback_key"] = "The call-back key must differ from the opt-out key."
+            errors["callback_key"] = gettext("The call-back key must differ from the opt-out key.")
         for field in ("opt_out_key", "callback_key"):
             key = getattr(self, field)
             if key and key not in "0123456789*#":
-                errors[field] = "Use one keypad key: 0-9, * or #."
+                errors[field] = gettext("Use one keypad key: 0-9, * or #.")
         if errors:
             raise ValidationError(errors)
 
@@ -267,18 +269,35 @@ class Campaign(models.Model):
         The move is a guarded UPDATE on the current status, so two operators (or an operator
         and the tick) racing on one campaign cannot both win."""
         if action not in self.TRANSITIONS:
-            raise IllegalTransition(f"Unknown campaign action {action!r}.")
+            raise IllegalTransition(
+                gettext("Unknown campaign action '%(action)s'.") % {"action": action}
+            )
         sources, target = self.TRANSITIONS[action]
+        verb, done = ACTION_WORDS[action]
         if self.status not in sources:
             raise IllegalTransition(
-                f"Cannot {action} campaign {self.name!r}: it is {self.status}, "
-                f"and only a {' or '.join(sources)} campaign can be {target_verb(action)}."
+                gettext(
+                    "Cannot %(action)s campaign '%(name)s': it is %(status)s, "
+                    "and only a %(sources)s campaign can be %(done)s."
+                )
+                % {
+                    "action": verb,
+                    "name": self.name,
+                    "status": status_word(self.status),
+                    # Translators: joins statuses, as in "a draft or scheduled campaign".
+                    "sources": gettext(" or ").join(map(status_word, sources)),
+                    "done": done,
+                }
             )
         if action == "start" and not self.questions.exists():
-            raise IllegalTransition(f"Cannot start campaign {self.name!r}: it has no questions.")
+            raise IllegalTransition(
+                gettext("Cannot start campaign '%(name)s': it has no questions.")
+                % {"name": self.name}
+            )
         if action == "schedule" and self.start_at is None:
             raise IllegalTransition(
-                f"Cannot schedule campaign {self.name!r}: set its start time first."
+                gettext("Cannot schedule campaign '%(name)s': set its start time first.")
+                % {"name": self.name}
             )
         now = now or timezone.now()
         changed = Campaign.objects.filter(pk=self.pk, status__in=sources).update(
@@ -287,7 +306,8 @@ class Campaign(models.Model):
         if not changed:
             self.refresh_from_db(fields=["status"])
             raise IllegalTransition(
-                f"Cannot {action} campaign {self.name!r}: it is now {self.status}."
+                gettext("Cannot %(action)s campaign '%(name)s': it is now %(status)s.")
+                % {"action": verb, "name": self.name, "status": status_word(self.status)}
             )
         self.status = target
 
@@ -320,18 +340,45 @@ class Campaign(models.Model):
         return dt.timedelta(minutes=minutes)
 
 
-def target_verb(action: str) -> str:
-    return {
-        "schedule": "scheduled",
-        "start": "started",
-        "pause": "paused",
-        "resume": "resumed",
-        "complete": "completed",
-        "cancel": "cancelled",
-    }[action]
+def status_word(status: str) -> str:
+    """A campaign status as a sentence says it, in the operator's language ("paused")."""
+    return str(CampaignStatus(status).label).lower()
 
 
-KEY_NAMES = {"opt_out_key": "opt-out", "callback_key": "call-back"}
+# Each action as the messages say it: the verb ("Cannot pause campaign …") and what the
+# campaign becomes ("… can be paused").
+ACTION_WORDS = {
+    "schedule": (
+        pgettext_lazy("campaign action", "schedule"),
+        pgettext_lazy("campaign action done", "scheduled"),
+    ),
+    "start": (
+        pgettext_lazy("campaign action", "start"),
+        pgettext_lazy("campaign action done", "started"),
+    ),
+    "pause": (
+        pgettext_lazy("campaign action", "pause"),
+        pgettext_lazy("campaign action done", "paused"),
+    ),
+    "resume": (
+        pgettext_lazy("campaign action", "resume"),
+        pgettext_lazy("campaign action done", "resumed"),
+    ),
+    "complete": (
+        pgettext_lazy("campaign action", "complete"),
+        pgettext_lazy("campaign action done", "completed"),
+    ),
+    "cancel": (
+        pgettext_lazy("campaign action", "cancel"),
+        pgettext_lazy("campaign action done", "cancelled"),
+    ),
+}
+
+
+KEY_NAMES = {
+    "opt_out_key": pgettext_lazy("keypad key", "opt-out"),
+    "callback_key": pgettext_lazy("keypad key", "call-back"),
+}
 
 # "Press 1 for yes, 2 for no", "1 for basic, or 3 for premium", "5 means very likely": a key,
 # then "for", "means" or "=", then its meaning up to the next comma, full stop or "or".
@@ -452,19 +499,28 @@ class Question(models.Model):
         key, name = getattr(campaign, field), KEY_NAMES[field]
         where = {self.Kind.SCALE: "min_value", self.Kind.DIGITS: "valid_answers"}
         return {
-            where.get(self.kind, "kind"): f"Key {key} is this campaign's {name} key, so the "
-            f"answer {key} could never be given: change the {name} key or this question's answers."
+            where.get(self.kind, "kind"): gettext(
+                "Key %(key)s is this campaign's %(name)s key, so the answer %(key)s could never "
+                "be given: change the %(name)s key or this question's answers."
+            )
+            % {"key": key, "name": name}
         }
 
     def clean(self) -> None:
         if self.kind == self.Kind.SCALE:
             if self.min_value is None or self.max_value is None or self.min_value >= self.max_value:
-                raise ValidationError({"max_value": "A scale needs a minimum below its maximum."})
+                raise ValidationError(
+                    {"max_value": gettext("A scale needs a minimum below its maximum.")}
+                )
             if self.max_value > 9 and self.max_digits < len(str(self.max_value)):
                 self.max_digits = len(str(self.max_value))
         if not isinstance(self.valid_answers, list) or any(
             not isinstance(a, str) or not a.strip("0123456789*#") == "" for a in self.valid_answers
         ):
             raise ValidationError(
-                {"valid_answers": 'List the accepted keypad entries as strings, e.g. ["1", "2"].'}
+                {
+                    "valid_answers": gettext(
+                        'List the accepted keypad entries as strings, e.g. ["1", "2"].'
+                    )
+                }
             )

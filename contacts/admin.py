@@ -281,7 +281,7 @@ class ContactAdmin(PhoneSearchMixin, CsvExportMixin, CsvImportAdminMixin, admin.
 
     import_form_class = ContactImportForm
     import_kind = "contacts"
-    import_columns = (
+    import_columns = gettext_lazy(
         "A header row with a phone column; name, external_id, language and timezone are "
         "recognised, any other column is kept for the survey's placeholders. Numbers on the "
         "do-not-call list are imported as excluded; numbers already in the campaign are skipped."
@@ -551,7 +551,7 @@ class ExclusionAdmin(PhoneSearchMixin, CsvImportAdminMixin, admin.ModelAdmin):
 
     import_form_class = ExclusionImportForm
     import_kind = "exclusions"
-    import_columns = (
+    import_columns = gettext_lazy(
         "A header row with a phone column; reason and expires_at (an ISO date or date-time; "
         "empty: never) are optional. Numbers already listed in that scope are skipped."
     )

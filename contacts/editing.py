@@ -5,6 +5,7 @@ import datetime as dt
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from campaigns.models import Campaign
 from contacts.hook_events import number_excluded
@@ -61,8 +62,13 @@ def add_exclusion(
         scope.filter(campaign__isnull=True) if campaign is None else scope.filter(campaign=campaign)
     )
     if scope.exists():
-        where = "every campaign" if campaign is None else f"campaign {campaign.pk}"
-        raise ValidationError({"phone": f"This number is already excluded from {where}."})
+        if campaign is None:
+            message = gettext("This number is already excluded from every campaign.")
+        else:
+            message = gettext("This number is already excluded from campaign %(id)s.") % {
+                "id": campaign.pk
+            }
+        raise ValidationError({"phone": message})
     exclusion = Exclusion.objects.create(
         phone=phone,
         campaign=campaign,

@@ -15,6 +15,7 @@ import socket
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 SCHEMES = ("http", "https")
 LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
@@ -41,11 +42,11 @@ def url_host(url: str) -> str:
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError on a port out of range
     except ValueError as exc:
-        raise RefusedAddress(f"Not a valid URL: {exc}.") from None
+        raise RefusedAddress(gettext("Not a valid URL: %(error)s.") % {"error": exc}) from None
     if parts.scheme.lower() not in SCHEMES:
-        raise RefusedAddress("Only http and https URLs can receive webhooks.")
+        raise RefusedAddress(gettext("Only http and https URLs can receive webhooks."))
     if not host:
-        raise RefusedAddress("The URL has no host.")
+        raise RefusedAddress(gettext("The URL has no host."))
     return host
 
 
@@ -55,13 +56,13 @@ def check_url(url: str) -> None:
     if settings.WEBHOOK_ALLOW_PRIVATE_URLS:
         return
     if host.rstrip(".").lower() in LOCAL_NAMES or host.lower().endswith(".localhost"):
-        raise RefusedAddress("Webhooks cannot be sent to this machine.")
+        raise RefusedAddress(gettext("Webhooks cannot be sent to this machine."))
     try:
         private = private_address(host)
     except ValueError:
         return  # a name: resolved and checked before each send
     if private:
-        raise RefusedAddress("Webhooks cannot be sent to a private or loopback address.")
+        raise RefusedAddress(gettext("Webhooks cannot be sent to a private or loopback address."))
 
 
 def check_destination(url: str) -> None:

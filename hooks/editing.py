@@ -6,6 +6,7 @@ import datetime as dt
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from hooks.addresses import RefusedAddress, check_url
 from hooks.emitting import enqueue_send
@@ -17,14 +18,17 @@ FIELDS = ("url", "description", "event_types", "enabled")
 def clean_event_types(value) -> list[str]:
     """A non-empty list of known event types, without repeats, in the documented order."""
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise ValidationError({"event_types": "Give a list of event types."})
+        raise ValidationError({"event_types": gettext("Give a list of event types.")})
     unknown = sorted(set(value) - set(EVENT_TYPES))
     if unknown:
         raise ValidationError(
-            {"event_types": f"Unknown event type {unknown[0]!r}; use {', '.join(EVENT_TYPES)}."}
+            {
+                "event_types": gettext("Unknown event type '%(type)s'; use %(types)s.")
+                % {"type": unknown[0], "types": ", ".join(EVENT_TYPES)}
+            }
         )
     if not value:
-        raise ValidationError({"event_types": "Choose at least one event type."})
+        raise ValidationError({"event_types": gettext("Choose at least one event type.")})
     return [name for name in EVENT_TYPES if name in value]
 
 

@@ -8,11 +8,13 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext
 
 from calls.booking.scheduling import (
     ACTIVE,
     IllegalScheduledCallTransition,
     actor_name,
+    call_status,
     check_legal_window,
     first_occurrence,
     localise,
@@ -42,7 +44,9 @@ def edit_scheduled_call(
     Raises ValidationError with field names."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
-        raise ValidationError({name: "This field cannot be changed." for name in sorted(unknown)})
+        raise ValidationError(
+            {name: gettext("This field cannot be changed.") for name in sorted(unknown)}
+        )
     call = ScheduledCall.objects.select_for_update().get(pk=call.pk)
     before = {name: _plain(getattr(call, name)) for name in changes}
     for name in SETTINGS_FIELDS:
@@ -52,7 +56,8 @@ def edit_scheduled_call(
     if timing:
         if call.status not in (S.SCHEDULED, S.PAUSED):
             raise IllegalScheduledCallTransition(
-                f"Cannot change the time of a call that is {call.status}."
+                gettext("Cannot change the time of a call that is %(status)s.")
+                % {"status": call_status(call)}
             )
         zone = timing.get("timezone", call.timezone)
         run_at = timing.get("run_at")
@@ -66,7 +71,7 @@ def edit_scheduled_call(
         call.retries_done = 0
         upcoming = first_occurrence(call, after=now)
         if upcoming is None:
-            raise ValidationError({"run_at": "The call has no occurrence in the future."})
+            raise ValidationError({"run_at": gettext("The call has no occurrence in the future.")})
         problem = check_legal_window(call.contact, upcoming)
         if problem:
             raise ValidationError({"run_at": problem})

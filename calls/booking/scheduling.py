@@ -59,26 +59,40 @@ def parse_rrule(text: str, *, dtstart: dt.datetime, zone: str):
     for part in filter(None, body.split(";")):
         key, _, value = part.partition("=")
         if key.upper() not in RRULE_FIELDS or not value:
-            raise ValidationError({"rrule": f"Unsupported or malformed rule part {part!r}."})
+            raise ValidationError(
+                {
+                    "rrule": gettext("Unsupported or malformed rule part '%(part)s'.")
+                    % {"part": part}
+                }
+            )
         parts[key.upper()] = value
     if "FREQ" not in parts:
-        raise ValidationError({"rrule": "The rule needs a FREQ (DAILY, WEEKLY, MONTHLY…)."})
+        raise ValidationError(
+            {"rrule": gettext("The rule needs a FREQ (DAILY, WEEKLY, MONTHLY…).")}
+        )
     if "COUNT" in parts and "UNTIL" in parts:
-        raise ValidationError({"rrule": "Use COUNT or UNTIL, not both."})
+        raise ValidationError({"rrule": gettext("Use COUNT or UNTIL, not both.")})
     if "UNTIL" in parts:
         parts["UNTIL"] = _local_until(parts["UNTIL"], zone)
     local_start = dtstart.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
     try:
         return rrulestr(";".join(f"{k}={v}" for k, v in parts.items()), dtstart=local_start)
     except (ValueError, TypeError) as exc:
-        raise ValidationError({"rrule": f"Invalid rule: {exc}."}) from exc
+        raise ValidationError(
+            {"rrule": gettext("Invalid rule: %(error)s.") % {"error": exc}}
+        ) from exc
 
 
 def _local_until(value: str, zone: str) -> str:
     """UNTIL in UTC (…Z) becomes the same instant in local wall-clock time."""
     if not re.fullmatch(r"\d{8}(T\d{6}Z?)?", value):
         raise ValidationError(
-            {"rrule": f"UNTIL must look like 20261231 or 20261231T180000Z, not {value!r}."}
+            {
+                "rrule": gettext(
+                    "UNTIL must look like 20261231 or 20261231T180000Z, not '%(value)s'."
+                )
+                % {"value": value}
+            }
         )
     if value.endswith("Z"):
         instant = dt.datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
@@ -149,6 +163,11 @@ def log_event(
     )
 
 
+def call_status(call: ScheduledCall) -> str:
+    """The call's status as a sentence says it, in the operator's language ("paused")."""
+    return str(ScheduledCall.Status(call.status).label).lower()
+
+
 def actor_name(user) -> str:
     return user.get_username() if user is not None else "system"
 
@@ -159,7 +178,9 @@ def actor_name(user) -> str:
 def localise(run_at: dt.datetime, zone: str) -> dt.datetime:
     """A naive run_at is wall-clock time in `zone`; an aware one keeps its instant."""
     if not windows.is_valid_zone(zone):
-        raise ValidationError({"timezone": f"Unknown time zone {zone!r}."})
+        raise ValidationError(
+            {"timezone": gettext("Unknown time zone '%(zone)s'.") % {"zone": zone}}
+        )
     if run_at.tzinfo is None:
         run_at = run_at.replace(tzinfo=ZoneInfo(zone))
     return run_at.astimezone(dt.UTC)
@@ -171,10 +192,14 @@ def check_legal_window(contact: Contact, at: dt.datetime) -> str:
     for zone in contact.zones:
         local = at.astimezone(ZoneInfo(zone))
         if not windows.time_in_window(local.time(), start, end):
-            return (
-                f"{local:%H:%M} in {zone} is outside the legal calling window "
-                f"{start:%H:%M}-{end:%H:%M}."
-            )
+            return gettext(
+                "%(time)s in %(zone)s is outside the legal calling window %(start)s-%(end)s."
+            ) % {
+                "time": f"{local:%H:%M}",
+                "zone": zone,
+                "start": f"{start:%H:%M}",
+                "end": f"{end:%H:%M}",
+            }
     return ""
 
 
@@ -186,24 +211,46 @@ def campaign_refusal(campaign, first_at: dt.datetime) -> str:
     a finished campaign, a draft (nobody has started it), a paused one (the operator stopped
     its calls: resume it first), a scheduled one that starts after the call, and a campaign
     with nothing to ask. A scheduled campaign that starts by then is accepted: it will run."""
-    from campaigns.models import Campaign
+    from campaigns.models import Campaign, status_word
 
-    status, where = campaign.status, f"The contact's campaign {campaign.name!r}"
+    status, names = campaign.status, {"name": campaign.name}
     if campaign.is_final:
-        return f"{where} is {status}: it places no more calls."
+        return gettext(
+            "The contact's campaign '%(name)s' is %(status)s: it places no more calls."
+        ) % {**names, "status": status_word(status)}
     if status == Campaign.Status.DRAFT:
-        return f"{where} is a draft: start or schedule it first, or the call would never be placed."
-    if status == Campaign.Status.PAUSED:
-        return f"{where} is paused: resume it first, or the call would be missed."
-    if status == Campaign.Status.SCHEDULED and campaign.start_at and first_at < campaign.start_at:
         return (
-            f"{where} starts at {campaign.start_at:%Y-%m-%d %H:%M} UTC: book the call for then "
-            "or later."
+            gettext(
+                "The contact's campaign '%(name)s' is a draft: start or schedule it first, or "
+                "the call would never be placed."
+            )
+            % names
         )
+    if status == Campaign.Status.PAUSED:
+        return (
+            gettext(
+                "The contact's campaign '%(name)s' is paused: resume it first, or the call "
+                "would be missed."
+            )
+            % names
+        )
+    if status == Campaign.Status.SCHEDULED and campaign.start_at and first_at < campaign.start_at:
+        return gettext(
+            "The contact's campaign '%(name)s' starts at %(start)s UTC: book the call for then "
+            "or later."
+        ) % {**names, "start": f"{campaign.start_at:%Y-%m-%d %H:%M}"}
     if campaign.end_at and first_at >= campaign.end_at:
-        return f"{where} ends at {campaign.end_at:%Y-%m-%d %H:%M} UTC, before the call."
+        return gettext(
+            "The contact's campaign '%(name)s' ends at %(end)s UTC, before the call."
+        ) % {**names, "end": f"{campaign.end_at:%Y-%m-%d %H:%M}"}
     if not campaign.is_ad_hoc and not campaign.questions.exists():
-        return f"{where} has no questions: the call would have nothing to ask."
+        return (
+            gettext(
+                "The contact's campaign '%(name)s' has no questions: the call would have "
+                "nothing to ask."
+            )
+            % names
+        )
     return ""
 
 
@@ -225,7 +272,13 @@ def schedule_call(
     a contact that cannot be called, a campaign that would not place the call
     (campaign_refusal), no future occurrence, or one outside the legal window."""
     if contact.state in (Contact.State.REFUSED, Contact.State.EXCLUDED, Contact.State.INVALID):
-        raise ValidationError({"contact": f"This contact cannot be called: it is {contact.state}."})
+        state = str(Contact.State(contact.state).label).lower()
+        raise ValidationError(
+            {
+                "contact": gettext("This contact cannot be called: it is %(state)s.")
+                % {"state": state}
+            }
+        )
     call = ScheduledCall(
         contact=contact,
         run_at=localise(run_at, timezone),
@@ -241,7 +294,7 @@ def schedule_call(
         call.retry_delay_minutes = retry_delay_minutes
     upcoming = first_occurrence(call, after=now)
     if upcoming is None:
-        raise ValidationError({"run_at": "The call has no occurrence in the future."})
+        raise ValidationError({"run_at": gettext("The call has no occurrence in the future.")})
     problem = campaign_refusal(contact.campaign, upcoming)
     if problem:
         raise ValidationError({"contact": problem})
@@ -287,14 +340,17 @@ def pause_scheduled_call(
     call = _locked(call)
     if scope == "series":
         if call.status != S.SCHEDULED:
-            raise IllegalScheduledCallTransition(f"Cannot pause a call that is {call.status}.")
+            raise IllegalScheduledCallTransition(
+                gettext("Cannot pause a call that is %(status)s.") % {"status": call_status(call)}
+            )
         call.status = S.PAUSED
         call.save(update_fields=["status", "updated_at"])
         log_event(call, "paused", at=now, by=actor_name(by), scope=scope)
         return call
     if call.status != S.SCHEDULED or call.next_run_at is None:
         raise IllegalScheduledCallTransition(
-            f"Cannot pause the next occurrence of a call that is {call.status}."
+            gettext("Cannot pause the next occurrence of a call that is %(status)s.")
+            % {"status": call_status(call)}
         )
     held = call.next_run_at
     call.skipped_occurrences = [
@@ -316,7 +372,9 @@ def resume_scheduled_call(
     call = _locked(call)
     if scope == "series":
         if call.status != S.PAUSED:
-            raise IllegalScheduledCallTransition(f"Cannot resume a call that is {call.status}.")
+            raise IllegalScheduledCallTransition(
+                gettext("Cannot resume a call that is %(status)s.") % {"status": call_status(call)}
+            )
         call.status = S.SCHEDULED
         passed = []
         while call.next_run_at is not None and call.next_run_at < now - misfire_grace(call):
@@ -337,7 +395,7 @@ def resume_scheduled_call(
         if e["how"] == "paused" and dt.datetime.fromisoformat(e["at"]) >= now
     ]
     if call.status not in (S.SCHEDULED, S.COMPLETED) or not held:
-        raise IllegalScheduledCallTransition("There is no held occurrence to resume.")
+        raise IllegalScheduledCallTransition(gettext("There is no held occurrence to resume."))
     call.skipped_occurrences = [e for e in call.skipped_occurrences if e not in held]
     call.status = S.SCHEDULED
     _advance(call, now=now, after=now)
@@ -357,7 +415,9 @@ def cancel_scheduled_call(
     if call.status not in (S.SCHEDULED, S.PAUSED) and not (
         scope == "series" and call.status == S.RUNNING
     ):
-        raise IllegalScheduledCallTransition(f"Cannot cancel a call that is {call.status}.")
+        raise IllegalScheduledCallTransition(
+            gettext("Cannot cancel a call that is %(status)s.") % {"status": call_status(call)}
+        )
     if scope == "series":
         call.status = S.CANCELLED
         call.next_run_at = None
@@ -365,7 +425,7 @@ def cancel_scheduled_call(
         log_event(call, "cancelled", at=now, by=actor_name(by), scope=scope, message=reason)
         return call
     if call.next_run_at is None:
-        raise IllegalScheduledCallTransition("There is no next occurrence to cancel.")
+        raise IllegalScheduledCallTransition(gettext("There is no next occurrence to cancel."))
     dropped = call.next_run_at
     call.skipped_occurrences = [
         *call.skipped_occurrences,

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from calls.booking.scheduling import ACTIVE as BOOKED
 from calls.booking.scheduling import actor_name, cancel_scheduled_call, log_event
@@ -28,9 +29,10 @@ class HangUps:
     errors: list[str] = field(default_factory=list)  # phone numbers masked
 
     def __str__(self) -> str:
-        text = f"{self.hung_up} live call(s) hung up"
+        """What the admin's message says (the events themselves stay in English)."""
+        text = gettext("%(n)d live call(s) hung up") % {"n": self.hung_up}
         if self.failed:
-            text += f", {self.failed} could not be (see their events)"
+            text += gettext(", %(n)d could not be (see their events)") % {"n": self.failed}
         return text
 
 
