@@ -4,7 +4,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from calls.models import CallAttempt
-from tests.factories import CallAttemptFactory, ContactFactory, ExclusionFactory
+from campaigns.models import Campaign
+from tests.factories import CallAttemptFactory, CampaignFactory, ContactFactory, ExclusionFactory
+from tests.test_admin import campaign_form
 
 
 def test_the_admin_is_named_voicesurvey_not_django(admin_client):
@@ -74,3 +76,33 @@ def test_the_dialler_health_line_speaks_the_operators_language():
         )
     with translation.override("en"):
         assert dialler_health(beat, now).text == "Ticking: last tick 3 s ago, 12 calls placed."
+
+
+def test_a_refused_campaign_form_says_why_in_french(admin_client):
+    data = campaign_form(name="Night owls", window_start="07:00", window_end="22:00")
+    response = admin_client.post(
+        reverse("admin:campaigns_campaign_add"), data, HTTP_ACCEPT_LANGUAGE="fr"
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "La plage d’appel doit tenir dans la plage légale" in body
+    assert "(heure locale de l’appelé)" in body
+    assert not Campaign.objects.filter(name="Night owls").exists()
+
+
+def test_campaign_actions_report_in_french(admin_client):
+    draft = CampaignFactory(name="Brouillon 1")
+    running = CampaignFactory(name="Sondage", status=Campaign.Status.RUNNING)
+    response = admin_client.post(
+        reverse("admin:campaigns_campaign_changelist"),
+        {"action": "pause_campaigns", "_selected_action": [draft.pk, running.pk]},
+        follow=True,
+        HTTP_ACCEPT_LANGUAGE="fr",
+    )
+    body = response.content.decode()
+    assert "Mise en pause : Sondage (maintenant en pause)." in body
+    assert (
+        "Impossible de mettre en pause la campagne « Brouillon 1 » : son statut est "
+        "« brouillon », et seule une campagne au statut « en cours d’appel » peut être "
+        "mise en pause."
+    ) in body
