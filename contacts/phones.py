@@ -5,6 +5,7 @@ import re
 import phonenumbers
 from django.conf import settings
 from django.db.models import Q
+from django.utils.translation import gettext as _
 from phonenumbers import timezone as phone_timezone
 
 
@@ -19,14 +20,19 @@ def normalise_phone(raw: str, default_region: str | None = None) -> str:
     when not given). Garbage, and numbers that parse but cannot exist, raise InvalidPhone."""
     text = (raw or "").strip()
     if not text:
-        raise InvalidPhone("The phone number is empty.")
+        raise InvalidPhone(_("The phone number is empty."))
     region = (default_region or settings.DEFAULT_REGION or "").upper() or None
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidPhone(f"{mask_phone(text)} is not a phone number ({exc._msg}).") from exc
+        raise InvalidPhone(
+            _("%(number)s is not a phone number (%(reason)s).")
+            % {"number": mask_phone(text), "reason": exc._msg}
+        ) from exc
     if not phonenumbers.is_valid_number(number):
-        raise InvalidPhone(f"{mask_phone(text)} is not a valid phone number.")
+        raise InvalidPhone(
+            _("%(number)s is not a valid phone number.") % {"number": mask_phone(text)}
+        )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -9,6 +9,8 @@ import datetime as dt
 import re
 from zoneinfo import ZoneInfo
 
+from django.utils.translation import gettext as _
+
 FREQUENCIES = ("DAILY", "WEEKLY", "MONTHLY")
 DAY_CODES = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")  # index = datetime.weekday()
 
@@ -27,9 +29,9 @@ def build_rrule(
     if not frequency:
         return ""
     if frequency not in FREQUENCIES:
-        raise ValueError(f"Unknown frequency {frequency!r}.")
+        raise ValueError(_("Unknown frequency %(frequency)r.") % {"frequency": frequency})
     if until is not None and count is not None:
-        raise ValueError("A rule ends on a day or after a count, not both.")
+        raise ValueError(_("A rule ends on a day or after a count, not both."))
     parts = [f"FREQ={frequency}"]
     if interval and interval > 1:
         parts.append(f"INTERVAL={interval}")
