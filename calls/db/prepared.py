@@ -16,13 +16,18 @@ from django.db import connection
 def _cursor():
     """(cursor, execute options): a server-binding cursor that prepares on PostgreSQL,
     Django's own elsewhere."""
-    with connection.cursor() as django_cursor:  # Django's checks: connection usable
-        if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql":
+        with connection.cursor() as django_cursor:
             yield django_cursor, {}
-            return
-        connection.validate_no_broken_transaction()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            yield cursor, {"prepare": True}
+        return
+    # The checks connection.cursor() makes (health check, connected, right thread), without
+    # building a Django cursor this statement would not use.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    connection.validate_no_broken_transaction()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor, {"prepare": True}
 
 
 def fetch_one(sql: str, params: dict) -> tuple | None:

@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db import connection, transaction
 from twilio.twiml.voice_response import VoiceResponse
 
 from calls.booking.scheduling import book_callback
+from calls.db import prepared
 from calls.hook_events import opted_out_on_call, survey_completed
 from calls.models import Answer, CallAttempt, CallEvent
 from calls.outcomes import settle_late_answer
@@ -132,25 +132,82 @@ def script_for(attempt: CallAttempt) -> Script:
     return Script(attempt.campaign, attempt.contact, attempt.call_id, VoiceResponse())
 
 
-def next_question(attempt: CallAttempt, *, after: int) -> Question | None:
-    """The first question past `after` that this contact has not answered on any call."""
-    answered = Answer.objects.filter(question=OuterRef("pk"), attempt__contact=attempt.contact_id)
-    return (
-        Question.objects.filter(campaign=attempt.campaign_id, position__gt=after)
-        .exclude(Exists(answered))
-        .order_by("position")
-        .first()
+@dataclass
+class Progress:
+    """The campaign's questions (by position) and those this contact has answered on any call:
+    read with the attempt (survey_load) or, when not given, here."""
+
+    questions: list[Question]
+    answered: set[int]
+
+    def question_at(self, position: int) -> Question:
+        for question in self.questions:
+            if question.position == position:
+                return question
+        raise Question.DoesNotExist(f"No question at position {position}.")
+
+
+def load_progress(attempt: CallAttempt) -> Progress:
+    answered = Answer.objects.filter(attempt__contact=attempt.contact_id)
+    return Progress(
+        questions=list(Question.objects.filter(campaign=attempt.campaign_id).order_by("position")),
+        answered=set(answered.values_list("question_id", flat=True)),
     )
 
 
-def continue_survey(attempt: CallAttempt, script: Script, *, after: int) -> None:
+def next_question(attempt: CallAttempt, *, after: int, progress: Progress) -> Question | None:
+    """The first question past `after` that this contact has not answered on any call."""
+    for question in progress.questions:
+        if question.position > after and question.pk not in progress.answered:
+            return question
+    return None
+
+
+def update_attempt(attempt: CallAttempt, **values) -> None:
+    """Set columns of the attempt's row (and the instance): a prepared statement on PostgreSQL."""
+    if connection.vendor == "postgresql":
+        columns = ", ".join(
+            f'"{CallAttempt._meta.get_field(name).column}" = %({name})s' for name in values
+        )
+        prepared.execute(
+            f'UPDATE "{CallAttempt._meta.db_table}" SET {columns} WHERE id = %(pk)s',
+            {**values, "pk": attempt.pk},
+        )
+    else:
+        CallAttempt.objects.filter(pk=attempt.pk).update(**values)
+    for name, value in values.items():
+        setattr(attempt, name, value)
+
+
+def store_answer(attempt: CallAttempt, question: Question, **values) -> bool:
+    """The answer to `question` on this call, unless it has one already (a replayed request):
+    whether it was stored."""
+    if connection.vendor == "postgresql":
+        row = prepared.fetch_one(
+            INSERT_ANSWER, {**values, "attempt": attempt.pk, "question": question.pk}
+        )
+        return row is not None
+    _, created = Answer.objects.get_or_create(attempt=attempt, question=question, defaults=values)
+    return created
+
+
+INSERT_ANSWER = f"""
+INSERT INTO "{Answer._meta.db_table}"
+       (attempt_id, question_id, raw_input, value, confidence, answered_at)
+VALUES (%(attempt)s, %(question)s, %(raw_input)s, %(value)s, %(confidence)s, %(answered_at)s)
+ON CONFLICT (attempt_id, question_id) DO NOTHING RETURNING id
+"""
+
+
+def continue_survey(
+    attempt: CallAttempt, script: Script, *, after: int, progress: Progress | None
+) -> None:
     """Ask the next unanswered question, or close the survey."""
-    question = next_question(attempt, after=after)
+    question = next_question(attempt, after=after, progress=progress or load_progress(attempt))
     if question is not None:
         script.ask(question)
         return
-    CallAttempt.objects.filter(pk=attempt.pk).update(survey_finished=True)
-    attempt.survey_finished = True
+    update_attempt(attempt, survey_finished=True)
     survey_completed(attempt)
     script.hang_up(attempt.campaign.closing_message)
 
@@ -163,14 +220,20 @@ def log_event(attempt: CallAttempt, kind: str, message: str, *, now: dt.datetime
 
 
 @transaction.atomic(savepoint=False)
-def start_survey(attempt: CallAttempt, *, answered_by: str | None, now: dt.datetime) -> str:
+def start_survey(
+    attempt: CallAttempt,
+    *,
+    answered_by: str | None,
+    now: dt.datetime,
+    progress: Progress | None = None,
+) -> str:
     """TwiML for an answered call: the machine policy for an answering machine, else the intro
     and the first unanswered question."""
     campaign = attempt.campaign
     script = script_for(attempt)
     who = answered_by_from_twilio(answered_by)
     if who:
-        CallAttempt.objects.filter(pk=attempt.pk).update(answered_by=who)
+        update_attempt(attempt, answered_by=who)
     if who == CallAttempt.AnsweredBy.MACHINE:
         log_event(attempt, "machine", f"answering machine: {campaign.machine_policy}", now=now)
         if campaign.machine_policy == Campaign.MachinePolicy.VOICEMAIL:
@@ -182,7 +245,7 @@ def start_survey(attempt: CallAttempt, *, answered_by: str | None, now: dt.datet
         script.hang_up()
         return str(script.response)
     script.say(campaign.intro_message)
-    continue_survey(attempt, script, after=0)
+    continue_survey(attempt, script, after=0, progress=progress)
     return str(script.response)
 
 
@@ -223,7 +286,13 @@ def validate_answer(question: Question, reply: Reply) -> tuple[str, str] | None:
 
 @transaction.atomic(savepoint=False)
 def answer_question(
-    attempt: CallAttempt, *, position: int, reply: Reply, retry: int, now: dt.datetime
+    attempt: CallAttempt,
+    *,
+    position: int,
+    reply: Reply,
+    retry: int,
+    now: dt.datetime,
+    progress: Progress | None = None,
 ) -> str:
     """TwiML after the callee answered (or not) question `position`.
 
@@ -234,10 +303,11 @@ def answer_question(
     corrects it.
 
     Raises Question.DoesNotExist for a position the campaign does not have."""
+    progress = progress or load_progress(attempt)
     if attempt.is_live:
-        return _answer_question(attempt, position=position, reply=reply, retry=retry, now=now)
+        return _answer_question(attempt, position, reply, retry=retry, now=now, progress=progress)
     settled_as = attempt.outcome
-    text = _answer_question(attempt, position=position, reply=reply, retry=retry, now=now)
+    text = _answer_question(attempt, position, reply, retry=retry, now=now, progress=progress)
     state = settle_late_answer(attempt, settled_as=settled_as, now=now)
     if state:
         message = f"answer after the call ended: {settled_as} -> {attempt.outcome}; contact {state}"
@@ -246,10 +316,16 @@ def answer_question(
 
 
 def _answer_question(
-    attempt: CallAttempt, *, position: int, reply: Reply, retry: int, now: dt.datetime
+    attempt: CallAttempt,
+    position: int,
+    reply: Reply,
+    *,
+    retry: int,
+    now: dt.datetime,
+    progress: Progress,
 ) -> str:
     campaign = attempt.campaign
-    question = Question.objects.get(campaign=campaign, position=position)
+    question = progress.question_at(position)
     script = script_for(attempt)
     if reply.digits and reply.digits == campaign.opt_out_key:
         opt_out(attempt, now=now)
@@ -265,19 +341,13 @@ def _answer_question(
     if valid is not None:
         raw, value = valid
         confidence = reply.confidence if question.kind == Question.Kind.SPEECH else None
-        _, created = Answer.objects.get_or_create(
-            attempt=attempt,
-            question=question,
-            defaults={
-                "raw_input": raw,
-                "value": value,
-                "confidence": confidence,
-                "answered_at": now,
-            },
+        created = store_answer(
+            attempt, question, raw_input=raw, value=value, confidence=confidence, answered_at=now
         )
+        progress.answered.add(question.pk)
         if not created:
             log.info("attempt %s: answer to question %s replayed", attempt.pk, position)
-        continue_survey(attempt, script, after=position)
+        continue_survey(attempt, script, after=position, progress=progress)
         return str(script.response)
 
     what = "no input" if reply.is_silence else f"invalid answer {reply.digits or reply.speech!r}"
@@ -286,7 +356,7 @@ def _answer_question(
         script.ask(question, retry=retry + 1, before=question.reprompt_message)
     else:
         log_event(attempt, "skipped", f"question {position}: {what}, moving on", now=now)
-        continue_survey(attempt, script, after=position)
+        continue_survey(attempt, script, after=position, progress=progress)
     return str(script.response)
 
 

@@ -26,6 +26,7 @@ from calls.models import CallAttempt, CallEvent
 from calls.webhooks import survey
 from calls.webhooks.signatures import has_valid_signature
 from calls.webhooks.status import record_call_status
+from calls.webhooks.survey_load import lock_and_log
 from campaigns.models import Question
 from contacts.phones import mask_phone
 from voicesurvey.api_common import content_length
@@ -90,43 +91,30 @@ def has_nul(request: HttpRequest) -> bool:
     return b"%00" in body or b"\x00" in body
 
 
-def provider_webhook(*related: str):
-    """A signed webhook about one attempt: the attempt loaded and locked (with the `related`
-    rows the view needs), the request logged as a CallEvent, the view run in the same
-    transaction.
+def provider_webhook(view):
+    """A signed webhook about one attempt: the attempt loaded and locked (with its campaign and
+    contact, and the survey's progress: survey_load), the request logged as a CallEvent, the
+    view run in the same transaction.
 
     The lock orders this request with the attempt's status callbacks: a final callback
     arriving meanwhile waits, then settles the contact with what this request wrote (an
     answer); one that came first has ended the attempt, and the view sees it ended."""
 
-    def decorator(view):
-        @signed
-        @wraps(view)
-        def wrapper(request: HttpRequest, call_id: str, **kwargs):
-            payload = masked_payload(request.POST)
-            # One transaction for the lock, the log line and what the request changes.
-            with transaction.atomic():
-                attempts = CallAttempt.objects.select_for_update(of=("self",))
-                if related:  # (select_related() with no names would follow every FK)
-                    attempts = attempts.select_related(*related)
-                try:
-                    attempt = attempts.get(call_id=call_id)
-                except CallAttempt.DoesNotExist:
-                    raise Http404("Unknown call.") from None
-                now = timezone.now()
-                CallEvent.objects.create(
-                    attempt=attempt,
-                    kind="webhook",
-                    message=f"{view.__name__} {payload.get('CallStatus', '')}".strip(),
-                    payload=payload,
-                    actor="provider",
-                    at=now,
-                )
-                return view(request, attempt, now=now, **kwargs)
+    @signed
+    @wraps(view)
+    def wrapper(request: HttpRequest, call_id: str, **kwargs):
+        payload = masked_payload(request.POST)
+        message = f"{view.__name__} {payload.get('CallStatus', '')}".strip()
+        now = timezone.now()
+        # One transaction for the lock, the log line and what the request changes.
+        with transaction.atomic():
+            loaded = lock_and_log(call_id, message=message, payload=payload, now=now)
+            if loaded is None:
+                raise Http404("Unknown call.")
+            attempt, progress = loaded
+            return view(request, attempt, now=now, progress=progress, **kwargs)
 
-        return wrapper
-
-    return decorator
+    return wrapper
 
 
 def masked_payload(params) -> dict:
@@ -240,13 +228,16 @@ def status_callback(request: HttpRequest, call_id: str) -> HttpResponse:
     return HttpResponse(status=204)
 
 
-@provider_webhook("campaign", "contact")
-def voice(request: HttpRequest, attempt: CallAttempt, *, now) -> HttpResponse:
-    return twiml(survey.start_survey(attempt, answered_by=request.POST.get("AnsweredBy"), now=now))
+@provider_webhook
+def voice(request: HttpRequest, attempt: CallAttempt, *, now, progress) -> HttpResponse:
+    answered_by = request.POST.get("AnsweredBy")
+    return twiml(survey.start_survey(attempt, answered_by=answered_by, now=now, progress=progress))
 
 
-@provider_webhook("campaign", "contact")
-def gather(request: HttpRequest, attempt: CallAttempt, *, now, position: int) -> HttpResponse:
+@provider_webhook
+def gather(
+    request: HttpRequest, attempt: CallAttempt, *, now, progress, position: int
+) -> HttpResponse:
     params = request.POST
     reply = survey.Reply(
         digits=bounded_text(params, "Digits", MAX_DIGITS_LENGTH),
@@ -255,7 +246,9 @@ def gather(request: HttpRequest, attempt: CallAttempt, *, now, position: int) ->
     )
     retry = int_or_none(request.GET.get("retry")) or 0
     try:
-        text = survey.answer_question(attempt, position=position, reply=reply, retry=retry, now=now)
+        text = survey.answer_question(
+            attempt, position=position, reply=reply, retry=retry, now=now, progress=progress
+        )
     except Question.DoesNotExist:
         raise Http404("Unknown question.") from None
     return twiml(text)
