@@ -6,6 +6,8 @@ COPY voicesurvey voicesurvey
 COPY campaigns campaigns
 COPY contacts contacts
 COPY calls calls
+COPY hooks hooks
+COPY locale locale
 COPY templates templates
 COPY manage.py ./
 RUN pip install --no-cache-dir .

@@ -15,6 +15,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from calls.db import prepared
+from calls.db.instances import model_instances, select_columns
 from calls.models import CallAttempt, CallEvent
 from calls.outcomes import listed_for_good, settle_contact, settle_locked_contact
 from campaigns.models import Campaign
@@ -195,10 +196,6 @@ ATTEMPTS, EVENTS = f'"{CallAttempt._meta.db_table}"', f'"{CallEvent._meta.db_tab
 CONTACTS, CAMPAIGNS = f'"{Contact._meta.db_table}"', f'"{Campaign._meta.db_table}"'
 
 
-def _columns(model, alias: str) -> str:
-    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
-
-
 LOG_AND_MOVE = f"""
 WITH attempt AS (
     SELECT id, status, error_code = 'lost' AND duration IS NULL AS closed_blind
@@ -233,8 +230,8 @@ LOG_MOVE_AND_LOCK = f"""{LOG_AND_MOVE}, locked AS (
        AND contact.last_attempt_number = moved.attempt_number
        FOR UPDATE OF contact
 )
-SELECT attempt.status, attempt.closed_blind, {_columns(CallAttempt, "moved")},
-       {_columns(Contact, "locked")}, {_columns(Campaign, "campaign")}, locked.listed
+SELECT attempt.status, attempt.closed_blind, {select_columns(CallAttempt, "moved")},
+       {select_columns(Contact, "locked")}, {select_columns(Campaign, "campaign")}, locked.listed
   FROM attempt LEFT JOIN moved ON true LEFT JOIN locked ON true
   LEFT JOIN {CAMPAIGNS} campaign ON campaign.id = moved.campaign_id
 """
@@ -287,7 +284,7 @@ def record_call_status(
         if row is None:
             return None
         status, closed_blind, *columns, listed = row
-        attempt, contact, campaign = _instances(columns, CallAttempt, Contact, Campaign)
+        attempt, contact, campaign = model_instances(columns, CallAttempt, Contact, Campaign)
         if attempt is None:
             if closed_blind and params["duration"] is not None:
                 attempts = CallAttempt.objects.filter(call_id=call_id)
@@ -298,23 +295,6 @@ def record_call_status(
             Contact._meta.get_field("campaign").set_cached_value(contact, campaign)
             contact.listed = listed
         return _log_end(attempt, settle_locked_contact(attempt, contact, now=now), now=now)
-
-
-def _instances(columns: list, *models) -> list:
-    """The instances of `models` whose columns follow each other in `columns` (None for an
-    outer join that found nothing), their JSON read as from_db_value would."""
-    instances = []
-    for model in models:
-        fields = model._meta.concrete_fields
-        values, columns = columns[: len(fields)], columns[len(fields) :]
-        if values[0] is None:  # the primary key
-            instances.append(None)
-            continue
-        for i, field in enumerate(fields):
-            if values[i] is not None and hasattr(field, "from_db_value"):
-                values[i] = field.from_db_value(values[i], None, connection)
-        instances.append(model.from_db(connection.alias, [f.attname for f in fields], values))
-    return instances
 
 
 def _fill_lost_duration(attempts, duration: int) -> None:

@@ -11,8 +11,9 @@ import json
 from django.db import connection
 
 from calls.db import prepared
+from calls.db.instances import model_instances, select_columns
 from calls.models import Answer, CallAttempt, CallEvent
-from calls.webhooks.status import ATTEMPTS, CAMPAIGNS, CONTACTS, EVENTS, _columns, _instances
+from calls.webhooks.status import ATTEMPTS, CAMPAIGNS, CONTACTS, EVENTS
 from calls.webhooks.survey import Progress
 from campaigns.models import Campaign, Question
 from contacts.models import Contact
@@ -26,8 +27,8 @@ WITH attempt AS (
     INSERT INTO {EVENTS} (attempt_id, kind, message, payload, actor, "at")
     SELECT id, 'webhook', %(message)s, %(payload)s::jsonb, 'provider', %(now)s FROM attempt
 )
-SELECT {_columns(CallAttempt, "attempt")}, {_columns(Campaign, "campaign")},
-       {_columns(Contact, "contact")},
+SELECT {select_columns(CallAttempt, "attempt")}, {select_columns(Campaign, "campaign")},
+       {select_columns(Contact, "contact")},
        (SELECT json_agg(q ORDER BY q.position) FROM {QUESTIONS} q
          WHERE q.campaign_id = attempt.campaign_id),
        ARRAY(SELECT answer.question_id FROM {ANSWERS} answer
@@ -55,7 +56,7 @@ def lock_and_log(
     if row is None:
         return None
     *columns, questions, answered = row
-    attempt, campaign, contact = _instances(columns, CallAttempt, Campaign, Contact)
+    attempt, campaign, contact = model_instances(columns, CallAttempt, Campaign, Contact)
     CallAttempt._meta.get_field("campaign").set_cached_value(attempt, campaign)
     CallAttempt._meta.get_field("contact").set_cached_value(attempt, contact)
     if isinstance(questions, str):
