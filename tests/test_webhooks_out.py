@@ -13,6 +13,7 @@ import pytest
 from django.apps import apps
 from django.core.management import call_command
 from django.db import transaction
+from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.models import OrmQ, Schedule
 
@@ -139,13 +140,14 @@ def test_an_event_whose_transaction_rolls_back_is_never_sent(receiver, now):
 
 
 def test_the_send_is_queued_for_django_q_once_the_event_commits(
-    receiver, now, django_capture_on_commit_callbacks
+    receiver, django_capture_on_commit_callbacks
 ):
     subscribe(receiver.url)
     queued = OrmQ.objects.count()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with transaction.atomic():
-            event_id = emit("attempt.finished", DATA, at=now)
+            # The task sends what is due by the clock it runs at: the event is of this moment.
+            event_id = emit("attempt.finished", DATA, at=timezone.now())
             assert OrmQ.objects.count() == queued  # not before the commit
     assert len(callbacks) == 1 and OrmQ.objects.count() == queued + 1
     # What the cluster's worker then runs:
