@@ -95,7 +95,7 @@ def test_a_new_pace_holds_from_the_next_tick_without_a_restart(
 ):
     paces = []
 
-    def default_pace(rate=None):
+    def default_pace(rate=None, *, key="default"):
         paces.append(rate)
         return TokenBucket(rate, clock=fake_clock, sleep=fake_clock.sleep)
 
@@ -107,6 +107,26 @@ def test_a_new_pace_holds_from_the_next_tick_without_a_restart(
     report = run_tick(open_now, provider=simulated, pace=None, interval=5)
     assert report.claimed == 6
     assert paces == [0.4, 1.2]
+
+
+def test_the_tick_keeps_the_pace_of_the_account_it_calls_through(
+    settings, waiting, simulated, run_tick, open_now, fake_clock, monkeypatch
+):
+    # The calls-per-second limit is the account's: another account's calls do not use it up.
+    keys = []
+
+    def default_pace(rate=None, *, key="default"):
+        keys.append(key)
+        return TokenBucket(rate, clock=fake_clock, sleep=fake_clock.sleep)
+
+    monkeypatch.setattr(tick_module, "default_pace", default_pace)
+    run_tick(open_now, provider=simulated, pace=None)
+    settings.TELEPHONY_PROVIDER, settings.TWILIO_ACCOUNT_SID = "twilio", TWILIO_ACCOUNT
+    twilio = FakeProvider()
+    twilio.name = "twilio"
+    run_tick(open_now, provider=twilio, pace=None)
+    assert keys == ["simulated", TWILIO_ACCOUNT]
+    assert current_limits("twilio").pace_key == TWILIO_ACCOUNT
 
 
 # --- the API ----------------------------------------------------------------------------------

@@ -82,3 +82,18 @@ def test_the_default_pace_is_shared_on_postgresql_and_per_process_on_sqlite(sett
     assert isinstance(pace, expected)
     with pytest.raises(ValueError):
         SharedPace(0)
+
+
+@pytest.mark.django_db
+def test_each_provider_account_keeps_its_own_pace(settings):
+    settings.DIALLER_PACE_BANK_SECONDS = 0
+    waits: list[float] = []
+    first, second = default_pace(1.0, key="AC-first"), default_pace(1.0, key="AC-second")
+    first.sleep = second.sleep = waits.append
+    first.acquire()
+    second.acquire()  # not held back by the first account's call
+    assert waits == []
+    again = default_pace(1.0, key="AC-first")  # the next tick, the same account
+    again.sleep = waits.append
+    again.acquire()
+    assert waits == [pytest.approx(1.0, abs=0.1)]

@@ -16,6 +16,7 @@ from calls.models import ProviderAccount
 class Limits:
     max_concurrent_calls: int
     calls_per_second: float
+    pace_key: str  # the account the pace is kept for: its own calls-per-second limit
     row: ProviderAccount | None = None  # where they come from; None: the settings
 
 
@@ -35,7 +36,9 @@ def current_limits(provider_name: str) -> Limits:
     if row is not None:
         cap = row.max_concurrent_calls if row.max_concurrent_calls is not None else cap
         pace = row.calls_per_second if row.calls_per_second is not None else pace
-    return Limits(max_concurrent_calls=cap, calls_per_second=pace, row=row)
+    return Limits(
+        max_concurrent_calls=cap, calls_per_second=pace, pace_key=account or provider_name, row=row
+    )
 
 
 def save_provider_account(*, account: ProviderAccount, fields: dict, by=None) -> ProviderAccount:

@@ -102,24 +102,26 @@ class SharedPace:
         return max(wait, 0.0)
 
 
-_buckets: dict[tuple[float, float], TokenBucket] = {}
+_buckets: dict[tuple[str, float, float], TokenBucket] = {}
 _buckets_lock = threading.Lock()
 
 
-def default_pace(rate: float | None = None) -> TokenBucket | SharedPace:
+def default_pace(rate: float | None = None, *, key: str = "default") -> TokenBucket | SharedPace:
     """The pace of `rate` calls per second (default: settings.DIALLER_CALLS_PER_SECOND; the
-    tick passes the limit in force, calls.dialler.limits). On PostgreSQL it is shared by every
-    scheduler on the database (SharedPace), so several machines together keep the provider's
-    calls-per-second limit. On SQLite (one machine) it is the process's bucket, shared by
-    consecutive ticks so a tick that starts right after another does not burst past it."""
+    tick passes the limit in force, calls.dialler.limits) for the provider account `key`: the
+    limit is the account's, so each account keeps its own pace. On PostgreSQL it is shared by
+    every scheduler on the database (SharedPace), so several machines together keep the
+    account's calls-per-second limit. On SQLite (one machine) it is the process's bucket,
+    shared by consecutive ticks so a tick that starts right after another does not burst
+    past it."""
     rate = rate or settings.DIALLER_CALLS_PER_SECOND
     bank = settings.DIALLER_PACE_BANK_SECONDS
     if connection.vendor == "postgresql":
-        return SharedPace(rate, bank=bank)
+        return SharedPace(rate, key=key, bank=bank)
     with _buckets_lock:
-        if (rate, bank) not in _buckets:
-            _buckets[rate, bank] = TokenBucket(rate, burst=banked_burst(rate, bank))
-        return _buckets[rate, bank]
+        if (key, rate, bank) not in _buckets:
+            _buckets[key, rate, bank] = TokenBucket(rate, burst=banked_burst(rate, bank))
+        return _buckets[key, rate, bank]
 
 
 def banked_burst(rate: float, bank: float) -> float:

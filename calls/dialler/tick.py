@@ -148,7 +148,7 @@ def tick(
         report.skipped.update(claim.skipped)
 
         # 4. Dial them, outside any transaction, at the pace.
-        pace = pace or default_pace(limits.calls_per_second)
+        pace = pace or default_pace(limits.calls_per_second, key=limits.pace_key)
         dial_attempts(claim.attempts, provider=provider, now=now, pace=pace, report=report)
 
     report.seconds = time.monotonic() - clock
