@@ -9,6 +9,7 @@ our own mistake must never mark people's numbers invalid."""
 
 import datetime as dt
 import logging
+from contextlib import contextmanager
 
 import requests
 from django.conf import settings
@@ -91,29 +92,19 @@ class TwilioProvider:
             # on a machine, knowing it is one is enough.
             leaves_message = attempt.campaign.machine_policy == "voicemail"
             options["machine_detection"] = "DetectMessageEnd" if leaves_message else "Enable"
-        try:
-            call = self.client.calls.create(**options)
-        except (TwilioRestException, TwilioServiceException) as exc:
-            raise error_for(exc) from exc
-        except (requests.exceptions.RequestException, OSError) as exc:
-            raise ProviderUnavailable(f"Twilio unreachable: {exc}") from exc
-        except TwilioException as exc:
-            raise ProviderUnavailable(mask_phones_in(f"Twilio client error: {exc}")) from exc
-        return call.sid
+        with twilio_errors():
+            return self.client.calls.create(**options).sid
 
     def fetch_status(self, provider_call_id: str) -> ProviderCall | None:
         """The call's Calls resource: its status, and once it has ended its duration, who
         answered and when it ended. None when Twilio has no such call (404)."""
-        try:
-            call = self.client.calls(provider_call_id).fetch()
-        except (TwilioRestException, TwilioServiceException) as exc:
-            if int(exc.status or 0) == 404:
-                return None
-            raise error_for(exc) from exc
-        except (requests.exceptions.RequestException, OSError) as exc:
-            raise ProviderUnavailable(f"Twilio unreachable: {exc}") from exc
-        except TwilioException as exc:
-            raise ProviderUnavailable(mask_phones_in(f"Twilio client error: {exc}")) from exc
+        with twilio_errors():
+            try:
+                call = self.client.calls(provider_call_id).fetch()
+            except (TwilioRestException, TwilioServiceException) as exc:
+                if int(exc.status or 0) == 404:
+                    return None
+                raise
         duration = str(call.duration or "")
         return ProviderCall(
             status=str(call.status),
@@ -124,17 +115,11 @@ class TwilioProvider:
 
     def cancel(self, sid: str) -> None:
         """Stop a call: cancel it while it is queued or ringing, hang it up once answered."""
-        try:
+        with twilio_errors():
             call = self.client.calls(sid).fetch()
             status = "completed" if call.status == "in-progress" else "canceled"
             if call.status in ("queued", "ringing", "in-progress", "initiated"):
                 self.client.calls(sid).update(status=status)
-        except (TwilioRestException, TwilioServiceException) as exc:
-            raise error_for(exc) from exc
-        except (requests.exceptions.RequestException, OSError) as exc:
-            raise ProviderUnavailable(f"Twilio unreachable: {exc}") from exc
-        except TwilioException as exc:
-            raise ProviderUnavailable(mask_phones_in(f"Twilio client error: {exc}")) from exc
 
 
 def pooled_http_client() -> "TwilioApiHttpClient":
@@ -161,6 +146,20 @@ class TwilioApiHttpClient(TwilioHttpClient):
         if self.base_url != TWILIO_API and url.startswith(TWILIO_API + "/"):
             url = self.base_url + url[len(TWILIO_API) :]
         return super().request(method, url, *args, **kwargs)
+
+
+@contextmanager
+def twilio_errors():
+    """Raise what the twilio library raises as our provider errors (error_for), and a Twilio
+    we cannot reach, or a client that fails, as an outage."""
+    try:
+        yield
+    except (TwilioRestException, TwilioServiceException) as exc:
+        raise error_for(exc) from exc
+    except (requests.exceptions.RequestException, OSError) as exc:
+        raise ProviderUnavailable(f"Twilio unreachable: {exc}") from exc
+    except TwilioException as exc:
+        raise ProviderUnavailable(mask_phones_in(f"Twilio client error: {exc}")) from exc
 
 
 def error_for(exc: TwilioException) -> ProviderError:
