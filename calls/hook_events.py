@@ -14,8 +14,6 @@ from campaigns.models import Campaign
 from contacts.models import Contact
 from hooks.emitting import emit
 
-REACHED = ("completed", "incomplete", "refused", "callback")  # as settle_scheduled_call counts
-
 
 def _contact_fields(contact_id: int, contact: Contact | None = None) -> dict:
     if contact is None:
@@ -150,17 +148,18 @@ def booking_missed(
     emit("booking.missed", payload, key=f"{call.pk}/{occurrence.isoformat()}", at=now)
 
 
-def booking_completed(call: ScheduledCall, attempt: CallAttempt, *, now: dt.datetime) -> None:
+def booking_completed(
+    call: ScheduledCall, attempt: CallAttempt, *, reached: bool, now: dt.datetime
+) -> None:
     """A booked occurrence is over, its retries included: `reached` says whether the person
-    was reached, `outcome` how the last call ended."""
+    was reached (as settle_scheduled_call judged it), `outcome` how the last call ended."""
 
     def payload():
-        outcome = attempt.outcome
         return {
             **_booking_fields(call),
             "attempt_id": attempt.pk,
-            "outcome": outcome,
-            "reached": outcome in REACHED,
+            "outcome": attempt.outcome,
+            "reached": reached,
             "at": now,
         }
 

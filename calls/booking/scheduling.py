@@ -642,7 +642,7 @@ def settle_scheduled_call(attempt, *, now: dt.datetime) -> None:
             by="dialler",
             next_run_at=call.next_run_at.isoformat() if call.next_run_at else None,
         )
-        booking_completed(call, attempt, now=now)
+        booking_completed(call, attempt, reached=reached, now=now)
 
 
 def next_allowed_time(campaign, zones: list[str], at: dt.datetime) -> dt.datetime:
