@@ -142,7 +142,7 @@ def misfire_grace(call: ScheduledCall) -> dt.timedelta:
     return dt.timedelta(seconds=seconds)
 
 
-def log_event(
+def booking_event(
     call: ScheduledCall,
     kind: str,
     *,
@@ -151,8 +151,9 @@ def log_event(
     message: str = "",
     attempt=None,
     **payload,
-) -> None:
-    CallEvent.objects.create(
+) -> CallEvent:
+    """The event (unsaved) that tells what happened to a booked call."""
+    return CallEvent(
         scheduled_call=call,
         attempt=attempt,
         kind=kind,
@@ -161,6 +162,10 @@ def log_event(
         message=message,
         payload=payload,
     )
+
+
+def log_event(call: ScheduledCall, kind: str, **details) -> None:
+    booking_event(call, kind, **details).save()
 
 
 def call_status(call: ScheduledCall) -> str:

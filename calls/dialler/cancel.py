@@ -10,10 +10,11 @@ import logging
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext
 
 from calls.booking.scheduling import ACTIVE as BOOKED
-from calls.booking.scheduling import actor_name, cancel_scheduled_call, log_event
+from calls.booking.scheduling import actor_name, booking_event, cancel_scheduled_call
 from calls.models import CallAttempt, CallEvent, ScheduledCall
 from calls.telephony.base import Provider, get_provider
 from campaigns.models import Campaign
@@ -44,6 +45,7 @@ def hang_up_calls(
     yet has no provider call to end. `provider`: the one to use (tests); by default each
     attempt's own."""
     done = HangUps()
+    events = []
     live = (
         attempts.filter(status__in=CallAttempt.LIVE_STATUSES, provider_call_sid__isnull=False)
         .only("pk", "provider", "provider_call_sid")
@@ -61,14 +63,17 @@ def hang_up_calls(
         else:
             message, kind = f"Hung up: {why}.", "hung_up"
             done.hung_up += 1
-        CallEvent.objects.create(
-            attempt=attempt,
-            kind=kind,
-            message=message,
-            payload={"provider_call_sid": attempt.provider_call_sid},
-            actor=actor_name(by),
-            at=now,
+        events.append(
+            CallEvent(
+                attempt=attempt,
+                kind=kind,
+                message=message,
+                payload={"provider_call_sid": attempt.provider_call_sid},
+                actor=actor_name(by),
+                at=now,
+            )
         )
+    CallEvent.objects.bulk_create(events)
     return done
 
 
@@ -87,20 +92,21 @@ def cancel_campaign(
     calls, then hang up its live calls."""
     with transaction.atomic():
         campaign.transition("cancel", now=now)
-        bookings = ScheduledCall.objects.select_for_update().filter(
-            contact__campaign=campaign, status__in=BOOKED
+        bookings = list(
+            ScheduledCall.objects.select_for_update()
+            .filter(contact__campaign=campaign, status__in=BOOKED)
+            .only("pk")
         )
-        for call in bookings:
-            call.status, call.next_run_at = ScheduledCall.Status.CANCELLED, None
-            call.save(update_fields=["status", "next_run_at", "updated_at"])
-            log_event(
-                call,
-                "cancelled",
-                at=now,
-                by=actor_name(by),
-                scope="series",
-                message=f"The campaign {campaign.name!r} was cancelled.",
+        ScheduledCall.objects.filter(pk__in=[call.pk for call in bookings]).update(
+            status=ScheduledCall.Status.CANCELLED, next_run_at=None, updated_at=timezone.now()
+        )
+        message = f"The campaign {campaign.name!r} was cancelled."
+        CallEvent.objects.bulk_create(
+            booking_event(
+                call, "cancelled", at=now, by=actor_name(by), scope="series", message=message
             )
+            for call in bookings
+        )
     why = f"campaign {campaign.name!r} cancelled by {actor_name(by)}"
     return hang_up_calls(
         CallAttempt.objects.filter(campaign=campaign), why=why, now=now, by=by, provider=provider
