@@ -15,7 +15,7 @@ from calls.booking.scheduling import (
     IllegalScheduledCallTransition,
     actor_name,
     call_status,
-    check_legal_window,
+    first_legal_occurrence,
     first_occurrence,
     localise,
     log_event,
@@ -69,13 +69,7 @@ def edit_scheduled_call(
         call.rrule = timing.get("rrule", call.rrule).strip()
         call.skipped_occurrences = []
         call.retries_done = 0
-        upcoming = first_occurrence(call, after=now)
-        if upcoming is None:
-            raise ValidationError({"run_at": gettext("The call has no occurrence in the future.")})
-        problem = check_legal_window(call.contact, upcoming)
-        if problem:
-            raise ValidationError({"run_at": problem})
-        call.next_run_at = upcoming
+        call.next_run_at = first_legal_occurrence(call, call.contact, now=now)
     call.full_clean(exclude=["contact", "created_by"])
     call.save()
     after = {name: _plain(getattr(call, name)) for name in changes}

@@ -208,6 +208,18 @@ def check_legal_window(contact: Contact, at: dt.datetime) -> str:
     return ""
 
 
+def first_legal_occurrence(call: ScheduledCall, contact: Contact, *, now) -> dt.datetime:
+    """The call's first occurrence after `now`. Raises ValidationError (on run_at) when there
+    is none, or when it falls outside the legal window."""
+    upcoming = first_occurrence(call, after=now)
+    if upcoming is None:
+        raise ValidationError({"run_at": gettext("The call has no occurrence in the future.")})
+    problem = check_legal_window(contact, upcoming)
+    if problem:
+        raise ValidationError({"run_at": problem})
+    return upcoming
+
+
 def campaign_refusal(campaign, first_at: dt.datetime) -> str:
     """'' when `campaign` will dial a booking due at `first_at`, else why it would not.
 
@@ -297,15 +309,10 @@ def schedule_call(
         call.max_retries = max_retries
     if retry_delay_minutes is not None:
         call.retry_delay_minutes = retry_delay_minutes
-    upcoming = first_occurrence(call, after=now)
-    if upcoming is None:
-        raise ValidationError({"run_at": gettext("The call has no occurrence in the future.")})
+    upcoming = first_legal_occurrence(call, contact, now=now)
     problem = campaign_refusal(contact.campaign, upcoming)
     if problem:
         raise ValidationError({"contact": problem})
-    problem = check_legal_window(contact, upcoming)
-    if problem:
-        raise ValidationError({"run_at": problem})
     call.next_run_at = upcoming
     call.save()
     log_event(
