@@ -6,6 +6,7 @@ from django.core.management import call_command
 from django.db import close_old_connections, connection
 
 from calls.models import CallAttempt
+from tests.postgres_restart import terminate_backends
 from tests.webhook_helpers import live_attempt, send_status
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -13,19 +14,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 def drop_our_connection() -> None:
     """What a server restart does to an open connection: the server ends it."""
-    import psycopg
-
-    pid = connection.connection.info.backend_pid
-    db = connection.settings_dict
-    with psycopg.connect(
-        host=db["HOST"] or "127.0.0.1",
-        port=db["PORT"] or 5432,
-        user=db["USER"],
-        password=db["PASSWORD"] or None,
-        dbname=db["NAME"],
-        autocommit=True,
-    ) as admin:
-        assert admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]
+    assert terminate_backends([connection.connection.info.backend_pid]) == 1
 
 
 def test_a_webhook_after_the_server_dropped_the_connection_is_served(

@@ -13,7 +13,6 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 from wsgiref.util import setup_testing_defaults
 
-import psycopg
 import pytest
 import time_machine
 from django.core.handlers.wsgi import WSGIHandler
@@ -27,26 +26,14 @@ from calls.webhooks.signatures import webhook_auth_token
 from contacts.models import Contact
 from tests.factories import ContactFactory, QuestionFactory, RunningCampaignFactory
 from tests.fakes import FakeProvider
+from tests.postgres_restart import terminate_backends
 from tests.webhook_helpers import live_attempt, send_status, status_url
 
 
 def restart_postgresql() -> int:
     """What a PostgreSQL restart does to its clients: every other backend on this database is
-    terminated (from a connection of its own). Returns how many were."""
-    db = connection.settings_dict
-    with psycopg.connect(
-        host=db["HOST"] or "127.0.0.1",
-        port=db["PORT"] or 5432,
-        user=db["USER"],
-        password=db["PASSWORD"] or None,
-        dbname=db["NAME"],
-        autocommit=True,
-    ) as other:
-        rows = other.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchall()
-    return len(rows)
+    terminated. Returns how many were."""
+    return terminate_backends()
 
 
 def wsgi_post(url: str, params: dict) -> int:
