@@ -1,12 +1,21 @@
 import datetime as dt
 
 import pytest
+import time_machine
 
 
 @pytest.fixture
 def now():
     """A fixed Monday noon UTC; tests pass it to the domain functions instead of sleeping."""
     return dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def frozen(now):
+    """The clock stopped at `now`, for what reads it (pages, the API, webhooks). List it
+    before a client that logs in, so the session is made at that time too."""
+    with time_machine.travel(now, tick=False):
+        yield now
 
 
 @pytest.fixture

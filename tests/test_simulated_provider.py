@@ -4,7 +4,6 @@ import random
 from collections import Counter
 
 import pytest
-import time_machine
 from django.db import connection
 
 from calls.models import Answer, CallAttempt, CallEvent
@@ -16,12 +15,6 @@ from tests.factories import ContactFactory, QuestionFactory, RunningCampaignFact
 from tests.webhook_helpers import live_attempt
 
 K = Question.Kind
-
-
-@pytest.fixture
-def frozen(now):
-    with time_machine.travel(now, tick=False):
-        yield now
 
 
 @pytest.fixture

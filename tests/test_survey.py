@@ -3,7 +3,6 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
-import time_machine
 from django.conf import settings
 
 from calls.models import Answer, CallAttempt, ScheduledCall
@@ -19,12 +18,6 @@ from tests.factories import (
 from tests.webhook_helpers import live_attempt, said, send_status, signed_post, twiml, voice_url
 
 K = Question.Kind
-
-
-@pytest.fixture
-def frozen(now):
-    with time_machine.travel(now, tick=False):
-        yield now
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import re
 
 import pytest
-import time_machine
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
@@ -36,12 +35,8 @@ def control_url(campaign, action, next_url=""):
     return f"{url}?next={next_url}" if next_url else url
 
 
-@pytest.fixture
-def frozen(now):
-    """The pages read the clock: stop it at `now` (a Monday, 13:00 in Paris, 07:00 in New
-    York: Paris inside the 09:00-20:00 window, New York not yet)."""
-    with time_machine.travel(now, tick=False):
-        yield now
+# `frozen` stops the clock at `now`: a Monday, 13:00 in Paris, 07:00 in New York (Paris
+# inside the 09:00-20:00 window, New York not yet).
 
 
 @pytest.fixture

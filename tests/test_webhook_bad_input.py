@@ -2,7 +2,6 @@
 nothing written, never a 500 or a database error."""
 
 import pytest
-import time_machine
 from django.conf import settings
 
 from calls.models import Answer, CallAttempt, CallEvent
@@ -10,12 +9,6 @@ from tests.factories import QuestionFactory, RunningCampaignFactory
 from tests.webhook_helpers import live_attempt, send_status, signed_post, twiml
 
 K = QuestionFactory._meta.model.Kind
-
-
-@pytest.fixture
-def frozen(now):
-    with time_machine.travel(now, tick=False):
-        yield now
 
 
 @pytest.fixture
