@@ -309,7 +309,7 @@ class CallAttemptAdmin(
         return iter_attempts_csv(queryset, with_contacts=self.may_see_contacts(request))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        attempt = CallAttempt.objects.select_related("contact").filter(pk=object_id).first()
+        attempt = self.get_object(request, object_id)  # None for an id that is no attempt's
         extra = {}
         if attempt is not None and self.has_view_permission(request, attempt):
             extra["timeline"] = attempt_timeline(attempt, user=request.user)

@@ -174,3 +174,14 @@ def test_the_attempt_page_hides_the_contact_from_who_may_not_read_it(
     assert "Ada" not in body and "+12125550148" not in body
     assert f"Contact #{second.contact_id}" in body
     assert "webhook" not in body  # events need view_callevent
+
+
+@pytest.mark.parametrize("model", ["contacts_contact", "calls_callattempt"])
+@pytest.mark.parametrize("object_id", ["not-a-number", "999999"])
+def test_a_page_for_no_such_contact_or_call_says_so(admin_client, model, object_id):
+    """An id that names nothing (or is no number at all) is the admin's "does not exist"
+    message, never an error page."""
+    response = admin_client.get(f"/admin/{model.replace('_', '/', 1)}/{object_id}/change/")
+    assert response.status_code == 302 and response["Location"] == reverse("admin:index")
+    follow = admin_client.get(response["Location"])
+    assert "doesn’t exist" in follow.content.decode()
