@@ -54,8 +54,8 @@ from calls.reports.dashboard import (
     question_results,
     tick_details,
 )
-from calls.reports.history import attempt_timeline, call_duration_text, outcome_text
-from calls.reports.live import LIVE_LIST_LENGTH, duration_text, tick_summary
+from calls.reports.history import attempt_timeline, outcome_text
+from calls.reports.live import LIVE_LIST_LENGTH, tick_summary
 from calls.reports.results import iter_results_csv
 from calls.reports.stats import DEFINITIONS, campaign_stats, outcome_expression
 from calls.webhooks.survey import preview_survey
@@ -65,7 +65,7 @@ from contacts.admin import PHONE_SEARCH_HELP, CsvExportMixin, PhoneSearchMixin
 from contacts.models import Contact
 from contacts.phones import InvalidPhone, normalise_phone
 from voicesurvey.admin_confirm import confirmed_or_ask
-from voicesurvey.times import callee_time, operator_time
+from voicesurvey.times import callee_time, duration_text, operator_time
 
 
 class ReadOnlyAdminMixin:
@@ -275,7 +275,7 @@ class CallAttemptAdmin(
 
     @admin.display(description=_("Duration"), ordering="duration")
     def duration_label(self, obj):
-        return call_duration_text(obj.duration)
+        return duration_text(obj.duration)
 
     @admin.display(description=_("Answered by"), ordering="answered_by")
     def answered_by_label(self, obj):

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
-from calls.reports.history import attempt_timeline, call_duration_text, contact_history
+from calls.reports.history import attempt_timeline, contact_history
 from tests.factories import (
     AnswerFactory,
     CallAttemptFactory,
@@ -19,6 +19,7 @@ from tests.factories import (
 )
 from tests.staff import staff_client
 from voicesurvey.accounts.timezones import set_operator_zone
+from voicesurvey.times import duration_text
 
 pytestmark = pytest.mark.django_db
 
@@ -113,7 +114,7 @@ def test_the_contact_page_shows_the_history_with_both_clocks(admin_client, admin
 
 
 def test_duration_reads_as_minutes_and_seconds():
-    assert [call_duration_text(s) for s in (None, 0, 9, 65, 3600)] == [
+    assert [duration_text(s) for s in (None, 0, 9, 65, 3600)] == [
         "–",
         "0 s",
         "9 s",

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from calls.models import DiallerHeartbeat
 from calls.reports.dashboard import build_dashboard
-from calls.reports.live import duration_text, estimate_text, finish_estimate
+from calls.reports.live import estimate_text, finish_estimate
 from calls.reports.stats import DEFINITIONS
 from campaigns.models import Campaign
 from tests.factories import (
@@ -23,6 +23,7 @@ from tests.factories import (
     ContactFactory,
     QuestionFactory,
 )
+from voicesurvey.times import duration_text
 
 pytestmark = pytest.mark.django_db
 
