@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import BooleanField, ExpressionWrapper, Q, Value
-from django.http import Http404, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -61,7 +61,7 @@ from calls.reports.stats import DEFINITIONS, campaign_stats, outcome_expression
 from calls.webhooks.survey import preview_survey
 from campaigns.admin import ACTION_TITLES, CONFIRM, CampaignAdmin, done_text
 from campaigns.models import Campaign, IllegalTransition
-from contacts.admin import PHONE_SEARCH_HELP, CsvExportMixin, PhoneSearchMixin
+from contacts.admin import PHONE_SEARCH_HELP, CsvExportMixin, PhoneSearchMixin, csv_response
 from contacts.models import Contact
 from contacts.phones import InvalidPhone, normalise_phone
 from voicesurvey.admin_confirm import confirmed_or_ask
@@ -764,13 +764,7 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
     def results_csv_view(self, request, object_id):
         """The results as CSV, streamed row by row (`calls.reports.results`): no size limit."""
         campaign = self.viewable_campaign(request, object_id, "results_csv")
-        response = StreamingHttpResponse(
-            iter_results_csv(campaign), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = (
-            f'attachment; filename="campaign-{campaign.pk}-results.csv"'
-        )
-        return response
+        return csv_response(iter_results_csv(campaign), f"campaign-{campaign.pk}-results.csv")
 
     def preview_view(self, request, object_id):
         """The survey as a contact would hear it: the first contact of the campaign, or the
