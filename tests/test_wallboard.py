@@ -46,23 +46,6 @@ def frozen(now):
 
 
 @pytest.fixture
-def staff_with(client, django_user_model):
-    """Log in a staff user holding exactly these permissions ("app.codename")."""
-
-    def login(*perms):
-        user = django_user_model.objects.create_user("narrow", password="pw", is_staff=True)
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-        client.force_login(user)
-        return client
-
-    return login
-
-
-@pytest.fixture
 def waiting_campaign(now):
     """A running campaign whose callable contacts wait for different reasons at `now`."""
     campaign = CampaignFactory(name="Wait and see", status=Campaign.Status.RUNNING)
