@@ -10,6 +10,16 @@ def now():
 
 
 @pytest.fixture
+def frozen(now):
+    """The clock stopped at `now`, for code that reads it (a page, the API, a webhook). List it
+    before a client that logs in, so the session is of the travelled time."""
+    import time_machine
+
+    with time_machine.travel(now, tick=False):
+        yield now
+
+
+@pytest.fixture
 def admin_user(django_user_model):
     return django_user_model.objects.create_superuser("boss", "boss@example.com", "pw-for-tests-1")
 

@@ -1,22 +1,15 @@
 import datetime as dt
 
 import pytest
-import time_machine
 from django.urls import reverse
 
 from calls.models import ScheduledCall
 from tests.factories import ContactFactory, SurveyCampaignFactory, book
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 ADD = reverse("admin:calls_scheduledcall_add")
 LIST = reverse("admin:calls_scheduledcall_changelist")
-
-
-@pytest.fixture(autouse=True)
-def frozen(now):
-    with time_machine.travel(now, tick=False):
-        yield
 
 
 @pytest.fixture

@@ -10,17 +10,10 @@ from calls.models import CallEvent, ScheduledCall
 from tests.factories import ContactFactory, SurveyCampaignFactory, book
 from tests.test_api_campaigns import assert_error
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 URL = "/api/v1/scheduled-calls/"
 PARIS, NEW_YORK = ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York")
-
-
-@pytest.fixture(autouse=True)
-def frozen(now):
-    """The API reads the clock: Monday 2026-11-23 12:00 UTC (07:00 in New York)."""
-    with time_machine.travel(now, tick=False):
-        yield
 
 
 @pytest.fixture

@@ -10,12 +10,6 @@ from tests.factories import ContactFactory, ExclusionFactory
 from tests.webhook_helpers import live_attempt, send_status
 
 
-@pytest.fixture
-def frozen(now):
-    with time_machine.travel(now, tick=False):
-        yield now
-
-
 def play(client, attempt, *statuses):
     """Send status callbacks in the given order; each item is a status or (status, extra)."""
     for seq, item in enumerate(statuses):

@@ -2,7 +2,6 @@ import datetime as dt
 import re
 
 import pytest
-import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -26,13 +25,6 @@ def finished(contact, *, at, status="completed", **fields):
         status=status,
         **({"dialled_at": at} | fields),
     )
-
-
-@pytest.fixture
-def frozen(now):
-    """The page reads the clock: stop it at `now` (list it before the client, which logs in)."""
-    with time_machine.travel(now, tick=False):
-        yield now
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import datetime as dt
 import threading
 
 import pytest
-import time_machine
 from django.db import connections, transaction
 from django.test import Client
 
@@ -17,12 +16,6 @@ from tests.factories import ContactFactory, QuestionFactory, RunningCampaignFact
 from tests.webhook_helpers import live_attempt, send_status, signed_post, twiml, voice_url
 
 K = Question.Kind
-
-
-@pytest.fixture
-def frozen(now):
-    with time_machine.travel(now, tick=False):
-        yield now
 
 
 @pytest.fixture

@@ -14,15 +14,9 @@ from calls.models import ScheduledCall
 from tests.factories import ContactFactory, SurveyCampaignFactory, book
 from tests.test_admin_scheduled_calls import form
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("frozen")]
 
 ADD = reverse("admin:calls_scheduledcall_add")
-
-
-@pytest.fixture(autouse=True)
-def frozen(now):
-    with time_machine.travel(now, tick=False):
-        yield
 
 
 @pytest.fixture

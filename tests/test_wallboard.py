@@ -7,7 +7,6 @@ import json
 import re
 
 import pytest
-import time_machine
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
@@ -29,20 +28,14 @@ pytestmark = pytest.mark.django_db
 
 DASHBOARD = "admin:dashboard"
 LIVE = "admin:dashboard_live"
+# At `now` (a Monday, 13:00 in Paris, 07:00 in New York) Paris is inside the 09:00-20:00
+# window, New York not yet.
 PARIS, NEW_YORK = ["Europe/Paris"], ["America/New_York"]
 
 
 def control_url(campaign, action, next_url=""):
     url = reverse("admin:campaigns_campaign_control", args=[campaign.pk, action])
     return f"{url}?next={next_url}" if next_url else url
-
-
-@pytest.fixture
-def frozen(now):
-    """The pages read the clock: stop it at `now` (a Monday, 13:00 in Paris, 07:00 in New
-    York: Paris inside the 09:00-20:00 window, New York not yet)."""
-    with time_machine.travel(now, tick=False):
-        yield now
 
 
 @pytest.fixture
