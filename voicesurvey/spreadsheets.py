@@ -4,13 +4,13 @@ chunk, for a streamed response."""
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
+from contacts.phones import PHONE_TERM
+
 # A spreadsheet runs a cell that starts with one of these as a formula.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-PHONE_LIKE = re.compile(r"\+?[\d\s().\-/]*")
 
 
 def safe_cell(value) -> str:
@@ -21,7 +21,7 @@ def safe_cell(value) -> str:
     if value is None:
         return ""
     text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    if text.startswith(FORMULA_STARTS) and not PHONE_LIKE.fullmatch(text):
+    if text.startswith(FORMULA_STARTS) and not PHONE_TERM.fullmatch(text):
         return "'" + text
     return text
 
