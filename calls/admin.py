@@ -61,7 +61,13 @@ from calls.reports.stats import DEFINITIONS, campaign_stats, outcome_expression
 from calls.webhooks.survey import preview_survey
 from campaigns.admin import ACTION_TITLES, CONFIRM, CampaignAdmin, done_text
 from campaigns.models import Campaign, IllegalTransition
-from contacts.admin import PHONE_SEARCH_HELP, CsvExportMixin, PhoneSearchMixin, csv_response
+from contacts.admin import (
+    PHONE_SEARCH_HELP,
+    CsvExportMixin,
+    PhoneSearchMixin,
+    both_clocks,
+    csv_response,
+)
 from contacts.models import Contact
 from contacts.phones import InvalidPhone, normalise_phone
 from voicesurvey.admin_confirm import confirmed_or_ask
@@ -262,12 +268,7 @@ class CallAttemptAdmin(
 
     @admin.display(description=_("Called at"), ordering="created_at")
     def created(self, obj):
-        return format_html(
-            '{}<br><span class="vs-quiet">{} {}</span>',
-            operator_time(obj.created_at, seconds=True),
-            callee_time(obj.created_at, obj.contact.zones),
-            _("callee"),
-        )
+        return both_clocks(obj.created_at, obj.contact.zones, seconds=True)
 
     @admin.display(description=_("Outcome"))
     def outcome_label(self, obj):

@@ -59,6 +59,18 @@ class PhoneSearchMixin:
         return found | queryset.filter(by_number), may_have_duplicates
 
 
+def both_clocks(at, zones: list[str], *, seconds: bool = False) -> str:
+    """A list cell: the operator's time, and the callee's beneath it."""
+    if at is None:
+        return "–"
+    return format_html(
+        '{}<br><span class="vs-quiet">{} {}</span>',
+        operator_time(at, seconds=seconds),
+        callee_time(at, zones),
+        _("callee"),
+    )
+
+
 def csv_response(rows, filename: str) -> StreamingHttpResponse:
     response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -324,7 +336,7 @@ class ContactAdmin(PhoneSearchMixin, CsvExportMixin, CsvImportAdminMixin, admin.
 
     @admin.display(description=gettext_lazy("Last call"), ordering="last_attempt_at")
     def last_attempt(self, obj):
-        return self._both_clocks(obj, obj.last_attempt_at)
+        return both_clocks(obj.last_attempt_at, obj.zones)
 
     @admin.display(description=gettext_lazy("Next call from"), ordering="next_attempt_at")
     def next_attempt(self, obj):
@@ -332,22 +344,11 @@ class ContactAdmin(PhoneSearchMixin, CsvExportMixin, CsvImportAdminMixin, admin.
             return "–"
         if obj.next_attempt_at <= timezone.now():
             return _("due now (in its calling window)")
-        return self._both_clocks(obj, obj.next_attempt_at)
+        return both_clocks(obj.next_attempt_at, obj.zones)
 
     @admin.display(description=gettext_lazy("Calls"), ordering="attempts_count")
     def calls(self, obj):
         return obj.attempts_count
-
-    def _both_clocks(self, obj, at):
-        """The operator's time, and the callee's beneath it."""
-        if at is None:
-            return "–"
-        return format_html(
-            '{}<br><span class="vs-quiet">{} {}</span>',
-            operator_time(at),
-            callee_time(at, obj.zones),
-            _("callee"),
-        )
 
     @admin.display(description=gettext_lazy("Callee's time now"))
     def callee_time_now(self, obj):
