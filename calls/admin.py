@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
+from django.db.models import BooleanField, ExpressionWrapper, Q, Value
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -53,18 +54,24 @@ from calls.reports.dashboard import (
     question_results,
     tick_details,
 )
-from calls.reports.history import attempt_timeline, call_duration_text, outcome_text
-from calls.reports.live import LIVE_LIST_LENGTH, duration_text, tick_summary
+from calls.reports.history import attempt_timeline, outcome_text
+from calls.reports.live import LIVE_LIST_LENGTH, tick_summary
 from calls.reports.results import iter_results_csv
 from calls.reports.stats import DEFINITIONS, campaign_stats, outcome_expression
 from calls.webhooks.survey import preview_survey
 from campaigns.admin import ACTION_TITLES, CONFIRM, CampaignAdmin, done_text
 from campaigns.models import Campaign, IllegalTransition
-from contacts.admin import PHONE_SEARCH_HELP, CsvExportMixin, PhoneSearchMixin
+from contacts.admin import (
+    PHONE_SEARCH_HELP,
+    CsvExportMixin,
+    PhoneSearchMixin,
+    both_clocks,
+    csv_response,
+)
 from contacts.models import Contact
 from contacts.phones import InvalidPhone, normalise_phone
 from voicesurvey.admin_confirm import confirmed_or_ask
-from voicesurvey.times import callee_time, operator_time
+from voicesurvey.times import callee_time, duration_text, operator_time
 
 
 class ReadOnlyAdminMixin:
@@ -261,12 +268,7 @@ class CallAttemptAdmin(
 
     @admin.display(description=_("Called at"), ordering="created_at")
     def created(self, obj):
-        return format_html(
-            '{}<br><span class="vs-quiet">{} {}</span>',
-            operator_time(obj.created_at, seconds=True),
-            callee_time(obj.created_at, obj.contact.zones),
-            _("callee"),
-        )
+        return both_clocks(obj.created_at, obj.contact.zones, seconds=True)
 
     @admin.display(description=_("Outcome"))
     def outcome_label(self, obj):
@@ -274,7 +276,7 @@ class CallAttemptAdmin(
 
     @admin.display(description=_("Duration"), ordering="duration")
     def duration_label(self, obj):
-        return call_duration_text(obj.duration)
+        return duration_text(obj.duration)
 
     @admin.display(description=_("Answered by"), ordering="answered_by")
     def answered_by_label(self, obj):
@@ -308,7 +310,7 @@ class CallAttemptAdmin(
         return iter_attempts_csv(queryset, with_contacts=self.may_see_contacts(request))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        attempt = CallAttempt.objects.select_related("contact").filter(pk=object_id).first()
+        attempt = self.get_object(request, object_id)  # None for an id that is no attempt's
         extra = {}
         if attempt is not None and self.has_view_permission(request, attempt):
             extra["timeline"] = attempt_timeline(attempt, user=request.user)
@@ -505,6 +507,14 @@ class ProviderAccountAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     readonly_fields = ["limits_now", "updated_by", "updated_at"]
+    list_select_related = ["updated_by"]
+
+    def get_queryset(self, request):
+        # Which row is in force, looked up once for the page rather than once per row.
+        row = current_limits(settings.TELEPHONY_PROVIDER).row
+        in_force = Q(pk=row.pk) if row is not None else Value(False)
+        in_force = ExpressionWrapper(in_force, output_field=BooleanField())
+        return super().get_queryset(request).annotate(in_force_now=in_force)
 
     @admin.display(description=_("Account"))
     def account_label(self, obj):
@@ -512,8 +522,7 @@ class ProviderAccountAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("In force now"), boolean=True)
     def in_force(self, obj):
-        row = current_limits(settings.TELEPHONY_PROVIDER).row
-        return row is not None and row.pk == obj.pk
+        return obj.in_force_now
 
     @admin.display(description=_("Limits in force now"))
     def limits_now(self, obj=None):
@@ -756,13 +765,7 @@ class CampaignBackOfficeAdmin(CampaignAdmin):
     def results_csv_view(self, request, object_id):
         """The results as CSV, streamed row by row (`calls.reports.results`): no size limit."""
         campaign = self.viewable_campaign(request, object_id, "results_csv")
-        response = StreamingHttpResponse(
-            iter_results_csv(campaign), content_type="text/csv; charset=utf-8"
-        )
-        response["Content-Disposition"] = (
-            f'attachment; filename="campaign-{campaign.pk}-results.csv"'
-        )
-        return response
+        return csv_response(iter_results_csv(campaign), f"campaign-{campaign.pk}-results.csv")
 
     def preview_view(self, request, object_id):
         """The survey as a contact would hear it: the first contact of the campaign, or the

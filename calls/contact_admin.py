@@ -3,8 +3,8 @@ back". Added on a subclass of the contact admin, as the campaign pages in calls.
 because `calls` may import `contacts` but never the reverse (STYLE.md)."""
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.shortcuts import get_object_or_404, redirect
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 
 from calls.booking.scheduling import call_now
 from calls.reports.history import contact_history
-from contacts.admin import ContactAdmin
+from contacts.admin import ContactAdmin, contact_tool
 from contacts.models import Contact
 
 
@@ -23,23 +23,15 @@ class ContactBackOfficeAdmin(ContactAdmin):
     def contact_tools(self, request, contact) -> list[dict]:
         tools = []
         if self.may_book(request) and contact.state not in Contact.FINAL_STATES:
-            tools.append(
-                {
-                    "id": "call-now",
-                    "label": _("Call now"),
-                    "url": reverse("admin:contact_call_now", args=[contact.pk]),
-                    "post": True,
-                }
-            )
+            tools.append(contact_tool("call-now", _("Call now"), "admin:contact_call_now", contact))
         if self.may_book(request):
-            tools.append(
-                {
-                    "id": "book-call",
-                    "label": _("Book a call back"),
-                    "url": reverse("admin:calls_scheduledcall_add") + f"?contact={contact.pk}",
-                    "post": False,
-                }
-            )
+            book = {
+                "id": "book-call",
+                "label": _("Book a call back"),
+                "url": reverse("admin:calls_scheduledcall_add") + f"?contact={contact.pk}",
+                "post": False,
+            }
+            tools.append(book)
         return tools + super().contact_tools(request, contact)
 
     def get_urls(self):
@@ -49,30 +41,30 @@ class ContactBackOfficeAdmin(ContactAdmin):
         ] + super().get_urls()
 
     def call_now_view(self, request, object_id):
-        contact = get_object_or_404(Contact.objects.select_related("campaign"), pk=object_id)
-        if request.method == "POST":
-            if not (self.may_book(request) and self.has_view_permission(request, contact)):
-                raise PermissionDenied
-            try:
-                call = call_now(contact=contact, now=timezone.now(), by=request.user)
-            except ValidationError as exc:
-                self.message_user(
-                    request, _("Not called: %s") % " ".join(exc.messages), messages.ERROR
-                )
-            else:
-                link = reverse("admin:calls_scheduledcall_change", args=[call.pk])
-                text = _("Booked for now: the dialler places the call at its next tick.")
-                see = _("See the booked call")
-                message = format_html('{} <a href="{}">{}</a>', text, link, see)
-                self.message_user(request, message, messages.SUCCESS)
-        return redirect("admin:contacts_contact_change", contact.pk)
+        if request.method != "POST":
+            return self._back(get_object_or_404(Contact, pk=object_id))
+        contact = self._contact_for(
+            request,
+            object_id,
+            lambda c: self.may_book(request) and self.has_view_permission(request, c),
+        )
+        try:
+            call = call_now(contact=contact, now=timezone.now(), by=request.user)
+        except ValidationError as exc:
+            self.message_user(request, _("Not called: %s") % " ".join(exc.messages), messages.ERROR)
+        else:
+            link = reverse("admin:calls_scheduledcall_change", args=[call.pk])
+            text = _("Booked for now: the dialler places the call at its next tick.")
+            see = _("See the booked call")
+            message = format_html('{} <a href="{}">{}</a>', text, link, see)
+            self.message_user(request, message, messages.SUCCESS)
+        return self._back(contact)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        contact = Contact.objects.filter(pk=object_id).first()
-        extra = {}
-        if contact is not None and self.has_view_permission(request, contact):
-            extra["history"] = contact_history(contact, user=request.user)
-        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+    def contact_page_context(self, request, contact) -> dict:
+        context = super().contact_page_context(request, contact)
+        if self.has_view_permission(request, contact):
+            context["history"] = contact_history(contact, user=request.user)
+        return context
 
 
 admin.site.unregister(Contact)

@@ -6,6 +6,7 @@ import json
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.editing import QUESTION_FIELDS
 from campaigns.models import Campaign, Question, default_weekdays
 
 WEEKDAY_CHOICES = [
@@ -122,18 +123,7 @@ class QuestionFieldsForm(forms.ModelForm):
 
     class Meta:
         model = Question
-        fields = [
-            "campaign",
-            "position",
-            "kind",
-            "prompt",
-            "min_value",
-            "max_value",
-            "valid_answers",
-            "max_digits",
-            "reprompt_message",
-            "max_reprompts",
-        ]
+        fields = ["campaign", *QUESTION_FIELDS]
 
     class Media:
         js = ["campaigns/question_form.js"]

@@ -59,6 +59,18 @@ class PhoneSearchMixin:
         return found | queryset.filter(by_number), may_have_duplicates
 
 
+def both_clocks(at, zones: list[str], *, seconds: bool = False) -> str:
+    """A list cell: the operator's time, and the callee's beneath it."""
+    if at is None:
+        return "–"
+    return format_html(
+        '{}<br><span class="vs-quiet">{} {}</span>',
+        operator_time(at, seconds=seconds),
+        callee_time(at, zones),
+        _("callee"),
+    )
+
+
 def csv_response(rows, filename: str) -> StreamingHttpResponse:
     response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -236,6 +248,16 @@ def contact_done_message(done: int, asked: int, what: str, why_not: str) -> str:
     return text
 
 
+def contact_tool(tool_id: str, label: str, url_name: str, contact, *, post=True) -> dict:
+    """A button on the contact page: a form posting to `url_name`, or a link (`post=False`)."""
+    return {
+        "id": tool_id,
+        "label": label,
+        "url": reverse(url_name, args=[contact.pk]),
+        "post": post,
+    }
+
+
 RETRY_WHY_NOT = gettext_lazy("only contacts waiting for their retry delay can be called sooner.")
 RESET_WHY_NOT = gettext_lazy(
     "a contact on a call, who opted out, on the do-not-call list, with an invalid number or in "
@@ -314,7 +336,7 @@ class ContactAdmin(PhoneSearchMixin, CsvExportMixin, CsvImportAdminMixin, admin.
 
     @admin.display(description=gettext_lazy("Last call"), ordering="last_attempt_at")
     def last_attempt(self, obj):
-        return self._both_clocks(obj, obj.last_attempt_at)
+        return both_clocks(obj.last_attempt_at, obj.zones)
 
     @admin.display(description=gettext_lazy("Next call from"), ordering="next_attempt_at")
     def next_attempt(self, obj):
@@ -322,22 +344,11 @@ class ContactAdmin(PhoneSearchMixin, CsvExportMixin, CsvImportAdminMixin, admin.
             return "–"
         if obj.next_attempt_at <= timezone.now():
             return _("due now (in its calling window)")
-        return self._both_clocks(obj, obj.next_attempt_at)
+        return both_clocks(obj.next_attempt_at, obj.zones)
 
     @admin.display(description=gettext_lazy("Calls"), ordering="attempts_count")
     def calls(self, obj):
         return obj.attempts_count
-
-    def _both_clocks(self, obj, at):
-        """The operator's time, and the callee's beneath it."""
-        if at is None:
-            return "–"
-        return format_html(
-            '{}<br><span class="vs-quiet">{} {}</span>',
-            operator_time(at),
-            callee_time(at, obj.zones),
-            _("callee"),
-        )
 
     @admin.display(description=gettext_lazy("Callee's time now"))
     def callee_time_now(self, obj):
@@ -478,42 +489,28 @@ class ContactAdmin(PhoneSearchMixin, CsvExportMixin, CsvImportAdminMixin, admin.
         return TemplateResponse(request, "admin/contacts/contact/do_not_call.html", context)
 
     def contact_tools(self, request, contact) -> list[dict]:
-        """The buttons on the contact page the user may use: (label, url, method)."""
+        """The buttons on the contact page the user may use."""
         tools = []
         if self.has_change_permission(request, contact):
             if contact.state in Contact.CALLABLE_STATES:
                 tools.append(
-                    {
-                        "id": "retry-now",
-                        "label": _("Retry now"),
-                        "url": reverse("admin:contact_retry", args=[contact.pk]),
-                        "post": True,
-                    }
+                    contact_tool("retry-now", _("Retry now"), "admin:contact_retry", contact)
                 )
-            tools.append(
-                {
-                    "id": "reset",
-                    "label": _("Reset"),
-                    "url": reverse("admin:contact_reset", args=[contact.pk]),
-                    "post": True,
-                }
-            )
+            tools.append(contact_tool("reset", _("Reset"), "admin:contact_reset", contact))
         if self.has_add_exclusion_permission(request):
-            tools.append(
-                {
-                    "id": "do-not-call",
-                    "label": _("Do not call…"),
-                    "url": reverse("admin:contact_do_not_call", args=[contact.pk]),
-                    "post": False,
-                }
-            )
+            url = "admin:contact_do_not_call"
+            tools.append(contact_tool("do-not-call", _("Do not call…"), url, contact, post=False))
         return tools
 
+    def contact_page_context(self, request, contact) -> dict:
+        """What the contact page shows beside the form (calls.contact_admin adds the history)."""
+        return {"contact_tools": self.contact_tools(request, contact)}
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        contact = Contact.objects.select_related("campaign").filter(pk=object_id).first()
-        extra = {"contact_tools": self.contact_tools(request, contact) if contact else []}
-        extra_context = {**extra, **(extra_context or {})}
-        return super().change_view(request, object_id, form_url, extra_context)
+        # get_object: an id that is no contact's (or no number) falls to the admin's own answer.
+        contact = self.get_object(request, object_id)
+        extra = self.contact_page_context(request, contact) if contact else {}
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def export_rows(self, request, queryset):
         return iter_contacts_csv(queryset)

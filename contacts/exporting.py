@@ -1,31 +1,28 @@
 """Contacts as CSV: the contact list's export (with the list's filters), and the attribute
 columns the campaign results export shares. Streamed in chunks, as calls.reports.results."""
 
-import csv
-import io
 import json
 from collections.abc import Iterator
-from itertools import islice
 
 from django.db import connection
 
-from voicesurvey.spreadsheets import safe_cell
+from voicesurvey.spreadsheets import chunks, csv_stream
 
 CHUNK_SIZE = 2000
 MAX_ATTRIBUTE_COLUMNS = 200
-CONTACT_COLUMNS = [
-    "id",
-    "campaign",
-    "phone",
-    "name",
-    "external_id",
-    "language",
-    "state",
-    "attempts_count",
-    "last_attempt_at",
-    "next_attempt_at",
-    "timezones",
-]
+CONTACT_COLUMNS = {  # the CSV's column: the field it shows
+    "id": "id",
+    "campaign": "campaign__name",
+    "phone": "phone",
+    "name": "name",
+    "external_id": "external_id",
+    "language": "language",
+    "state": "state",
+    "attempts_count": "attempts_count",
+    "last_attempt_at": "last_attempt_at",
+    "next_attempt_at": "next_attempt_at",
+    "timezones": "timezone_key",
+}
 
 
 def attribute_keys(contacts) -> list[str]:
@@ -49,12 +46,12 @@ def attribute_keys(contacts) -> list[str]:
 
 
 def attribute_cells(attributes, keys: list[str]) -> list[str]:
-    """One cell per key: the value as text (JSON for a number, list or object), guarded."""
+    """One cell per key: the value as text (JSON for a number, list or object)."""
     attributes = attributes if isinstance(attributes, dict) else {}
     cells = []
     for key in keys:
         value = attributes.get(key, "")
-        cells.append(safe_cell(value if isinstance(value, str) else json.dumps(value)))
+        cells.append(value if isinstance(value, str) else json.dumps(value))
     return cells
 
 
@@ -67,40 +64,16 @@ def iter_contacts_csv(contacts) -> Iterator[str]:
     """Yield the CSV of `contacts` (any filtered queryset): the fixed columns, then one column
     per attribute."""
     keys = attribute_keys(contacts)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CONTACT_COLUMNS + attribute_header(keys, CONTACT_COLUMNS))
-    yield drain(buffer)
+    header = list(CONTACT_COLUMNS) + attribute_header(keys, list(CONTACT_COLUMNS))
     rows = (
         contacts.order_by("id")
-        .values_list(
-            "id",
-            "campaign__name",
-            "phone",
-            "name",
-            "external_id",
-            "language",
-            "state",
-            "attempts_count",
-            "last_attempt_at",
-            "next_attempt_at",
-            "timezone_key",
-            "attributes",
-        )
+        .values_list(*CONTACT_COLUMNS.values(), "attributes")
         .iterator(chunk_size=CHUNK_SIZE)
     )
-    while chunk := list(islice(rows, CHUNK_SIZE)):
-        for *fixed, attributes in chunk:
-            cells = [
-                "" if v is None else v.isoformat() if hasattr(v, "isoformat") else v for v in fixed
-            ]
-            cells[1:6] = [safe_cell(v) for v in cells[1:6]]
-            writer.writerow(cells + attribute_cells(attributes, keys))
-        yield drain(buffer)
-
-
-def drain(buffer: io.StringIO) -> str:
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text
+    yield from csv_stream(
+        header,
+        (
+            [[*fixed, *attribute_cells(attributes, keys)] for *fixed, attributes in chunk]
+            for chunk in chunks(rows, CHUNK_SIZE)
+        ),
+    )

@@ -29,6 +29,14 @@ def admin_client(client, admin_user):
     return client
 
 
+@pytest.fixture
+def staff_with(client, django_user_model):
+    """Log in a staff user holding exactly these permissions ("app.codename")."""
+    from tests.staff import staff_client
+
+    return lambda *perms: staff_client(client, django_user_model, *perms)
+
+
 # --- API (tests/test_api_*.py) ----------------------------------------------------------------
 
 

@@ -3,7 +3,6 @@ staff user holding a narrower permission gets a 403 (or is sent to the login pag
 page's data is not in the body."""
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from tests.factories import (
@@ -28,23 +27,6 @@ def surveyed():
     attempt = CallAttemptFactory(contact=contact, campaign=campaign)
     AnswerFactory(attempt=attempt, question=question, value=ANSWER)
     return campaign
-
-
-@pytest.fixture
-def staff_with(client, django_user_model):
-    """Log in a staff user holding exactly these permissions ("app.codename")."""
-
-    def login(*perms):
-        user = django_user_model.objects.create_user("narrow", password="pw", is_staff=True)
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-        client.force_login(user)
-        return client
-
-    return login
 
 
 def page(name, campaign=None):

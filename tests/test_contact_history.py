@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
-from calls.reports.history import attempt_timeline, call_duration_text, contact_history
+from calls.reports.history import attempt_timeline, contact_history
 from tests.factories import (
     AnswerFactory,
     CallAttemptFactory,
@@ -19,6 +19,7 @@ from tests.factories import (
 )
 from tests.staff import staff_client
 from voicesurvey.accounts.timezones import set_operator_zone
+from voicesurvey.times import duration_text
 
 pytestmark = pytest.mark.django_db
 
@@ -113,7 +114,7 @@ def test_the_contact_page_shows_the_history_with_both_clocks(admin_client, admin
 
 
 def test_duration_reads_as_minutes_and_seconds():
-    assert [call_duration_text(s) for s in (None, 0, 9, 65, 3600)] == [
+    assert [duration_text(s) for s in (None, 0, 9, 65, 3600)] == [
         "–",
         "0 s",
         "9 s",
@@ -174,3 +175,14 @@ def test_the_attempt_page_hides_the_contact_from_who_may_not_read_it(
     assert "Ada" not in body and "+12125550148" not in body
     assert f"Contact #{second.contact_id}" in body
     assert "webhook" not in body  # events need view_callevent
+
+
+@pytest.mark.parametrize("model", ["contacts_contact", "calls_callattempt"])
+@pytest.mark.parametrize("object_id", ["not-a-number", "999999"])
+def test_a_page_for_no_such_contact_or_call_says_so(admin_client, model, object_id):
+    """An id that names nothing (or is no number at all) is the admin's "does not exist"
+    message, never an error page."""
+    response = admin_client.get(f"/admin/{model.replace('_', '/', 1)}/{object_id}/change/")
+    assert response.status_code == 302 and response["Location"] == reverse("admin:index")
+    follow = admin_client.get(response["Location"])
+    assert "doesn’t exist" in follow.content.decode()

@@ -137,3 +137,21 @@ def test_the_contact_export_needs_the_view_permission(client, django_user_model)
     ContactFactory(name="Ada")
     outsider = staff_client(client, django_user_model, "calls.view_callattempt")
     assert outsider.get(reverse("admin:contacts_contact_export")).status_code == 403
+
+
+def test_every_export_writes_times_in_iso_8601_and_guards_its_header(admin_client):
+    """One way to write a cell for all three exports: a time in ISO 8601 with its offset, an
+    empty one empty, and a column named by an imported file (an attribute) never a formula."""
+    campaign = CampaignFactory()
+    contact = ContactFactory(
+        campaign=campaign, last_attempt_at=ENDED, attributes={"=HYPERLINK()": "x"}
+    )
+    CallAttemptFactory(contact=contact, ended_at=ENDED)
+    contacts = rows_of(admin_client.get(reverse("admin:contacts_contact_export")))
+    attempts = rows_of(admin_client.get(reverse("admin:calls_callattempt_export")))
+    results = list(csv.reader(io.StringIO("".join(iter_results_csv(campaign)))))
+    for rows in (contacts, attempts, results):
+        row = dict(zip(rows[0], rows[1], strict=True))
+        assert (row.get("last_attempt_at") or row["ended_at"]) == "2026-11-23T17:00:00+00:00"
+    assert dict(zip(*attempts[:2], strict=True))["answered_at"] == ""
+    assert "'=HYPERLINK()" in contacts[0] and "'=HYPERLINK()" in results[0]

@@ -1,8 +1,12 @@
 """The global concurrency cap and the calls-per-second pace: per provider account, changed in
 the admin or the API, read by the tick each time (no restart)."""
 
+import re
+
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from calls.dialler import tick as tick_module
@@ -230,3 +234,23 @@ def test_the_admin_needs_the_same_permissions_as_the_api(client, django_user_mod
     client.force_login(user)
     assert client.get(reverse("admin:calls_provideraccount_changelist")).status_code == 200
     assert client.get(ADD).status_code == 403
+
+
+def test_the_admin_list_reads_the_limits_in_force_once(admin_client, admin_user, settings):
+    """The "In force now" and "Updated by" columns cost no query per row."""
+    settings.TELEPHONY_PROVIDER = "simulated"
+    url = reverse("admin:calls_provideraccount_changelist")
+    for n in range(3):
+        ProviderAccount.objects.create(provider="twilio", account=f"AC{n}", updated_by=admin_user)
+    admin_client.get(url)  # the first page of a session also reads the session's caches
+    with CaptureQueriesContext(connection) as few:
+        assert admin_client.get(url).status_code == 200
+    for n in range(3, 25):
+        ProviderAccount.objects.create(provider="twilio", account=f"AC{n}", updated_by=admin_user)
+    in_force = ProviderAccount.objects.create(provider="simulated", updated_by=admin_user)
+    with CaptureQueriesContext(connection) as many:
+        page = admin_client.get(url)
+    assert len(many) == len(few)
+    rows = re.findall(r"<tr>.*?</tr>", page.content.decode(), re.S)
+    shown = [row for row in rows if 'alt="True"' in row]
+    assert len(shown) == 1 and f"/{in_force.pk}/change/" in shown[0]

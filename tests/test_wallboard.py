@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from calls.models import DiallerHeartbeat
 from calls.reports.dashboard import build_dashboard
-from calls.reports.live import duration_text, estimate_text, finish_estimate
+from calls.reports.live import estimate_text, finish_estimate
 from calls.reports.stats import DEFINITIONS
 from campaigns.models import Campaign
 from tests.factories import (
@@ -22,11 +22,14 @@ from tests.factories import (
     ContactFactory,
     QuestionFactory,
 )
+from voicesurvey.times import duration_text
 
 pytestmark = pytest.mark.django_db
 
 DASHBOARD = "admin:dashboard"
 LIVE = "admin:dashboard_live"
+# At `now` (a Monday, 13:00 in Paris, 07:00 in New York) Paris is inside the 09:00-20:00
+# window, New York not yet.
 PARIS, NEW_YORK = ["Europe/Paris"], ["America/New_York"]
 
 
@@ -37,23 +40,6 @@ def control_url(campaign, action, next_url=""):
 
 # `frozen` stops the clock at `now`: a Monday, 13:00 in Paris, 07:00 in New York (Paris
 # inside the 09:00-20:00 window, New York not yet).
-
-
-@pytest.fixture
-def staff_with(client, django_user_model):
-    """Log in a staff user holding exactly these permissions ("app.codename")."""
-
-    def login(*perms):
-        user = django_user_model.objects.create_user("narrow", password="pw", is_staff=True)
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-        client.force_login(user)
-        return client
-
-    return login
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Times as the back office shows them: in the operator's zone (activated per request by
-voicesurvey.accounts.middleware) and labelled with it, and the callee's own local time."""
+voicesurvey.accounts.middleware) and labelled with it, the callee's own local time, and how
+long something lasted."""
 
 import datetime as dt
 from zoneinfo import ZoneInfo
@@ -38,3 +39,21 @@ def callee_time(
             "more": len(zones) - 1,
         }
     return text
+
+
+def duration_text(seconds: float | None) -> str:
+    """42 -> '42 s'; 125 -> '2 min 05 s'; 7260 -> '2 h 01 min'; 200000 -> '2 days 7 h'; None
+    (a call that never talked) -> '–'."""
+    if seconds is None:
+        return "–"
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return _("%(s)d s") % {"s": seconds}
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return _("%(m)d min %(s)02d s") % {"m": minutes, "s": secs}
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return _("%(h)d h %(m)02d min") % {"h": hours, "m": minutes}
+    days, hours = divmod(hours, 24)
+    return _("%(d)d days %(h)d h") % {"d": days, "h": hours}

@@ -126,8 +126,19 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
-# What each control button does, for the buttons and the JSON view's list of allowed ones.
-CONTROL_ACTIONS = ("start", "pause", "resume", "cancel")
+# The control buttons of a campaign (action, label, whether it is the dangerous one); the
+# JSON view lists the actions the campaign's status allows, for the page to show those.
+CONTROL_BUTTONS = [
+    ("start", _("Start calling"), False),
+    ("pause", _("Pause"), False),
+    ("resume", _("Resume"), False),
+    ("cancel", _("Cancel campaign…"), True),
+]
+CONTROL_ACTIONS = tuple(action for action, _label, _danger in CONTROL_BUTTONS)
+
+
+def allowed_actions(campaign: Campaign) -> list[str]:
+    return [action for action in CONTROL_ACTIONS if campaign.can(action)]
 
 
 @dataclass
@@ -195,7 +206,7 @@ class CampaignPanel:
 
     @property
     def allowed_actions(self) -> list[str]:
-        return [action for action in CONTROL_ACTIONS if self.campaign.can(action)]
+        return allowed_actions(self.campaign)
 
     @property
     def figures(self) -> dict[str, str]:

@@ -12,8 +12,8 @@ from django.utils.translation import gettext as _
 
 from calls.models import Answer, CallAttempt, CallEvent, ScheduledCall
 from calls.reports.dashboard import OUTCOME_LABELS
-from calls.reports.live import duration_text
 from contacts.models import Contact
+from voicesurvey.times import duration_text
 
 MAX_ENTRIES = 300  # the newest; a contact called a few times has a few dozen
 
@@ -27,11 +27,6 @@ class Entry:
     attempt: CallAttempt | None = None  # the call it belongs to (a link on the contact page)
     kind: str = ""  # a CSS class: call, answer, event, booking
     extra: dict = field(default_factory=dict)
-
-
-def call_duration_text(seconds: int | None) -> str:
-    """A call's talk time as the wallboard writes durations; '–' when it has none."""
-    return "–" if seconds is None else duration_text(seconds)
 
 
 def outcome_text(attempt: CallAttempt) -> str:
@@ -84,7 +79,7 @@ def contact_history(contact: Contact, *, user) -> list[Entry]:
             answered = attempt.get_answered_by_display() if attempt.answered_at else ""
             parts = [outcome_text(attempt)]
             if attempt.duration is not None:
-                parts.append(call_duration_text(attempt.duration))
+                parts.append(duration_text(attempt.duration))
             if answered:
                 parts.append(_("answered by: %(who)s") % {"who": answered.lower()})
             entries.append(
@@ -119,7 +114,7 @@ def contact_history(contact: Contact, *, user) -> list[Entry]:
 def attempt_timeline(attempt: CallAttempt, *, user) -> list[Entry]:
     """The call's moments, events and answers, oldest first, as `user` may read them."""
     allowed = may_read(user)
-    ended = f"{outcome_text(attempt)}, {call_duration_text(attempt.duration)}"
+    ended = f"{outcome_text(attempt)}, {duration_text(attempt.duration)}"
     moments = [
         (_("Created"), attempt.created_at, _("The dialler claimed the contact.")),
         (_("Dialled"), attempt.dialled_at, _("The provider accepted the call.")),

@@ -20,6 +20,7 @@ from calls.models import CallAttempt, DiallerHeartbeat
 from campaigns.models import Campaign
 from campaigns.windows import open_zone_keys
 from contacts.models import Contact
+from voicesurvey.times import duration_text
 
 LIVE_LIST_LENGTH = 20  # the longest-running live calls listed; the count covers them all
 
@@ -172,21 +173,6 @@ def finish_estimate(to_do: int, calls_last_hour: int) -> dt.timedelta | None:
 
 
 # --- words -------------------------------------------------------------------------------------
-
-
-def duration_text(seconds: float) -> str:
-    """42 -> '42 s'; 125 -> '2 min 05 s'; 7260 -> '2 h 01 min'; 200000 -> '2 days 7 h'."""
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return _("%(s)d s") % {"s": seconds}
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return _("%(m)d min %(s)02d s") % {"m": minutes, "s": secs}
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return _("%(h)d h %(m)02d min") % {"h": hours, "m": minutes}
-    days, hours = divmod(hours, 24)
-    return _("%(d)d days %(h)d h") % {"d": days, "h": hours}
 
 
 def estimate_text(estimate: dt.timedelta | None) -> str:

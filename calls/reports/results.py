@@ -4,10 +4,7 @@ Contacts are read with a server-side iterator in chunks; each chunk costs one mo
 answers of its contacts), so the export's memory and query count follow the chunk, not the
 campaign."""
 
-import csv
-import io
 from collections.abc import Iterator
-from itertools import islice
 
 from django.db.models import OuterRef, Subquery
 
@@ -16,7 +13,7 @@ from calls.reports.stats import outcome_expression
 from campaigns.models import Campaign
 from contacts.exporting import attribute_cells, attribute_header, attribute_keys
 from contacts.models import Contact
-from voicesurvey.spreadsheets import safe_cell
+from voicesurvey.spreadsheets import chunks, csv_stream
 
 CHUNK_SIZE = 2000
 FIXED_COLUMNS = [
@@ -45,15 +42,11 @@ def iter_results_csv(campaign: Campaign) -> Iterator[str]:
         campaign.questions.order_by("position").values_list("id", "position", "prompt")
     )
     keys = attribute_keys(Contact.objects.filter(campaign=campaign))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(
+    header = (
         FIXED_COLUMNS
         + attribute_header(keys, FIXED_COLUMNS)
-        + [safe_cell(question_column(pos, prompt)) for _, pos, prompt in questions]
+        + [question_column(pos, prompt) for _, pos, prompt in questions]
     )
-    yield _drain(buffer)
-
     last_attempt = CallAttempt.objects.filter(contact=OuterRef("pk")).order_by("-attempt_number")
     contacts = (
         Contact.objects.filter(campaign=campaign)
@@ -61,33 +54,21 @@ def iter_results_csv(campaign: Campaign) -> Iterator[str]:
         .annotate(
             last_outcome=Subquery(last_attempt.annotate(o=outcome_expression()).values("o")[:1])
         )
-        .values_list(
-            "id",
-            "phone",
-            "name",
-            "external_id",
-            "state",
-            "attempts_count",
-            "last_attempt_at",
-            "last_outcome",
-            "attributes",
-        )
+        .values_list("id", *FIXED_COLUMNS, "attributes")
         .iterator(chunk_size=CHUNK_SIZE)
     )
-    while chunk := list(islice(contacts, CHUNK_SIZE)):
+
+    def rows(chunk):
         answers = _latest_answers([row[0] for row in chunk])
         for contact_id, *fixed, attributes in chunk:
             mine = answers.get(contact_id, {})
-            fixed[1], fixed[2] = safe_cell(fixed[1]), safe_cell(fixed[2])  # name, external id
-            last_attempt_at = fixed[5]
-            fixed[5] = last_attempt_at.isoformat() if last_attempt_at else ""
-            fixed[6] = fixed[6] or ""
-            writer.writerow(
-                fixed
-                + attribute_cells(attributes, keys)
-                + [safe_cell(mine.get(qid, "")) for qid, _, _ in questions]
-            )
-        yield _drain(buffer)
+            yield [
+                *fixed,
+                *attribute_cells(attributes, keys),
+                *(mine.get(qid, "") for qid, _, _ in questions),
+            ]
+
+    yield from csv_stream(header, (rows(chunk) for chunk in chunks(contacts, CHUNK_SIZE)))
 
 
 def _latest_answers(contact_ids: list[int]) -> dict[int, dict[int, str]]:
@@ -101,10 +82,3 @@ def _latest_answers(contact_ids: list[int]) -> dict[int, dict[int, str]]:
     for contact_id, question_id, value in rows:
         latest.setdefault(contact_id, {})[question_id] = value
     return latest
-
-
-def _drain(buffer: io.StringIO) -> str:
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text

@@ -2,22 +2,12 @@
 
 from django import template
 
+from calls.reports.dashboard import CONTROL_BUTTONS, allowed_actions, percent
+
 register = template.Library()
 
-CONTROL_BUTTONS = [
-    ("start", "Start calling", False),
-    ("pause", "Pause", False),
-    ("resume", "Resume", False),
-    ("cancel", "Cancel campaign…", True),
-]
 
-
-@register.filter
-def as_percent(value: float | None) -> str:
-    """0.4567 -> '45.7%'; None (nothing to divide by) -> '–'."""
-    if value is None:
-        return "–"
-    return f"{100 * value:.1f}%"
+register.filter("as_percent", percent)  # {{ 0.4567|as_percent }} -> "45.7%"
 
 
 @register.inclusion_tag("admin/voicesurvey/_campaign_controls.html", takes_context=True)
@@ -26,7 +16,7 @@ def campaign_controls(context, campaign, next_url: str):
     return {
         "campaign": campaign,
         "buttons": CONTROL_BUTTONS,
-        "allowed": [action for action, _, _ in CONTROL_BUTTONS if campaign.can(action)],
+        "allowed": allowed_actions(campaign),
         "next": next_url,
         "csrf_token": context.get("csrf_token"),
     }
