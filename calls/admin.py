@@ -527,11 +527,15 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     @admin.display(description=_("Limits in force now"))
     def limits_now(self, obj=None):
         limits = current_limits(settings.TELEPHONY_PROVIDER)
-        source = f"from {limits.row}" if limits.row else "from the settings"
-        return (
-            f"{settings.TELEPHONY_PROVIDER}: at most {limits.max_concurrent_calls} live calls, "
-            f"{limits.calls_per_second:g} calls per second ({source})."
-        )
+        source = _("from %(row)s") % {"row": limits.row} if limits.row else _("from the settings")
+        return _(
+            "%(provider)s: at most %(cap)s live calls, %(pace)s calls per second (%(source)s)."
+        ) % {
+            "provider": settings.TELEPHONY_PROVIDER,
+            "cap": limits.max_concurrent_calls,
+            "pace": f"{limits.calls_per_second:g}",
+            "source": source,
+        }
 
     def save_model(self, request, obj, form, change):
         fields = {name: form.cleaned_data[name] for name in form.changed_data}
