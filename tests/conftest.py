@@ -4,6 +4,16 @@ import pytest
 import time_machine
 
 
+@pytest.fixture(autouse=True)
+def english_after_each_test():
+    """A page asked for in French leaves French active in the thread (Django activates a
+    request's language and never deactivates it); the next test starts in English again."""
+    yield
+    from django.utils import translation
+
+    translation.activate("en")
+
+
 @pytest.fixture
 def now():
     """A fixed Monday noon UTC; tests pass it to the domain functions instead of sleeping."""
