@@ -1,0 +1,350 @@
+"""Every door this release added or changed, tried by an attacker and a careless client: empty,
+huge and malformed bodies, NUL characters, numbers and dates out of range, unknown ids, wrong
+types, repeated submissions, missing CSRF tokens, the wrong method, and users who may only look,
+may do nothing, or are not signed in. Each answers a 4xx (the error shape in the API, a message,
+403 or 405 in the admin), never a 500, writes nothing half-way, logs no phone number and never
+shows a secret again."""
+
+import datetime as dt
+import json
+import logging
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Permission
+from django.test import Client
+from rest_framework.test import APIClient
+
+from calls.models import ScheduledCall
+from campaigns.models import Campaign
+from contacts.models import Contact
+from tests.test_api_bad_input import assert_error
+
+pytestmark = pytest.mark.django_db
+
+PHONE = "+12125550142"
+AD_HOC = "/api/v1/scheduled-calls/ad-hoc/"
+ACCOUNTS = "/api/v1/provider-accounts/"
+SUBSCRIPTIONS = "/api/v1/webhook-subscriptions/"
+DELIVERIES = "/api/v1/webhook-deliveries/"
+
+
+@pytest.fixture(autouse=True)
+def frozen(open_now):
+    """The doors read the clock: Monday 2026-11-23 17:00 UTC, noon in New York."""
+    with time_machine.travel(open_now, tick=False):
+        yield
+
+
+def post_raw(client, path, raw, content_type="application/json"):
+    return client.post(path, data=raw, content_type=content_type)
+
+
+def nothing_written():
+    return (
+        not ScheduledCall.objects.exists()
+        and not Contact.objects.exists()
+        and not Campaign.objects.exists()
+    )
+
+
+def no_phone_in(caplog, phone=PHONE) -> None:
+    for record in caplog.records:
+        assert phone not in record.getMessage(), record.getMessage()
+        assert phone[2:] not in record.getMessage(), record.getMessage()
+
+
+# --- the ad-hoc call --------------------------------------------------------------------------
+
+AD_HOC_BAD_BODIES = {
+    "empty object": {},
+    "no message nor questions": {"phone": PHONE},
+    "a list for the object": [{"phone": PHONE, "message": "Hi"}],
+    "a string for the object": "phone=+12125550142",
+    "a list for the phone": {"phone": [PHONE], "message": "Hi"},
+    "an object for the message": {"phone": PHONE, "message": {"text": "Hi"}},
+    "a junk phone": {"phone": "call me maybe", "message": "Hi"},
+    "an overlong phone": {"phone": "+1" + "2" * 200, "message": "Hi"},
+    "a message over its cap": {"phone": PHONE, "message": "x" * 5001},
+    "an object for the questions": {"phone": PHONE, "questions": {"prompt": "Rate us"}},
+    "a string for the questions": {"phone": PHONE, "questions": "Rate us"},
+    "a list of strings for the questions": {"phone": PHONE, "questions": ["Rate us"]},
+    "a list of lists for the questions": {"phone": PHONE, "questions": [[{"prompt": "Rate"}]]},
+    "a question without prompt": {"phone": PHONE, "questions": [{"kind": "yes_no"}]},
+    "a question of an unknown kind": {
+        "phone": PHONE,
+        "questions": [{"prompt": "Rate us", "kind": "telepathy"}],
+    },
+    "a question with nested junk": {
+        "phone": PHONE,
+        "questions": [{"prompt": {"a": [1, {"b": None}]}, "kind": ["yes_no"]}],
+    },
+    "more questions than allowed": {
+        "phone": PHONE,
+        "questions": [{"prompt": f"Question {n}?", "kind": "yes_no"} for n in range(101)],
+    },
+    "a position out of range": {
+        "phone": PHONE,
+        "questions": [{"prompt": "Rate us", "kind": "yes_no", "position": -1}],
+    },
+    "a huge position": {
+        "phone": PHONE,
+        "questions": [{"prompt": "Rate us", "kind": "yes_no", "position": 10**30}],
+    },
+    "two questions at one position": {
+        "phone": PHONE,
+        "questions": [
+            {"prompt": "One?", "kind": "yes_no", "position": 1},
+            {"prompt": "Two?", "kind": "yes_no", "position": 1},
+        ],
+    },
+    "a scale upside down": {
+        "phone": PHONE,
+        "questions": [{"prompt": "Rate", "kind": "scale", "min_value": 9, "max_value": 1}],
+    },
+    "a scale beyond any integer": {
+        "phone": PHONE,
+        "questions": [{"prompt": "Rate", "kind": "scale", "min_value": 1, "max_value": 10**30}],
+    },
+    "an unknown time zone": {"phone": PHONE, "message": "Hi", "timezone": "Mars/Olympus"},
+    "a time zone path": {"phone": PHONE, "message": "Hi", "timezone": "../../etc/passwd"},
+    "an overlong time zone": {"phone": PHONE, "message": "Hi", "timezone": "E" * 65},
+    "a number for the time zone": {"phone": PHONE, "message": "Hi", "timezone": 5},
+    "not a date": {"phone": PHONE, "message": "Hi", "at": "tomorrow-ish"},
+    "year 0": {"phone": PHONE, "message": "Hi", "at": "0000-01-01T10:00:00"},
+    "year 10000": {"phone": PHONE, "message": "Hi", "at": "10000-01-01T10:00:00"},
+    "29 February of 2027": {"phone": PHONE, "message": "Hi", "at": "2027-02-29T10:00:00"},
+    "an offset no zone has": {"phone": PHONE, "message": "Hi", "at": "2026-12-01T10:00:00+20:00"},
+    "year 9999 pushed past by its offset": {
+        "phone": PHONE,
+        "message": "Hi",
+        "at": "9999-12-31T23:00:00-05:00",
+    },
+    "year 1 in the far east": {
+        "phone": PHONE,
+        "message": "Hi",
+        "at": "0001-01-01T00:00:00+05:00",
+    },
+    "in the past": {"phone": PHONE, "message": "Hi", "at": "2020-01-01T10:00:00Z"},
+    "a number for the time": {"phone": PHONE, "message": "Hi", "at": 1764000000},
+    "junk rule": {"phone": PHONE, "message": "Hi", "rrule": "EVERY SO OFTEN"},
+    "a rule with a negative interval": {
+        "phone": PHONE,
+        "message": "Hi",
+        "rrule": "FREQ=DAILY;INTERVAL=-1;COUNT=2",
+    },
+    "a rule with an interval of 0": {
+        "phone": PHONE,
+        "message": "Hi",
+        "rrule": "FREQ=DAILY;INTERVAL=0;COUNT=2",
+    },
+    "a rule with a word for the interval": {
+        "phone": PHONE,
+        "message": "Hi",
+        "rrule": "FREQ=DAILY;INTERVAL=often;COUNT=2",
+    },
+    "a rule with a negative count": {
+        "phone": PHONE,
+        "message": "Hi",
+        "rrule": "FREQ=DAILY;COUNT=-1",
+    },
+    "a rule until 13/40": {
+        "phone": PHONE,
+        "message": "Hi",
+        "rrule": "FREQ=DAILY;UNTIL=20271340T000000Z",
+    },
+    "a rule until 29 February 2027": {
+        "phone": PHONE,
+        "message": "Hi",
+        "rrule": "FREQ=DAILY;UNTIL=20270229",
+    },
+    "a rule until the last second of 9999, east of UTC": {
+        "phone": PHONE,
+        "message": "Hi",
+        "timezone": "Asia/Tokyo",
+        "at": "2026-11-24T10:00:00",
+        "rrule": "FREQ=DAILY;UNTIL=99991231T235959Z",
+    },
+    "a rule until year 1, west of UTC": {
+        "phone": PHONE,
+        "message": "Hi",
+        "timezone": "America/New_York",
+        "rrule": "FREQ=DAILY;UNTIL=00010101T000000Z",
+    },
+    "wall-clock year 9999 that is 10000 in UTC": {
+        "phone": PHONE,
+        "message": "Hi",
+        "timezone": "America/New_York",
+        "at": "9999-12-31T23:00:00",
+    },
+    "wall-clock year 1 that is year 0 in UTC": {
+        "phone": PHONE,
+        "message": "Hi",
+        "timezone": "Asia/Tokyo",
+        "at": "0001-01-01T01:00:00",
+    },
+    "a rule with a count of 0": {"phone": PHONE, "message": "Hi", "rrule": "FREQ=DAILY;COUNT=0"},
+    "a rule ending before it starts": {
+        "phone": PHONE,
+        "message": "Hi",
+        "at": "2026-12-01T10:00:00",
+        "rrule": "FREQ=DAILY;UNTIL=20261101T000000Z",
+    },
+    "a rule until year 10000": {
+        "phone": PHONE,
+        "message": "Hi",
+        "rrule": "FREQ=YEARLY;UNTIL=100000101T000000Z",
+    },
+    "a rule with a DTSTART of its own": {
+        "phone": PHONE,
+        "message": "Hi",
+        "rrule": "DTSTART:00010101T000000\nRRULE:FREQ=DAILY;COUNT=2",
+    },
+    "a rule that never occurs": {
+        "phone": PHONE,
+        "message": "Hi",
+        "rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30;COUNT=3",
+    },
+    "a list for the rule": {"phone": PHONE, "message": "Hi", "rrule": ["FREQ=DAILY", "COUNT=2"]},
+    "retries out of range": {"phone": PHONE, "message": "Hi", "max_retries": 10**30},
+    "negative retry delay": {"phone": PHONE, "message": "Hi", "retry_delay_minutes": -5},
+    "a float for retries": {"phone": PHONE, "message": "Hi", "max_retries": 1.5},
+    "a boolean for retries": {"phone": PHONE, "message": "Hi", "max_retries": True},
+    "a voice over its cap": {"phone": PHONE, "message": "Hi", "voice": "v" * 41},
+    "a language over its cap": {"phone": PHONE, "message": "Hi", "language": "l" * 17},
+    "a NUL in the message": {"phone": PHONE, "message": "Hi\x00there"},
+    "a NUL in the phone": {"phone": PHONE + "\x00", "message": "Hi"},
+    "a NUL in a question": {
+        "phone": PHONE,
+        "questions": [{"prompt": "Rate\x00", "kind": "yes_no"}],
+    },
+    "a NUL in a key": {"phone": PHONE, "message": "Hi", "\x00": "x"},
+}
+
+
+@pytest.mark.parametrize("body", AD_HOC_BAD_BODIES.values(), ids=AD_HOC_BAD_BODIES.keys())
+def test_a_bad_ad_hoc_call_is_a_400_and_books_nothing(api_client, body, caplog):
+    with caplog.at_level(logging.DEBUG):
+        response = api_client.post(AD_HOC, body, format="json")
+    error = assert_error(response, 400)
+    assert error["message"]
+    assert nothing_written()
+    no_phone_in(caplog)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"{",
+        b"null",
+        b"[]",
+        b'{"phone": "+12125550142", "message": "Hi",}',
+        b'{"phone": NaN, "message": "Hi"}',
+        b'{"phone": "+12125550142", "max_retries": Infinity, "message": "Hi"}',
+        b"\xff\xfe\x00\x00",
+        b'{"phone": "\\ud800", "message": "Hi"}',  # a lone surrogate
+    ],
+    ids=[
+        "empty",
+        "cut",
+        "null",
+        "list",
+        "trailing comma",
+        "NaN",
+        "Infinity",
+        "binary",
+        "surrogate",
+    ],
+)
+def test_a_malformed_ad_hoc_body_is_a_400(api_client, raw):
+    response = post_raw(api_client, AD_HOC, raw)
+    assert_error(response, 400)
+    assert nothing_written()
+
+
+def test_an_ad_hoc_body_above_the_cap_is_a_413(api_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    body = {"phone": PHONE, "message": "Hi", "note": "x" * 20_000}
+    assert_error(api_client.post(AD_HOC, body, format="json"), 413, "too_large")
+    assert nothing_written()
+
+
+def test_a_form_encoded_ad_hoc_call_with_junk_is_a_400(api_client):
+    response = post_raw(
+        api_client,
+        AD_HOC,
+        "phone=%2B12125550142&questions=not-a-list&max_retries=lots",
+        "application/x-www-form-urlencoded",
+    )
+    assert_error(response, 400)
+    assert nothing_written()
+
+
+def test_an_ad_hoc_call_sent_twice_books_twice_in_one_campaign(api_client):
+    """A repeated submission is a second booking (the API has no idempotency key), but it
+    reuses the campaign and the contact: nothing is duplicated that should not be."""
+    body = {"phone": PHONE, "message": "Your parcel is on its way."}
+    first = api_client.post(AD_HOC, body, format="json")
+    second = api_client.post(AD_HOC, body, format="json")
+    assert first.status_code == second.status_code == 201, second.content
+    assert first.json()["campaign"] == second.json()["campaign"]
+    assert Campaign.objects.count() == 1 and Contact.objects.count() == 1
+    assert ScheduledCall.objects.count() == 2
+
+
+def test_a_refused_ad_hoc_call_leaves_no_campaign_behind(api_client):
+    """The campaign is made before the booking is checked: a bad time must undo it."""
+    body = {"phone": PHONE, "message": "Hi", "at": "2020-01-01T10:00:00Z"}
+    assert_error(api_client.post(AD_HOC, body, format="json"), 400)
+    assert nothing_written()
+
+
+@pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
+def test_the_ad_hoc_door_takes_post_only(api_client, method):
+    assert_error(getattr(api_client, method)(AD_HOC), 405, "method_not_allowed")
+
+
+def test_the_ad_hoc_door_refuses_a_viewer_and_an_anonymous_client(viewer_client, anon_client):
+    body = {"phone": PHONE, "message": "Hi"}
+    assert_error(viewer_client.post(AD_HOC, body, format="json"), 403)
+    assert_error(anon_client.post(AD_HOC, body, format="json"), 401)
+    assert nothing_written()
+
+
+def test_the_ad_hoc_door_refuses_a_booker_who_may_not_make_campaigns(django_user_model):
+    user = django_user_model.objects.create_user("booker", password="pw")
+    user.user_permissions.set(
+        Permission.objects.filter(codename__in=["add_scheduledcall", "add_contact"])
+    )
+    client = APIClient()
+    client.force_authenticate(user)
+    assert_error(client.post(AD_HOC, {"phone": PHONE, "message": "Hi"}, format="json"), 403)
+    assert nothing_written()
+
+
+def test_a_session_client_without_a_csrf_token_cannot_book(django_user_model, admin_user):
+    """The API also takes the admin's session: a cross-site form post must not book calls."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    response = client.post(
+        AD_HOC, json.dumps({"phone": PHONE, "message": "Hi"}), content_type="application/json"
+    )
+    assert_error(response, 403)
+    assert nothing_written()
+
+
+def test_a_series_that_runs_past_the_end_of_year_9999_stops_there():
+    """Its last hours in New York are already year 10000 in UTC: the series ends, the dialler
+    and the pages that list its occurrences do not crash."""
+    from calls.booking.scheduling import occurrences
+
+    call = ScheduledCall(
+        run_at=dt.datetime(9999, 12, 31, 3, 0, tzinfo=dt.UTC),
+        timezone="America/New_York",
+        rrule="FREQ=HOURLY;COUNT=30",
+        skipped_occurrences=[],
+    )
+    found = list(occurrences(call))
+    assert len(found) == 21
+    assert found[-1] == dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.UTC)
