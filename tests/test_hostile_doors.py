@@ -15,9 +15,11 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from rest_framework.test import APIClient
 
-from calls.models import ScheduledCall
+from calls.models import ProviderAccount, ScheduledCall
 from campaigns.models import Campaign
 from contacts.models import Contact
+from hooks.models import WebhookDelivery, WebhookSubscription
+from tests.factories import WebhookDeliveryFactory, WebhookSubscriptionFactory
 from tests.test_api_bad_input import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -348,3 +350,235 @@ def test_a_series_that_runs_past_the_end_of_year_9999_stops_there():
     found = list(occurrences(call))
     assert len(found) == 21
     assert found[-1] == dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.UTC)
+
+
+# --- provider accounts ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b'{"provider": "simulated", "calls_per_second": NaN}',
+        b'{"provider": "simulated", "calls_per_second": Infinity}',
+        b'{"provider": "simulated", "calls_per_second": -Infinity}',
+        b'{"provider": "simulated", "calls_per_second": 1e999}',
+        b'{"provider": "simulated", "max_concurrent_calls": 1e999}',
+        b'{"provider": "simulated", "max_concurrent_calls": 99999999999999999999999}',
+        b'{"provider": "simulated", "max_concurrent_calls": 2.5}',
+        b'{"provider": "simulated", "max_concurrent_calls": [5]}',
+        b'{"provider": "simulated", "calls_per_second": {"rate": 1}}',
+        b'{"provider": ["simulated"]}',
+        b'{"provider": "simulated", "account": "' + b"A" * 65 + b'"}',
+        b'{"provider": "simulated", "account": "AC\\u0000"}',
+        b'[{"provider": "simulated"}]',
+    ],
+)
+def test_bad_provider_limits_are_a_400_and_save_nothing(api_client, raw):
+    assert_error(post_raw(api_client, ACCOUNTS, raw), 400)
+    assert not ProviderAccount.objects.exists()
+
+
+@pytest.mark.parametrize("body", [{"calls_per_second": "NaN"}, {"max_concurrent_calls": -1}])
+def test_a_bad_change_of_limits_keeps_the_old_ones(api_client, body):
+    account = ProviderAccount.objects.create(
+        provider="simulated", max_concurrent_calls=5, calls_per_second=2
+    )
+    assert_error(api_client.patch(f"{ACCOUNTS}{account.pk}/", body, format="json"), 400)
+    account.refresh_from_db()
+    assert (account.max_concurrent_calls, account.calls_per_second) == (5, 2)
+
+
+@pytest.mark.parametrize("pk", ["999999", "abc", "-1", "1.5", "99999999999999999999999"])
+def test_an_unknown_provider_account_is_a_404(api_client, pk):
+    assert_error(api_client.get(f"{ACCOUNTS}{pk}/"), 404)
+    assert_error(api_client.patch(f"{ACCOUNTS}{pk}/", {}, format="json"), 404)
+
+
+def test_the_limits_in_force_are_read_only_and_not_paged(api_client, viewer_client, anon_client):
+    assert viewer_client.get(f"{ACCOUNTS}current/").status_code == 200
+    assert_error(api_client.post(f"{ACCOUNTS}current/", {}, format="json"), 405)
+    assert_error(anon_client.get(f"{ACCOUNTS}current/"), 401)
+    assert_error(api_client.get(ACCOUNTS, {"limit": 5}), 400, "invalid")
+
+
+def test_a_viewer_cannot_change_or_remove_limits(viewer_client):
+    account = ProviderAccount.objects.create(provider="simulated", max_concurrent_calls=5)
+    url = f"{ACCOUNTS}{account.pk}/"
+    assert_error(viewer_client.patch(url, {"max_concurrent_calls": 50}, format="json"), 403)
+    assert_error(viewer_client.delete(url), 403)
+    account.refresh_from_db()
+    assert account.max_concurrent_calls == 5
+
+
+# --- webhook subscriptions --------------------------------------------------------------------
+
+SUBSCRIPTION = {"url": "https://hooks.example.com/in", "event_types": ["attempt.finished"]}
+
+BAD_SUBSCRIPTIONS = {
+    "javascript:": {"url": "javascript:alert(1)"},
+    "file:": {"url": "file:///etc/passwd"},
+    "ftp:": {"url": "ftp://hooks.example.com/in"},
+    "gopher:": {"url": "gopher://hooks.example.com:70/_x"},
+    "no scheme": {"url": "hooks.example.com/in"},
+    "a URL over its cap": {"url": "https://hooks.example.com/" + "a" * 2000},
+    "a NUL in the URL": {"url": "https://hooks.example.com/\x00"},
+    "loopback": {"url": "http://127.0.0.1:8000/in"},
+    "loopback in IPv6": {"url": "http://[::1]/in"},
+    "IPv4 mapped in IPv6": {"url": "http://[::ffff:127.0.0.1]/in"},
+    "localhost": {"url": "http://localhost/in"},
+    "a name under localhost": {"url": "http://api.localhost/in"},
+    "a private network": {"url": "http://10.1.2.3/in"},
+    "link-local (cloud metadata)": {"url": "http://169.254.169.254/latest/meta-data/"},
+    "unspecified": {"url": "http://0.0.0.0/in"},
+    "a port out of range": {"url": "https://hooks.example.com:99999/in"},
+    "a list for the URL": {"url": ["https://hooks.example.com/in"]},
+    "no event": {"event_types": []},
+    "an unknown event": {"event_types": ["contact.teleported"]},
+    "a string for the events": {"event_types": "attempt.finished"},
+    "an object for the events": {"event_types": {"attempt.finished": True}},
+    "a null event": {"event_types": [None]},
+    "a string for enabled": {"enabled": "perhaps"},
+    "a description over its cap": {"description": "d" * 5000},
+}
+
+
+@pytest.mark.parametrize("change", BAD_SUBSCRIPTIONS.values(), ids=BAD_SUBSCRIPTIONS.keys())
+def test_a_bad_subscription_is_a_400_and_saves_nothing(api_client, settings, change):
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    error = assert_error(
+        api_client.post(SUBSCRIPTIONS, {**SUBSCRIPTION, **change}, format="json"), 400
+    )
+    assert set(error["details"]) <= {*change, "non_field_errors"}, error
+    assert not WebhookSubscription.objects.exists()
+
+
+@pytest.mark.parametrize("change", BAD_SUBSCRIPTIONS.values(), ids=BAD_SUBSCRIPTIONS.keys())
+def test_a_bad_change_to_a_subscription_keeps_it_as_it_was(api_client, settings, change):
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    subscription = WebhookSubscriptionFactory(url="https://hooks.example.com/kept")
+    url = f"{SUBSCRIPTIONS}{subscription.pk}/"
+    assert_error(api_client.patch(url, change, format="json"), 400)
+    subscription.refresh_from_db()
+    assert subscription.url == "https://hooks.example.com/kept"
+    assert subscription.event_types == ["attempt.finished"]
+
+
+def test_an_event_named_twice_is_kept_once(api_client):
+    body = {**SUBSCRIPTION, "event_types": ["attempt.finished", "attempt.finished"]}
+    response = api_client.post(SUBSCRIPTIONS, body, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["event_types"] == ["attempt.finished"]
+
+
+def test_the_secret_is_shown_at_creation_only(api_client):
+    created = api_client.post(SUBSCRIPTIONS, SUBSCRIPTION, format="json")
+    assert created.status_code == 201
+    secret = created.json()["secret"]
+    assert len(secret) >= 20
+    pk = created.json()["id"]
+    answers = [
+        api_client.get(SUBSCRIPTIONS),
+        api_client.get(f"{SUBSCRIPTIONS}{pk}/"),
+        api_client.patch(f"{SUBSCRIPTIONS}{pk}/", {"description": "x"}, format="json"),
+        api_client.put(f"{SUBSCRIPTIONS}{pk}/", SUBSCRIPTION, format="json"),
+        api_client.patch(f"{SUBSCRIPTIONS}{pk}/", {"secret": "mine"}, format="json"),
+        api_client.get("/api/schema/"),
+    ]
+    for answer in answers:
+        assert answer.status_code == 200, answer.content
+        assert secret.encode() not in answer.content
+    assert WebhookSubscription.objects.get().secret == secret  # not set by the client
+
+
+def test_a_viewer_reads_subscriptions_but_cannot_change_them(viewer_client, anon_client):
+    subscription = WebhookSubscriptionFactory()
+    url = f"{SUBSCRIPTIONS}{subscription.pk}/"
+    listed = viewer_client.get(SUBSCRIPTIONS)
+    assert listed.status_code == 200 and subscription.secret.encode() not in listed.content
+    assert_error(viewer_client.post(SUBSCRIPTIONS, SUBSCRIPTION, format="json"), 403)
+    assert_error(viewer_client.patch(url, {"enabled": False}, format="json"), 403)
+    assert_error(viewer_client.delete(url), 403)
+    assert_error(anon_client.get(SUBSCRIPTIONS), 401)
+    assert WebhookSubscription.objects.get().enabled
+
+
+# --- webhook deliveries -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"event_id": "not-a-uuid"},
+        {"event_id": "\x00"},
+        {"subscription": "abc"},
+        {"subscription": "99999999999999999999999"},
+        {"status": "lost"},
+        {"event_type": "contact.teleported"},
+        {"created_after": "yesterday"},
+        {"created_after": "0000-01-01T00:00:00Z"},
+        {"created_before": "10000-01-01T00:00:00Z"},
+        {"created_before": "2027-02-29T00:00:00Z"},
+        {"ordering": "payload__secret"},
+        {"page": "0"},
+        {"page": "-1"},
+        {"page_size": "lots", "page": "x"},
+        {"offset": "10"},
+        {"cursor": "abc"},
+    ],
+)
+def test_a_bad_delivery_filter_is_a_4xx_in_the_error_shape(api_client, query):
+    WebhookDeliveryFactory()
+    response = api_client.get(DELIVERIES, query)
+    if response.status_code == 200:  # a filter DRF ignores by design (ordering on a field)
+        assert "ordering" in query
+        return
+    assert_error(response, response.status_code)
+    assert 400 <= response.status_code < 500
+
+
+@pytest.mark.parametrize("pk", ["999999", "abc", "-1"])
+def test_resending_an_unknown_delivery_is_a_404(api_client, pk):
+    assert_error(api_client.post(f"{DELIVERIES}{pk}/resend/"), 404)
+
+
+def test_a_viewer_cannot_resend_a_delivery(viewer_client, anon_client, now):
+    delivery = WebhookDeliveryFactory(status="failed", next_attempt_at=None)
+    url = f"{DELIVERIES}{delivery.pk}/resend/"
+    assert_error(viewer_client.post(url), 403)
+    assert_error(anon_client.post(url), 401)
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+
+
+def test_resend_takes_post_only_and_deliveries_cannot_be_written(api_client):
+    delivery = WebhookDeliveryFactory()
+    assert_error(api_client.get(f"{DELIVERIES}{delivery.pk}/resend/"), 405)
+    assert_error(api_client.post(DELIVERIES, {}, format="json"), 405)
+    assert_error(api_client.delete(f"{DELIVERIES}{delivery.pk}/"), 405)
+
+
+def test_resending_twice_queues_one_delivery(api_client, django_capture_on_commit_callbacks):
+    delivery = WebhookDeliveryFactory(status="failed")
+    with django_capture_on_commit_callbacks():
+        for _ in range(2):
+            assert api_client.post(f"{DELIVERIES}{delivery.pk}/resend/").status_code == 200
+    assert WebhookDelivery.objects.count() == 1
+    assert WebhookDelivery.objects.get().status == "pending"
+
+
+# --- attempts of a booking --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", ["abc", "-1", "1.5", "99999999999999999999999", "\x00", "1,2", "[1]"]
+)
+def test_a_bad_scheduled_call_filter_on_attempts_is_a_400(api_client, value):
+    assert_error(api_client.get("/api/v1/attempts/", {"scheduled_call": value}), 400, "invalid")
+
+
+def test_an_unknown_scheduled_call_filter_on_attempts_is_a_400(api_client):
+    error = assert_error(
+        api_client.get("/api/v1/attempts/", {"scheduled_call": "424242"}), 400, "invalid"
+    )
+    assert "scheduled_call" in error["details"]
