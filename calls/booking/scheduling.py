@@ -718,12 +718,33 @@ def book_callback(*, attempt, now: dt.datetime) -> ScheduledCall:
     return call
 
 
+@transaction.atomic
 def call_now(*, contact: Contact, now: dt.datetime, by=None) -> ScheduledCall:
     """The back office's "Call now": a one-off call booked for now, placed by the next tick.
     Checked as any booking (schedule_call: the campaign must place it, the legal window must
-    be open, the number not excluded), and refused while a call to the contact is live."""
+    be open, the number not excluded), and refused while a call to the contact is live, for
+    a finished contact (the page offers no button: reset it or book a call back) and while a
+    booking of the contact is already due (a second press would dial the person twice)."""
+    contact = Contact.objects.select_for_update().get(pk=contact.pk)  # one press at a time
     if contact.state == Contact.State.IN_PROGRESS:
         raise ValidationError({"contact": gettext("A call to this contact is live now.")})
+    if contact.state in Contact.FINAL_STATES:
+        state = str(Contact.State(contact.state).label).lower()
+        raise ValidationError(
+            {
+                "contact": gettext(
+                    "This contact is %(state)s: reset it first, or book a call back."
+                )
+                % {"state": state}
+            }
+        )
+    due = ScheduledCall.objects.filter(
+        contact=contact, status__in=(S.SCHEDULED, S.RUNNING), next_run_at__lte=now
+    )
+    if due.exists():
+        raise ValidationError(
+            {"contact": gettext("A call to this contact is already booked for now.")}
+        )
     return schedule_call(
         contact=contact,
         run_at=now,
