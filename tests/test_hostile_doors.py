@@ -8,23 +8,34 @@ shows a secret again."""
 import datetime as dt
 import json
 import logging
+from urllib.parse import urlencode
 
 import pytest
 import time_machine
 from django.contrib.auth.models import Permission
 from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from calls.models import ProviderAccount, ScheduledCall
 from campaigns.models import Campaign
-from contacts.models import Contact
+from contacts.models import Contact, Exclusion
 from hooks.models import WebhookDelivery, WebhookSubscription
-from tests.factories import WebhookDeliveryFactory, WebhookSubscriptionFactory
+from tests.factories import (
+    ContactFactory,
+    RunningCampaignFactory,
+    SurveyCampaignFactory,
+    WebhookDeliveryFactory,
+    WebhookSubscriptionFactory,
+)
+from tests.staff import staff_client
 from tests.test_api_bad_input import assert_error
+from voicesurvey.accounts.timezones import operator_zone
 
 pytestmark = pytest.mark.django_db
 
 PHONE = "+12125550142"
+LATER = dt.datetime(2026, 11, 23, 19, 0, tzinfo=dt.UTC)
 AD_HOC = "/api/v1/scheduled-calls/ad-hoc/"
 ACCOUNTS = "/api/v1/provider-accounts/"
 SUBSCRIPTIONS = "/api/v1/webhook-subscriptions/"
@@ -582,3 +593,257 @@ def test_an_unknown_scheduled_call_filter_on_attempts_is_a_400(api_client):
         api_client.get("/api/v1/attempts/", {"scheduled_call": "424242"}), 400, "invalid"
     )
     assert "scheduled_call" in error["details"]
+
+
+# --- the admin's own pages --------------------------------------------------------------------
+
+LIVE = reverse("admin:dashboard_live")
+TIME_ZONE = reverse("operator_time_zone")
+
+
+def control_url(campaign_pk, action, back=None):
+    url = reverse("admin:campaigns_campaign_control", args=[campaign_pk, action])
+    return url if back is None else f"{url}?{urlencode({'next': back})}"
+
+
+@pytest.fixture
+def viewer_staff(client, django_user_model):
+    """A staff user who holds every view_* permission and nothing else."""
+    user = django_user_model.objects.create_user("looker", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__startswith="view_"))
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def csrf_admin(admin_user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    return client
+
+
+def test_the_wallboard_json_is_no_door_for_a_stranger(client, django_user_model, admin_user):
+    RunningCampaignFactory(name="Secret plans")
+    anonymous = Client().get(LIVE)
+    assert anonymous.status_code == 302 and "login" in anonymous["Location"]
+    nobody = staff_client(client, django_user_model, username="nobody")
+    refused = nobody.get(LIVE)
+    assert refused.status_code == 403 and b"Secret plans" not in refused.content
+    boss = Client()
+    boss.force_login(admin_user)
+    answer = boss.get(LIVE, {"campaign": "x\x00", "since": "10000-01-01"})
+    assert answer.status_code == 200 and answer["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    "action",
+    ["delete", "delete_selected", "complete", "START", "pause.", "%00", "x" * 300],
+)
+def test_a_control_button_with_an_unknown_action_changes_nothing(admin_client, action):
+    campaign = RunningCampaignFactory()
+    response = admin_client.post(control_url(campaign.pk, action))
+    assert response.status_code == 404
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.RUNNING and Campaign.objects.count() == 1
+
+
+def test_a_control_button_for_a_campaign_that_is_not_there_is_a_404(admin_client):
+    assert admin_client.post(control_url(424242, "pause")).status_code == 404
+    big = reverse("admin:campaigns_campaign_control", args=[1, "pause"]).replace(
+        "/1/", "/99999999999999999999999/"
+    )
+    assert admin_client.post(big).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "back",
+    [
+        "https://evil.example.com/",
+        "//evil.example.com/",
+        "///evil.example.com/",
+        "/\\evil.example.com/",
+        "\\\\evil.example.com",
+        "https:evil.example.com",
+        "javascript:alert(1)",
+        " https://evil.example.com/",
+        "https://testserver@evil.example.com/",
+        "\x00https://evil.example.com/",
+    ],
+)
+def test_a_control_button_never_sends_the_browser_away(admin_client, back):
+    campaign = RunningCampaignFactory()
+    response = admin_client.post(control_url(campaign.pk, "pause", back))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+
+
+def test_a_control_button_pressed_twice_says_so_the_second_time(admin_client):
+    campaign = RunningCampaignFactory(name="Twice")
+    admin_client.post(control_url(campaign.pk, "pause"))
+    again = admin_client.post(control_url(campaign.pk, "pause"), follow=True)
+    assert again.status_code == 200
+    assert [m.level_tag for m in again.context["messages"]][-1] == "error"
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED
+
+
+def test_a_viewer_cannot_press_the_control_buttons(viewer_staff):
+    campaign = RunningCampaignFactory()
+    for action in ("pause", "cancel"):
+        assert viewer_staff.post(control_url(campaign.pk, action)).status_code == 403
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.RUNNING
+
+
+@pytest.mark.parametrize(
+    "zone", ["Mars/Olympus", "../../etc/passwd", "Europe/Paris\x00", "", "x" * 10_000, "UTC "]
+)
+def test_the_time_zone_page_keeps_only_a_real_zone(admin_client, admin_user, zone):
+    before = operator_zone(admin_user)
+    response = admin_client.post(TIME_ZONE, {"time_zone": zone})
+    assert response.status_code in (200, 302)
+    admin_user.refresh_from_db()
+    if zone == "":
+        assert response.status_code == 302  # back to the server's zone
+    else:
+        assert response.status_code == 200 and response.context["form"].errors
+        assert operator_zone(admin_user) == before
+
+
+def test_the_time_zone_page_needs_a_csrf_token_and_a_staff_login(csrf_admin, admin_user):
+    assert csrf_admin.post(TIME_ZONE, {"time_zone": "Asia/Tokyo"}).status_code == 403
+    assert operator_zone(admin_user) != "Asia/Tokyo"
+    anonymous = Client().post(TIME_ZONE, {"time_zone": "Asia/Tokyo"})
+    assert anonymous.status_code == 302 and "login" in anonymous["Location"]
+
+
+# --- the contact moves ------------------------------------------------------------------------
+
+MOVES = ["contact_retry", "contact_reset", "contact_call_now"]
+
+
+@pytest.mark.parametrize("move", MOVES)
+def test_a_viewer_cannot_move_a_contact(viewer_staff, move):
+    contact = ContactFactory(
+        campaign=SurveyCampaignFactory(), state="not_reached", next_attempt_at=LATER
+    )
+    response = viewer_staff.post(reverse(f"admin:{move}", args=[contact.pk]))
+    assert response.status_code == 403
+    contact.refresh_from_db()
+    assert contact.state == "not_reached" and contact.next_attempt_at == LATER
+    assert not ScheduledCall.objects.exists()
+
+
+def test_a_viewer_cannot_open_nor_post_the_do_not_call_page(viewer_staff):
+    contact = ContactFactory()
+    url = reverse("admin:contact_do_not_call", args=[contact.pk])
+    assert viewer_staff.get(url).status_code == 403
+    assert viewer_staff.post(url, {"everywhere": "1"}).status_code == 403
+    assert not Exclusion.objects.exists()
+
+
+@pytest.mark.parametrize("move", [*MOVES, "contact_do_not_call"])
+def test_a_move_of_a_contact_that_is_not_there_is_a_404(admin_client, move):
+    assert admin_client.post(reverse(f"admin:{move}", args=[424242])).status_code == 404
+    assert admin_client.get(reverse(f"admin:{move}", args=[424242])).status_code == 404
+
+
+@pytest.mark.parametrize("move", MOVES)
+def test_a_move_by_get_or_without_csrf_changes_nothing(admin_client, csrf_admin, move):
+    contact = ContactFactory(
+        campaign=SurveyCampaignFactory(), state="not_reached", next_attempt_at=LATER
+    )
+    url = reverse(f"admin:{move}", args=[contact.pk])
+    assert admin_client.get(url).status_code == 302
+    assert csrf_admin.post(url).status_code == 403
+    contact.refresh_from_db()
+    assert contact.state == "not_reached" and contact.next_attempt_at == LATER
+    assert not ScheduledCall.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "state", ["completed", "exhausted", "refused", "excluded", "invalid", "in_progress"]
+)
+def test_call_now_where_the_page_offers_no_button_says_why(admin_client, state):
+    contact = ContactFactory(campaign=SurveyCampaignFactory(), state=state)
+    response = admin_client.post(reverse("admin:contact_call_now", args=[contact.pk]), follow=True)
+    assert response.status_code == 200
+    assert [m.level_tag for m in response.context["messages"]] == ["error"]
+    assert not ScheduledCall.objects.exists()
+
+
+def test_call_now_pressed_twice_books_one_call(admin_client):
+    contact = ContactFactory(campaign=SurveyCampaignFactory())
+    url = reverse("admin:contact_call_now", args=[contact.pk])
+    admin_client.post(url)
+    again = admin_client.post(url, follow=True)
+    assert "already booked for now" in again.content.decode()
+    assert ScheduledCall.objects.filter(contact=contact).count() == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"reason": "no scope"},
+        {"everywhere": "maybe"},
+        {"everywhere": "1", "reason": "r" * 501},
+        {"everywhere": "1\x00"},
+        {"everywhere": "1", "reason": "spam\x00"},
+    ],
+)
+def test_the_do_not_call_page_refuses_junk_with_a_message(admin_client, data):
+    contact = ContactFactory()
+    url = reverse("admin:contact_do_not_call", args=[contact.pk])
+    response = admin_client.post(url, data)
+    assert response.status_code == 200 and response.context["form"].errors
+    assert not Exclusion.objects.exists()
+
+
+def test_do_not_call_twice_lists_the_number_once(admin_client):
+    contact = ContactFactory()
+    url = reverse("admin:contact_do_not_call", args=[contact.pk])
+    for _ in range(2):
+        assert admin_client.post(url, {"everywhere": "1", "reason": "asked"}).status_code == 302
+    assert Exclusion.objects.filter(phone=contact.phone).count() == 1
+
+
+# --- the do-not-call list's own form ----------------------------------------------------------
+
+EXCLUSION_ADD = reverse("admin:contacts_exclusion_add")
+
+
+@pytest.mark.parametrize(
+    ("phone", "region"),
+    [
+        ("", "US"),
+        ("call me", "US"),
+        ("(212) 555-0142", ""),  # national, and no region to read it in: DEFAULT_REGION
+        ("(212) 555-0142", "ZZ"),
+        ("(212) 555-0142", "U\x00"),
+        ("+1 212 555 0142\x00", "US"),
+        ("1" * 41, "US"),
+        ("+999 123", "US"),
+        ("0", "FR"),
+    ],
+)
+def test_the_do_not_call_form_refuses_what_is_not_a_number(admin_client, settings, phone, region):
+    settings.DEFAULT_REGION = "GB"  # so that a US national number without its region is wrong
+    response = admin_client.post(
+        EXCLUSION_ADD, {"phone": phone, "region": region, "source": "manual"}
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors
+    assert not Exclusion.objects.exists()
+
+
+def test_the_do_not_call_form_reads_a_national_number_in_its_region(admin_client):
+    response = admin_client.post(
+        EXCLUSION_ADD, {"phone": "(212) 555-0142", "region": "us", "source": "manual"}
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Exclusion.objects.get().phone == PHONE
+    again = admin_client.post(
+        EXCLUSION_ADD, {"phone": "+1 212-555-0142", "region": "", "source": "manual"}
+    )
+    assert again.status_code == 200 and "already on the do-not-call list" in again.content.decode()
+    assert Exclusion.objects.count() == 1
