@@ -63,6 +63,7 @@ from campaigns.models import Campaign, IllegalTransition
 from contacts.admin import PHONE_SEARCH_HELP, CsvExportMixin, PhoneSearchMixin
 from contacts.models import Contact
 from contacts.phones import InvalidPhone, normalise_phone
+from voicesurvey.admin_autocomplete import CheckedAutocompleteMixin
 from voicesurvey.admin_confirm import confirmed_or_ask
 from voicesurvey.times import callee_time, operator_time
 
@@ -333,7 +334,9 @@ class AnswerAdmin(ContactDetailsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ScheduledCall)
-class ScheduledCallAdmin(ContactDetailsMixin, PhoneSearchMixin, admin.ModelAdmin):
+class ScheduledCallAdmin(
+    CheckedAutocompleteMixin, ContactDetailsMixin, PhoneSearchMixin, admin.ModelAdmin
+):
     form = ScheduledCallForm
     list_display = [
         "contact",
