@@ -70,6 +70,7 @@ from contacts.admin import (
 )
 from contacts.models import Contact
 from contacts.phones import InvalidPhone, normalise_phone
+from voicesurvey.admin_autocomplete import CheckedAutocompleteMixin
 from voicesurvey.admin_confirm import confirmed_or_ask
 from voicesurvey.times import callee_time, duration_text, operator_time
 
@@ -335,7 +336,9 @@ class AnswerAdmin(ContactDetailsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ScheduledCall)
-class ScheduledCallAdmin(ContactDetailsMixin, PhoneSearchMixin, admin.ModelAdmin):
+class ScheduledCallAdmin(
+    CheckedAutocompleteMixin, ContactDetailsMixin, PhoneSearchMixin, admin.ModelAdmin
+):
     form = ScheduledCallForm
     list_display = [
         "contact",

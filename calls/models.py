@@ -291,6 +291,12 @@ class ScheduledCallStatus(models.TextChoices):
     CANCELLED = "cancelled", _("Cancelled")
 
 
+# A booking's own settings, as the API, the admin's form and the database all bound them.
+MAX_BOOKING_RETRIES = 10
+MAX_BOOKING_RETRY_DELAY_MINUTES = 24 * 60
+MAX_MISFIRE_GRACE_SECONDS = 24 * 3600
+
+
 class ScheduledCall(models.Model):
     """A call to one contact at a set time, once or on an RFC 5545 rule."""
 
@@ -311,11 +317,19 @@ class ScheduledCall(models.Model):
         null=True, blank=True, help_text=_("The occurrence the dialler will place next (UTC).")
     )
     misfire_grace_seconds = models.PositiveIntegerField(
-        null=True, blank=True, help_text=_("Empty: the project's setting.")
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(MAX_MISFIRE_GRACE_SECONDS)],
+        help_text=_("Empty: the project's setting."),
     )
     retries_done = models.PositiveSmallIntegerField(default=0)
-    max_retries = models.PositiveSmallIntegerField(default=2)
-    retry_delay_minutes = models.PositiveIntegerField(default=5)
+    max_retries = models.PositiveSmallIntegerField(
+        default=2, validators=[MaxValueValidator(MAX_BOOKING_RETRIES)]
+    )
+    retry_delay_minutes = models.PositiveIntegerField(
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_BOOKING_RETRY_DELAY_MINUTES)],
+    )
     skipped_occurrences = models.JSONField(
         default=list, blank=True, help_text=_("Occurrences (UTC ISO) cancelled one by one.")
     )

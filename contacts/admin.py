@@ -29,6 +29,7 @@ from contacts.importing import ImportFileError, ImportReport, import_contacts, i
 from contacts.models import Contact, Exclusion
 from contacts.phones import phone_search
 from contacts.rejected_rows import keep_rejected_rows, rejected_rows_csv, rejected_rows_for
+from voicesurvey.admin_autocomplete import CheckedAutocompleteMixin
 from voicesurvey.times import callee_time, operator_time
 
 PHONE_SEARCH_HELP = format_lazy(
@@ -266,7 +267,13 @@ RESET_WHY_NOT = gettext_lazy(
 
 
 @admin.register(Contact)
-class ContactAdmin(PhoneSearchMixin, CsvExportMixin, CsvImportAdminMixin, admin.ModelAdmin):
+class ContactAdmin(
+    CheckedAutocompleteMixin,
+    PhoneSearchMixin,
+    CsvExportMixin,
+    CsvImportAdminMixin,
+    admin.ModelAdmin,
+):
     """A contact's state is never typed: it moves through the domain's functions, as buttons
     on the contact page and as bulk actions (retry now, reset, do not call)."""
 

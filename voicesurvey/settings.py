@@ -69,6 +69,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # admin static files without a proxy
+    "voicesurvey.query_strings.RefuseNulInQueryMiddleware",  # 400 for a NUL in a page's query
     "django.contrib.sessions.middleware.SessionMiddleware",
     "voicesurvey.accounts.middleware.BackOfficeLocaleMiddleware",  # the browser's language
     "django.middleware.common.CommonMiddleware",

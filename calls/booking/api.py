@@ -24,7 +24,13 @@ from calls.booking.scheduling import (
     schedule_call,
 )
 from calls.dialler.cancel import cancel_booking
-from calls.models import CallAttempt, ScheduledCall
+from calls.models import (
+    MAX_BOOKING_RETRIES,
+    MAX_BOOKING_RETRY_DELAY_MINUTES,
+    MAX_MISFIRE_GRACE_SECONDS,
+    CallAttempt,
+    ScheduledCall,
+)
 from campaigns.api import QuestionSerializer
 from campaigns.models import Campaign
 from contacts.models import Contact
@@ -137,10 +143,18 @@ class ScheduledCallCreateSerializer(serializers.Serializer):
         "(DAILY, WEEKLY, MONTHLY; UNTIL or COUNT), evaluated on wall-clock time in `timezone`.",
     )
     note = serializers.CharField(max_length=500, allow_blank=True, default="")
-    max_retries = serializers.IntegerField(min_value=0, max_value=10, required=False)
-    retry_delay_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
+    max_retries = serializers.IntegerField(
+        min_value=0, max_value=MAX_BOOKING_RETRIES, required=False
+    )
+    retry_delay_minutes = serializers.IntegerField(
+        min_value=1, max_value=MAX_BOOKING_RETRY_DELAY_MINUTES, required=False
+    )
     misfire_grace_seconds = serializers.IntegerField(
-        min_value=0, allow_null=True, required=False, help_text="Empty: the project's setting."
+        min_value=0,
+        max_value=MAX_MISFIRE_GRACE_SECONDS,
+        allow_null=True,
+        required=False,
+        help_text="Empty: the project's setting.",
     )
 
 
@@ -152,9 +166,15 @@ class ScheduledCallUpdateSerializer(serializers.Serializer):
     timezone = serializers.CharField(max_length=64, required=False)
     rrule = serializers.CharField(allow_blank=True, required=False)
     note = serializers.CharField(max_length=500, allow_blank=True, required=False)
-    max_retries = serializers.IntegerField(min_value=0, max_value=10, required=False)
-    retry_delay_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
-    misfire_grace_seconds = serializers.IntegerField(min_value=0, allow_null=True, required=False)
+    max_retries = serializers.IntegerField(
+        min_value=0, max_value=MAX_BOOKING_RETRIES, required=False
+    )
+    retry_delay_minutes = serializers.IntegerField(
+        min_value=1, max_value=MAX_BOOKING_RETRY_DELAY_MINUTES, required=False
+    )
+    misfire_grace_seconds = serializers.IntegerField(
+        min_value=0, max_value=MAX_MISFIRE_GRACE_SECONDS, allow_null=True, required=False
+    )
 
     def validate(self, attrs):
         fixed = sorted(set(self.initial_data) - set(EDITABLE_FIELDS))
@@ -198,8 +218,12 @@ class AdHocCallSerializer(serializers.Serializer):
     voice = serializers.CharField(max_length=40, default="alice")
     language = serializers.CharField(max_length=16, default="en-US")
     note = serializers.CharField(max_length=500, allow_blank=True, default="")
-    max_retries = serializers.IntegerField(min_value=0, max_value=10, required=False)
-    retry_delay_minutes = serializers.IntegerField(min_value=1, max_value=1440, required=False)
+    max_retries = serializers.IntegerField(
+        min_value=0, max_value=MAX_BOOKING_RETRIES, required=False
+    )
+    retry_delay_minutes = serializers.IntegerField(
+        min_value=1, max_value=MAX_BOOKING_RETRY_DELAY_MINUTES, required=False
+    )
 
     def validate_questions(self, value):
         if len(value) > 100:

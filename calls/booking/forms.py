@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from calls.booking.editing import EDITABLE_FIELDS, edit_scheduled_call
 from calls.booking.recurrence import build_rrule, read_rrule
-from calls.booking.scheduling import IllegalScheduledCallTransition, schedule_call
+from calls.booking.scheduling import MAX_SCAN, IllegalScheduledCallTransition, schedule_call
 from calls.models import ScheduledCall
 from campaigns.forms import WeekdaysField
 from contacts.models import Contact
@@ -86,7 +86,10 @@ class ScheduledCallForm(forms.ModelForm):
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text=_("In the call's zone; a call on that day is still made."),
     )
-    count = forms.IntegerField(label=_("Number of calls"), required=False, min_value=1)
+    # Past MAX_SCAN occurrences the series is not followed any further.
+    count = forms.IntegerField(
+        label=_("Number of calls"), required=False, min_value=1, max_value=MAX_SCAN
+    )
 
     class Meta:
         model = ScheduledCall
@@ -101,6 +104,11 @@ class ScheduledCallForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for name in ("max_retries", "retry_delay_minutes", "misfire_grace_seconds"):
+            # The model's bounds, checked per field: `clean` tries the booking in the database.
+            if name in self.fields:
+                bounds = ScheduledCall._meta.get_field(name).validators
+                self.fields[name].validators = [*self.fields[name].validators, *bounds]
         if "timezone" not in self.fields:
             return  # shown read-only, to who may not change it
         self.fields["timezone"].required = False

@@ -72,6 +72,18 @@ def parse_rrule(text: str, *, dtstart: dt.datetime, zone: str):
         )
     if "COUNT" in parts and "UNTIL" in parts:
         raise ValidationError({"rrule": gettext("Use COUNT or UNTIL, not both.")})
+    for name in ("INTERVAL", "COUNT"):
+        # dateutil takes 0 (the same time again) and fails on a negative one only later,
+        # while the occurrences are computed.
+        if name in parts and not (
+            parts[name].isascii() and parts[name].isdigit() and int(parts[name]) >= 1
+        ):
+            raise ValidationError(
+                {
+                    "rrule": gettext("%(part)s must be a whole number from 1, not '%(value)s'.")
+                    % {"part": name, "value": parts[name]}
+                }
+            )
     if "UNTIL" in parts:
         parts["UNTIL"] = _local_until(parts["UNTIL"], zone)
     local_start = dtstart.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
@@ -94,9 +106,15 @@ def _local_until(value: str, zone: str) -> str:
                 % {"value": value}
             }
         )
-    if value.endswith("Z"):
-        instant = dt.datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
-        return instant.astimezone(ZoneInfo(zone)).strftime("%Y%m%dT%H%M%S")
+    try:
+        if value.endswith("Z"):
+            instant = dt.datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+            return instant.astimezone(ZoneInfo(zone)).strftime("%Y%m%dT%H%M%S")
+        dt.datetime.strptime(value, "%Y%m%dT%H%M%S" if "T" in value else "%Y%m%d")
+    except (ValueError, OverflowError):  # 20271340, 20270229, year 0 or 10000 once local
+        raise ValidationError(
+            {"rrule": gettext("UNTIL is not a date: '%(value)s'.") % {"value": value}}
+        ) from None
     return value
 
 
@@ -108,16 +126,24 @@ def occurrences(call: ScheduledCall, *, after: dt.datetime | None = None) -> Ite
         times: Iterator = iter([call.run_at])
     else:
         rule = parse_rrule(call.rrule, dtstart=call.run_at, zone=call.timezone)
-        times = (local.replace(tzinfo=zone).astimezone(dt.UTC) for local in rule)
-    for index, at in enumerate(times):
+        times = (local.replace(tzinfo=zone) for local in rule)
+    for index, at in enumerate(_until_out_of_range(times)):
         if index > MAX_SCAN:
             return
-        at = at.astimezone(dt.UTC)
         if after is not None and at < after:
             continue
         if at.isoformat() in skipped:
             continue
         yield at
+
+
+def _until_out_of_range(times: Iterator[dt.datetime]) -> Iterator[dt.datetime]:
+    """The times in UTC, ending before the first that UTC cannot hold (past the end of 9999)."""
+    for at in times:
+        try:
+            yield at.astimezone(dt.UTC)
+        except OverflowError:
+            return
 
 
 def next_occurrences(
@@ -188,7 +214,12 @@ def localise(run_at: dt.datetime, zone: str) -> dt.datetime:
         )
     if run_at.tzinfo is None:
         run_at = run_at.replace(tzinfo=ZoneInfo(zone))
-    return run_at.astimezone(dt.UTC)
+    try:
+        return run_at.astimezone(dt.UTC)
+    except OverflowError:  # 9999-12-31 23:00 in New York is already year 10000 in UTC
+        raise ValidationError(
+            {"run_at": gettext("The date is out of range once converted to UTC.")}
+        ) from None
 
 
 def check_legal_window(contact: Contact, at: dt.datetime) -> str:
@@ -699,12 +730,33 @@ def book_callback(*, attempt, now: dt.datetime) -> ScheduledCall:
     return call
 
 
+@transaction.atomic
 def call_now(*, contact: Contact, now: dt.datetime, by=None) -> ScheduledCall:
     """The back office's "Call now": a one-off call booked for now, placed by the next tick.
     Checked as any booking (schedule_call: the campaign must place it, the legal window must
-    be open, the number not excluded), and refused while a call to the contact is live."""
+    be open, the number not excluded), and refused while a call to the contact is live, for
+    a finished contact (the page offers no button: reset it or book a call back) and while a
+    booking of the contact is already due (a second press would dial the person twice)."""
+    contact = Contact.objects.select_for_update().get(pk=contact.pk)  # one press at a time
     if contact.state == Contact.State.IN_PROGRESS:
         raise ValidationError({"contact": gettext("A call to this contact is live now.")})
+    if contact.state in Contact.FINAL_STATES:
+        state = str(Contact.State(contact.state).label).lower()
+        raise ValidationError(
+            {
+                "contact": gettext(
+                    "This contact is %(state)s: reset it first, or book a call back."
+                )
+                % {"state": state}
+            }
+        )
+    due = ScheduledCall.objects.filter(
+        contact=contact, status__in=(S.SCHEDULED, S.RUNNING), next_run_at__lte=now
+    )
+    if due.exists():
+        raise ValidationError(
+            {"contact": gettext("A call to this contact is already booked for now.")}
+        )
     return schedule_call(
         contact=contact,
         run_at=now,
