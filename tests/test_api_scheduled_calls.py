@@ -93,6 +93,9 @@ def test_recurring_call_stays_at_local_time_across_dst(api_client, contact):
     [
         ({"rrule": "FREQ=SOMETIMES"}, "rrule"),
         ({"rrule": "FREQ=DAILY;COUNT=2;UNTIL=20261231"}, "rrule"),
+        ({"rrule": "FREQ=HOURLY;COUNT=5"}, "rrule"),  # a person rung every hour
+        ({"rrule": "RRULE:FREQ=MINUTELY"}, "rrule"),
+        ({"rrule": "FREQ=DAILY;BYHOUR=9,10,11"}, "rrule"),  # three calls a day
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"run_at": "2026-11-20T14:00:00"}, "run_at"),  # in the past
         ({"run_at": "2026-11-24T23:00:00"}, "run_at"),  # 23:00 in New York: outside 08-21

@@ -239,9 +239,26 @@ def check_legal_window(contact: Contact, at: dt.datetime) -> str:
     return ""
 
 
+# A booked call is a person's own appointment: at most one a day. A rule that rings them
+# hourly (or at several hours of a day) is refused when booked or edited.
+SUB_DAILY = ("SECONDLY", "MINUTELY", "HOURLY")
+
+
+def refuse_more_than_daily(rrule: str) -> None:
+    body = rrule.upper().strip().removeprefix("RRULE:")
+    parts = dict(part.partition("=")[::2] for part in body.split(";") if part)
+    several = [key for key in ("BYHOUR", "BYMINUTE") if "," in parts.get(key, "")]
+    if parts.get("FREQ") in SUB_DAILY or several:
+        raise ValidationError(
+            {"rrule": gettext("A booked call repeats at most once a day (DAILY, WEEKLY, MONTHLY).")}
+        )
+
+
 def first_legal_occurrence(call: ScheduledCall, contact: Contact, *, now) -> dt.datetime:
     """The call's first occurrence after `now`. Raises ValidationError (on run_at) when there
-    is none, or when it falls outside the legal window."""
+    is none, or when it falls outside the legal window; on rrule for a rule that would call
+    more than once a day."""
+    refuse_more_than_daily(call.rrule)
     upcoming = first_occurrence(call, after=now)
     if upcoming is None:
         raise ValidationError({"run_at": gettext("The call has no occurrence in the future.")})
