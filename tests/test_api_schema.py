@@ -31,15 +31,27 @@ def test_schema_validates_without_warnings(tmp_path):
     assert "/api/v1/scheduled-calls/{id}/pause/" in text
 
 
-def test_schema_and_docs_are_served(api_client, client):
+def test_schema_and_docs_are_served(api_client, admin_client):
     schema = api_client.get("/api/schema/", {"format": "json"})
     assert schema.status_code == 200
     assert "/api/v1/exclusions/check/" in schema.json()["paths"]
-    docs = client.get("/api/docs/")
+    docs = admin_client.get("/api/docs/")
     assert docs.status_code == 200
     # Swagger UI's files come from our own static files (drf-spectacular-sidecar): no CDN.
     assert b"drf_spectacular_sidecar" in docs.content
     assert b"cdn." not in docs.content
+
+
+def test_schema_and_docs_are_not_served_to_strangers(anon_client, client, viewer_client):
+    schema = anon_client.get("/api/schema/", {"format": "json"})
+    assert schema.status_code == 401
+    assert schema.json()["error"]["code"] == "not_authenticated"
+    assert "paths" not in schema.json()
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 302
+    assert docs["Location"].startswith("/admin/login/?next=/api/docs/")
+    # Any signed-in user of ours may read the reference, a view-only one too.
+    assert viewer_client.get("/api/schema/", {"format": "json"}).status_code == 200
 
 
 def operations():

@@ -2,7 +2,8 @@
 results, the cancel that hangs up live calls) are mixed into the campaign viewset here, so
 campaigns never imports contacts or calls."""
 
-from django.urls import include, path, re_path
+from django.contrib.auth.decorators import login_required
+from django.urls import include, path, re_path, reverse_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -48,6 +49,13 @@ router.register("provider-accounts", ProviderAccountViewSet, basename="provider-
 urlpatterns = [
     path("v1/", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # Swagger UI is a page for people: a visitor who is not signed in goes to the admin's login.
+    path(
+        "docs/",
+        login_required(
+            SpectacularSwaggerView.as_view(url_name="schema"), login_url=reverse_lazy("admin:login")
+        ),
+        name="swagger-ui",
+    ),
     re_path(r"^.*$", api_not_found),
 ]

@@ -274,6 +274,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Outbound voice-survey dialler: campaigns, contacts, do-not-call list, calls.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema lists every door and field: for our own users (a token or the admin's session),
+    # not for anyone who finds the URL.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SCHEMA_PATH_PREFIX": r"/api/v1",  # tags and operation ids per resource, not "v1"
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
