@@ -25,7 +25,7 @@ from contacts.importing import import_contacts, import_exclusions
 from contacts.models import Contact, Exclusion
 from contacts.phones import InvalidPhone, normalise_phone
 from voicesurvey.api_common import check_upload_size
-from voicesurvey.api_input import DateTimeFilter, FilterSet
+from voicesurvey.api_input import DateTimeFilter, FilterSet, PhoneField
 from voicesurvey.api_schema import error_response
 
 # --- serializers ------------------------------------------------------------------------------
@@ -39,7 +39,7 @@ def _phone(value: str, region: str | None = None) -> str:
 
 
 class ContactSerializer(serializers.ModelSerializer):
-    phone = serializers.CharField(
+    phone = PhoneField(
         max_length=40,
         help_text="Any format; stored in E.164 (national numbers are read in "
         "the DEFAULT_REGION setting's country).",
@@ -126,7 +126,7 @@ class ContactSerializer(serializers.ModelSerializer):
 
 
 class ExclusionSerializer(serializers.ModelSerializer):
-    phone = serializers.CharField(max_length=40, help_text="Any format; stored in E.164.")
+    phone = PhoneField(max_length=40, help_text="Any format; stored in E.164.")
     created_by = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )

@@ -42,6 +42,20 @@ def test_create_contact_normalises_the_phone_and_derives_zones(api_client):
     assert body["state"] == "pending"
 
 
+@pytest.mark.parametrize("url", [CONTACTS, EXCLUSIONS, "/api/v1/scheduled-calls/ad-hoc/"])
+@pytest.mark.parametrize("number", [12125550101, 442079460000, 12125550101.0, True])
+def test_a_phone_sent_as_a_json_number_is_refused_not_guessed(api_client, url, number):
+    # 0044 20 7946 0000 sent as a number arrives as 442079460000: which country, which 0s?
+    campaign = CampaignFactory()
+    body = {"campaign": campaign.pk, "phone": number, "message": "Hello"}
+    response = api_client.post(url, body, format="json")
+    assert_error(response, 400, "invalid")
+    assert response.json()["error"]["details"]["phone"] == [
+        'Send the number as text, e.g. "+14155550100".'
+    ]
+    assert not Contact.objects.exists() and not Exclusion.objects.exists()
+
+
 def test_contact_on_the_do_not_call_list_is_created_excluded(api_client):
     campaign = CampaignFactory()
     ExclusionFactory(phone="+12125550101")

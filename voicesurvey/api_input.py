@@ -64,6 +64,18 @@ def check_serializer_datetime(value: dt.datetime) -> dt.datetime:
     return value
 
 
+class PhoneField(serializers.CharField):
+    """A phone number in a request body: text only. As a JSON number it has already lost its
+    leading + or 0s (0044 20… arrives as 44 20…), so it is refused rather than guessed."""
+
+    default_error_messages = {"not_text": 'Send the number as text, e.g. "+14155550100".'}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_text")
+        return super().to_internal_value(data)
+
+
 class JSONParser(parsers.JSONParser):
     """DRF's JSON parser, refusing what the database or Python cannot take as a 4xx in the
     error shape: a body above DATA_UPLOAD_MAX_MEMORY_SIZE (413, refused by its Content-Length

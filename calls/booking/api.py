@@ -35,7 +35,12 @@ from campaigns.api import QuestionSerializer
 from campaigns.models import Campaign
 from contacts.models import Contact
 from voicesurvey.api_errors import Conflict
-from voicesurvey.api_input import DateTimeFilter, FilterSet, check_serializer_datetime
+from voicesurvey.api_input import (
+    DateTimeFilter,
+    FilterSet,
+    PhoneField,
+    check_serializer_datetime,
+)
 from voicesurvey.api_schema import error_response
 
 S = ScheduledCall.Status
@@ -192,7 +197,7 @@ class AdHocQuestionSerializer(QuestionSerializer):
 
 
 class AdHocCallSerializer(serializers.Serializer):
-    phone = serializers.CharField(
+    phone = PhoneField(
         max_length=32, help_text="The number to call: E.164, or national in DEFAULT_REGION."
     )
     at = WallClockDateTimeField(
