@@ -17,6 +17,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.test import Client
 from twilio.request_validator import RequestValidator
 
+from calls.dialler import tick as tick_module
 from calls.models import CallAttempt
 from calls.telephony.simulated import SimulatedProvider
 from calls.webhooks.signatures import webhook_auth_token
@@ -90,6 +91,35 @@ def test_the_tick_reconnects_after_postgresql_restarts(
 
     assert run_tick(open_now).dialled == 1
     assert len(provider.calls) == 2
+
+
+class RestartsWhileDialling(FakeProvider):
+    """A carrier that takes the call while PostgreSQL restarts: the tick's connection is ended
+    before the call's SID is written back."""
+
+    def __init__(self, tick_backend: int):
+        super().__init__()
+        self.tick_backend = tick_backend
+
+    def place_call(self, attempt, urls):
+        self.sid = super().place_call(attempt, urls)
+        assert terminate_backends([self.tick_backend]) == 1
+        return self.sid
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dial_write_back_cut_by_a_restart_is_made_on_a_new_connection(
+    needs_postgres, open_now, run_tick, monkeypatch
+):
+    monkeypatch.setattr(tick_module, "WRITE_BACK_RETRIES", (0.0,))  # the server is back at once
+    contact = ContactFactory(next_attempt_at=open_now)
+    connection.ensure_connection()
+    provider = RestartsWhileDialling(connection.connection.info.backend_pid)
+
+    assert run_tick(open_now, provider=provider).dialled == 1
+    attempt = CallAttempt.objects.get(contact=contact)
+    assert (attempt.provider_call_sid, attempt.dialled_at) == (provider.sid, open_now)
+    assert attempt.status == "initiated"
 
 
 class DropsFinalCallbacks(SimulatedProvider):
