@@ -1,7 +1,8 @@
 """A PostgreSQL cluster of our own, to restart for real (issue 15). The shared server on
 127.0.0.1:5432 holds other people's databases and CI's, so it is never restarted; this one
 lives in a temporary directory, listens on a free port of 127.0.0.1 (its socket in that
-directory), trusts every local connection as `postgres`, and skips fsync (no machine crash to survive).
+directory), trusts every local connection as `postgres`, and skips fsync (there is no machine
+crash to survive).
 
     with PrivatePostgres() as cluster:       # initdb and start; stopped and deleted on exit
         url = cluster.create_database("vs_restart")
