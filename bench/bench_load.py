@@ -53,7 +53,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench import scratch
+from bench import restart_postgres, scratch
 
 ROOT = Path(__file__).resolve().parent.parent
 LOGS = ROOT / "var" / "bench-load"
@@ -366,6 +366,7 @@ def run_pace(pace: float, args) -> dict:
         load_before = os.getloadavg()[0]
         schedulers.append(procs.start("scheduler-1", scheduler_cmd))
         chaos_steps = chaos_plan(args.seconds) if args.chaos else []
+        chaos_steps = restart_postgres.with_restarts(chaos_steps, args.seconds, args.cluster)
         profile_at = started + min(10.0, args.seconds / 4) if args.profile else None
         profilers: list[subprocess.Popen] = []
         while (elapsed := time.time() - started) < args.seconds:
@@ -773,7 +774,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the workers and the scheduler mid-run"
     )
+    restart_postgres.add_argument(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    args.cluster = restart_postgres.use_private_cluster() if args.restart_postgres else None
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
         print("bench_load: skipped, set DATABASE_URL to a PostgreSQL server")
         return

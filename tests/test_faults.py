@@ -1,15 +1,12 @@
 """The fast parts of surviving faults: the app and the scheduler reconnect after PostgreSQL
-drops their connections (a restart), final callbacks the carrier dropped are recovered by the
+drops their connections (a restart, emulated here with pg_terminate_backend on the test
+database; the real restart under gunicorn and run_scheduler is
+tests/test_real_postgres_restart.py), final callbacks the carrier dropped are recovered by the
 tick, and a `failed` callback that overtakes the dial's write-back loses nothing."""
 
 import datetime as dt
 import io
-import os
 import random
-import signal
-import subprocess
-import sys
-from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 from wsgiref.util import setup_testing_defaults
 
@@ -20,6 +17,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.test import Client
 from twilio.request_validator import RequestValidator
 
+from calls.dialler import tick as tick_module
 from calls.models import CallAttempt
 from calls.telephony.simulated import SimulatedProvider
 from calls.webhooks.signatures import webhook_auth_token
@@ -95,55 +93,33 @@ def test_the_tick_reconnects_after_postgresql_restarts(
     assert len(provider.calls) == 2
 
 
-# run_scheduler in a child process whose clock starts at CLOCK (inside the calling windows).
-SCHEDULER = """
-import datetime as dt, os, time_machine
-time_machine.travel(dt.datetime.fromisoformat(os.environ["CLOCK"]), tick=True).start()
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voicesurvey.settings")
-from django.core.management import execute_from_command_line
-execute_from_command_line(["manage.py", "run_scheduler", "--interval", "0.2"])
-"""
+class RestartsWhileDialling(FakeProvider):
+    """A carrier that takes the call while PostgreSQL restarts: the tick's connection is ended
+    before the call's SID is written back."""
+
+    def __init__(self, tick_backend: int):
+        super().__init__()
+        self.tick_backend = tick_backend
+
+    def place_call(self, attempt, urls):
+        self.sid = super().place_call(attempt, urls)
+        assert terminate_backends([self.tick_backend]) == 1
+        return self.sid
 
 
-@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_run_scheduler_keeps_dialling_across_a_postgresql_restart(needs_postgres, open_now):
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "CLOCK": open_now.isoformat(),
-        "PYTHONUNBUFFERED": "1",
-        "LOG_LEVEL": "ERROR",
-        "TELEPHONY_PROVIDER": "simulated",
-        "SIMULATED_OUTCOMES": "busy=1",
-    }
-    child = subprocess.Popen(
-        [sys.executable, "-c", SCHEDULER],
-        cwd=Path(__file__).resolve().parent.parent,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert child.stdout.readline().startswith("tick at ")  # connected and ticking
-        restart_postgresql()
-        connection.close()  # this test's own connection went too
-        contact = ContactFactory(next_attempt_at=open_now)
-        for _ in range(100):  # the ticks after the restart, until one dials the contact
-            if "dialled=1" in child.stdout.readline():
-                break
-        else:
-            raise AssertionError("no tick dialled after the restart")
-        child.send_signal(signal.SIGTERM)
-        child.communicate(timeout=30)
-    finally:
-        child.kill()
-    contact.refresh_from_db()
-    assert contact.attempts_count == 1
-    assert child.returncode == 0
+def test_a_dial_write_back_cut_by_a_restart_is_made_on_a_new_connection(
+    needs_postgres, open_now, run_tick, monkeypatch
+):
+    monkeypatch.setattr(tick_module, "WRITE_BACK_RETRIES", (0.0,))  # the server is back at once
+    contact = ContactFactory(next_attempt_at=open_now)
+    connection.ensure_connection()
+    provider = RestartsWhileDialling(connection.connection.info.backend_pid)
+
+    assert run_tick(open_now, provider=provider).dialled == 1
+    attempt = CallAttempt.objects.get(contact=contact)
+    assert (attempt.provider_call_sid, attempt.dialled_at) == (provider.sid, open_now)
+    assert attempt.status == "initiated"
 
 
 class DropsFinalCallbacks(SimulatedProvider):

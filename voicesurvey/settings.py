@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # admin static files without a proxy
     "voicesurvey.query_strings.RefuseNulInQueryMiddleware",  # 400 for a NUL in a page's query
+    "voicesurvey.database_outage.DatabaseOutageMiddleware",  # 503, not 500, while the DB is down
     "django.contrib.sessions.middleware.SessionMiddleware",
     "voicesurvey.accounts.middleware.BackOfficeLocaleMiddleware",  # the browser's language
     "django.middleware.common.CommonMiddleware",

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import zip_longest
 
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import InterfaceError, OperationalError, connection, connections, transaction
 
 from calls.db.rows import rows_cte
 from calls.dialler.claim import claim_batch
@@ -232,7 +232,7 @@ def dial_attempts(
             or len(dialled) >= FLUSH_SIZE
             or time.monotonic() - oldest_waiting >= FLUSH_SECONDS
         ):
-            report.dialled += record_dialled(dialled, now=now)
+            report.dialled += record_dialled_across_restarts(dialled, now=now)
             dialled.clear()
             oldest_waiting = None
 
@@ -286,7 +286,13 @@ def dial_attempts(
             todo.put(None)
         for thread in pool:
             thread.join()
-    flush(force=True)
+        # Calls placed while the loop above failed (the database restarting under it) are
+        # written back all the same; the attempts not placed wait for recover_lost_attempts.
+        while not done.empty():
+            attempt, result, sid = done.get()
+            if result == DIALLED:
+                dialled.append((attempt, sid))
+        flush(force=True)
 
 
 def interleave_campaigns(attempts: list[CallAttempt]) -> list[CallAttempt]:
@@ -296,6 +302,26 @@ def interleave_campaigns(attempts: list[CallAttempt]) -> list[CallAttempt]:
         by_campaign[attempt.campaign_id].append(attempt)
     rounds = zip_longest(*by_campaign.values())
     return [attempt for round_ in rounds for attempt in round_ if attempt is not None]
+
+
+# Pauses before each new try of a write-back whose connection the database ended: a
+# PostgreSQL restart takes a second or two, and the calls are placed, their SIDs at stake.
+WRITE_BACK_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)
+
+
+def record_dialled_across_restarts(
+    dialled: list[tuple[CallAttempt, str]], *, now: dt.datetime
+) -> int:
+    """record_dialled, tried again on a new connection while the database cannot be reached
+    (its update is the same whichever try lands)."""
+    for pause in WRITE_BACK_RETRIES:
+        try:
+            return record_dialled(dialled, now=now)
+        except (OperationalError, InterfaceError) as exc:
+            logger.warning("dial write-back failed (%s); again in %s s", type(exc).__name__, pause)
+            connection.close()
+            time.sleep(pause)
+    return record_dialled(dialled, now=now)
 
 
 def record_dialled(dialled: list[tuple[CallAttempt, str]], *, now: dt.datetime) -> int:
