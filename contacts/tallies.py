@@ -117,7 +117,7 @@ SQLITE_DROP = [f"DROP TRIGGER IF EXISTS {name}" for name in TRIGGERS]
 # One statement, so both sides are read in one snapshot even in READ COMMITTED (what a
 # REPEATABLE READ transaction would give, and it also works inside a caller's transaction).
 DRIFT_SQL = """
-    SELECT campaign_id, state, SUM(n) FROM (
+    SELECT campaign_id, state, CAST(SUM(n) AS BIGINT) FROM (
         SELECT campaign_id, state, COUNT(*) AS n FROM contacts_contact
          GROUP BY campaign_id, state
         UNION ALL
