@@ -98,7 +98,8 @@ class Contact(models.Model):
                 condition=Q(state__in=["pending", "not_reached"]),
                 name="contact_claim_idx",
             ),
-            # Progress counts per campaign and state (dashboard, stats, lifecycle).
+            # The lifecycle's "all done" EXISTS per campaign, the contact list filtered by
+            # campaign and state, and the tallies' reconcile (contacts.tallies).
             models.Index(fields=["campaign", "state"], name="contact_campaign_state_idx"),
             models.Index(fields=["phone"], name="contact_phone_idx"),
         ]
