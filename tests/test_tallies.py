@@ -26,6 +26,7 @@ from contacts.models import Contact, StateTally, exclude_listed_contacts
 from contacts.tallies import (
     counts_by_campaign,
     counts_by_state,
+    ensure_sqlite_triggers,
     fold_tallies,
     reconcile_tallies,
     true_counts,
@@ -63,12 +64,12 @@ def csv_of(*phones) -> io.BytesIO:
 
 def test_an_import_is_tallied(now):
     campaign = CampaignFactory()
+    ContactFactory(campaign=campaign, phone=us_number(9), state="completed")
     add_exclusion(phone=us_number(3))
-    report = import_contacts(
-        campaign=campaign, stream=csv_of(*(us_number(n) for n in range(5))), now=now
-    )
-    assert (report.created, report.excluded) == (5, 1)
-    assert counts_by_state(campaign.pk) == {"pending": 4, "excluded": 1}
+    phones = [*(us_number(n) for n in range(5)), us_number(0), us_number(9)]  # two already in
+    report = import_contacts(campaign=campaign, stream=csv_of(*phones), now=now)
+    assert (report.created, report.duplicates, report.excluded) == (5, 2, 1)
+    assert counts_by_state(campaign.pk) == {"pending": 4, "excluded": 1, "completed": 1}
     assert_tallies_true()
 
 
@@ -203,6 +204,21 @@ def test_reconcile_command_reports_the_correction(capsys):
     assert counts_by_state(campaign.pk) == {"pending": 1}
 
 
+def test_triggers_a_table_rebuild_dropped_come_back_after_migrate():
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite rebuilds a table to alter it; PostgreSQL keeps its triggers")
+    campaign = CampaignFactory()
+    contact = ContactFactory(campaign=campaign)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER contact_tally_upd")
+    Contact.objects.filter(pk=contact.pk).update(state="completed")  # not tallied
+    assert counts_by_state(campaign.pk) == {"pending": 1}
+    ensure_sqlite_triggers()
+    assert counts_by_state(campaign.pk) == {"completed": 1}
+    Contact.objects.filter(pk=contact.pk).update(state="refused")
+    assert counts_by_state(campaign.pk) == {"refused": 1}
+
+
 # --- the pages count the tallies, not the contacts ---------------------------------------------
 
 
@@ -247,18 +263,6 @@ def test_contact_list_with_a_search_counts_the_contacts(admin_client):
         response = admin_client.get(url)
     assert response.context["cl"].result_count == 1
     assert [q for q in contact_queries(captured) if "COUNT(" in q.upper()]
-
-
-def test_campaign_list_queries_do_not_grow_with_contacts(
-    admin_client, django_assert_max_num_queries
-):
-    campaign = CampaignFactory()
-    ContactFactory.create_batch(2, campaign=campaign)
-    with CaptureQueriesContext(connection) as few:
-        admin_client.get(reverse("admin:campaigns_campaign_changelist"))
-    ContactFactory.create_batch(40, campaign=campaign)
-    with django_assert_max_num_queries(len(few)):
-        admin_client.get(reverse("admin:campaigns_campaign_changelist"))
 
 
 # --- any sequence of changes -------------------------------------------------------------------
