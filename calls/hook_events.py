@@ -7,11 +7,10 @@ own system, which gave us those numbers. Nothing here logs them."""
 
 import datetime as dt
 
-from django.db.models import Count
-
 from calls.models import Answer, CallAttempt, ScheduledCall
 from campaigns.models import Campaign
 from contacts.models import Contact
+from contacts.tallies import counts_by_state
 from hooks.emitting import emit
 
 
@@ -107,12 +106,7 @@ def campaign_completed(campaign: Campaign, *, now: dt.datetime) -> None:
     """The tick has completed the campaign (all its contacts done, or past its end)."""
 
     def payload():
-        states = dict(
-            Contact.objects.filter(campaign=campaign)
-            .values_list("state")
-            .annotate(n=Count("pk"))
-            .values_list("state", "n")
-        )
+        states = counts_by_state(campaign.pk)
         past_end = campaign.end_at is not None and campaign.end_at <= now
         return {
             "campaign_id": campaign.pk,

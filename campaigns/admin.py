@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
-from django.db.models import Count, Q
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -171,18 +172,21 @@ class CampaignAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        # Progress counts aggregated in SQL, one query for the whole page; "done" and
-        # "callable" as calls.reports.stats defines them (excluded contacts are neither).
+        # Progress counts from the contact tallies (contacts.tallies: a few rows per campaign,
+        # however many contacts), one query for the whole page; "done" and "callable" as
+        # calls.reports.stats defines them (excluded contacts are neither).
+        def contacts(condition):
+            return Coalesce(Sum("tallies__n", filter=condition), 0)
+
         return (
             super()
             .get_queryset(request)
             .annotate(
-                contacts_callable=Count("contacts", filter=~Q(contacts__state="excluded")),
-                contacts_done=Count(
-                    "contacts",
-                    filter=Q(contacts__state__in=["completed", "refused", "exhausted", "invalid"]),
+                contacts_callable=contacts(~Q(tallies__state="excluded")),
+                contacts_done=contacts(
+                    Q(tallies__state__in=["completed", "refused", "exhausted", "invalid"])
                 ),
-                contacts_completed=Count("contacts", filter=Q(contacts__state="completed")),
+                contacts_completed=contacts(Q(tallies__state="completed")),
             )
         )
 

@@ -98,7 +98,8 @@ class Contact(models.Model):
                 condition=Q(state__in=["pending", "not_reached"]),
                 name="contact_claim_idx",
             ),
-            # Progress counts per campaign and state (dashboard, stats, lifecycle).
+            # The lifecycle's "all done" EXISTS per campaign, the contact list filtered by
+            # campaign and state, and the tallies' reconcile (contacts.tallies).
             models.Index(fields=["campaign", "state"], name="contact_campaign_state_idx"),
             models.Index(fields=["phone"], name="contact_phone_idx"),
         ]
@@ -281,3 +282,32 @@ class RejectedImportRows(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rejected} rejected {self.kind} rows ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class StateTally(models.Model):
+    """A change in the number of a campaign's contacts in one state: the rows are deltas,
+    written by database triggers on the contacts table and summed when read (contacts.tallies
+    says why, and folds and reconciles them)."""
+
+    # No database constraint: deleting a campaign deletes its contacts, whose trigger writes
+    # their deltas against the campaign being deleted; an enforced key would fail at commit.
+    campaign = models.ForeignKey(
+        Campaign,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="tallies",
+        db_index=False,
+    )
+    state = models.CharField(max_length=16, choices=ContactState.choices)
+    n = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = _("contact tally")
+        verbose_name_plural = _("contact tallies")
+        indexes = [
+            # The sums by campaign and state (contacts.tallies), and the fold's grouping.
+            models.Index(fields=["campaign", "state"], name="tally_campaign_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.state} {self.n:+d}"

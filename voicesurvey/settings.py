@@ -239,6 +239,9 @@ DIALLER_PACE_BANK_SECONDS = env.float("DIALLER_PACE_BANK_SECONDS", default=1.0)
 DIALLER_DIAL_LEASE_SECONDS = env.int("DIALLER_DIAL_LEASE_SECONDS", default=120)
 # Longest a live call may last before recovery closes it (Twilio's own cap is 4 hours).
 DIALLER_MAX_CALL_SECONDS = env.int("DIALLER_MAX_CALL_SECONDS", default=4 * 3600)
+# Minutes between two reconciles of the contact tallies with the contacts themselves, by each
+# scheduler process (contacts.tallies; run_scheduler, and the django-q2 dialler schedule).
+TALLY_RECONCILE_MINUTES = env.float("TALLY_RECONCILE_MINUTES", default=60.0)
 # A live call nothing has been heard of for this long (no callback, no answer) is asked about
 # at the provider: its final callback may have been dropped, and Twilio does not send it again.
 DIALLER_QUIET_CALL_SECONDS = env.int("DIALLER_QUIET_CALL_SECONDS", default=300)

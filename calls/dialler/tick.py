@@ -1,4 +1,4 @@
-"""The dialler tick (DESIGN.md §4): recover, lifecycle, claim, dial.
+"""The dialler tick (DESIGN.md §4): recover, lifecycle, claim, dial, fold the tallies.
 
 `tick(now)` is run every few seconds by `run_scheduler` or by the django-q2 schedule, on any
 number of machines at once. Each step is its own short transaction; the provider is called
@@ -36,6 +36,7 @@ from calls.telephony.base import (
 )
 from campaigns.models import Campaign
 from contacts.phones import mask_phone
+from contacts.tallies import fold_tallies
 
 logger = logging.getLogger(__name__)
 quote = connection.ops.quote_name
@@ -67,6 +68,7 @@ class TickReport:
     released: int = 0  # claimed, not dialled: the campaign backed off after an outage
     skipped: Counter = field(default_factory=Counter)  # why campaigns got no call this tick
     errors: list[str] = field(default_factory=list)  # phone numbers masked
+    folded: int = 0  # contact tally rows folded away
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -150,6 +152,9 @@ def tick(
         # 4. Dial them, outside any transaction, at the pace.
         pace = pace or default_pace(limits.calls_per_second, key=limits.pace_key)
         dial_attempts(claim.attempts, provider=provider, now=now, pace=pace, report=report)
+
+    # 5. Fold the contact tallies the claim and the settles since the last tick added to.
+    report.folded = fold_tallies()
 
     report.seconds = time.monotonic() - clock
     write_heartbeat(report)

@@ -1,4 +1,5 @@
-"""Campaign figures for the API and the dashboard, aggregated in SQL (three queries).
+"""Campaign figures for the API and the dashboard, aggregated in SQL (three queries; the
+contacts by state are their tallies, contacts.tallies).
 
 Definitions (the same everywhere the figures are shown; DEFINITIONS below is the operator's
 wording, used as help text on the dashboard, the results page and in the API's schema):
@@ -22,6 +23,7 @@ from django.db.models import Avg, Case, CharField, Count, Q, Sum, Value, When
 
 from calls.models import CallAttempt
 from contacts.models import Contact
+from contacts.tallies import counts_by_state
 
 PENDING_STATES = (Contact.State.PENDING, Contact.State.IN_PROGRESS, Contact.State.NOT_REACHED)
 FAILED_STATES = (Contact.State.REFUSED, Contact.State.EXHAUSTED, Contact.State.INVALID)
@@ -91,15 +93,12 @@ def _rate(part: int, whole: int) -> float | None:
 def campaign_stats(campaign_id: int | None = None) -> dict:
     """Totals by contact state and attempt status/outcome, rates and talk time, for one
     campaign or (campaign_id None) for all of them. See the module docstring."""
-    contacts = Contact.objects.all()
     attempts = CallAttempt.objects.all()
     if campaign_id is not None:
-        contacts = contacts.filter(campaign_id=campaign_id)
         attempts = attempts.filter(campaign_id=campaign_id)
 
     by_state = {state: 0 for state in Contact.State.values}
-    for row in contacts.order_by().values("state").annotate(n=Count("id")):
-        by_state[row["state"]] = row["n"]
+    by_state.update(counts_by_state(campaign_id))  # the contact tallies, not the contacts
 
     by_status = {status: 0 for status in CallAttempt.Status.values}
     by_outcome = {outcome: 0 for outcome in OUTCOMES}

@@ -1,6 +1,6 @@
-"""python manage.py run_scheduler [--interval SECONDS] [--once]: the dialler's loop, and beside
-it on a thread of its own the sender of outbound webhooks (hooks.sending: `make run` starts no
-django-q2 cluster)."""
+"""python manage.py run_scheduler [--interval SECONDS] [--once]: the dialler's loop (with the
+contact tallies' reconcile every TALLY_RECONCILE_MINUTES), and beside it on a thread of its own
+the sender of outbound webhooks (hooks.sending: `make run` starts no django-q2 cluster)."""
 
 import logging
 import signal
@@ -13,6 +13,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from calls.dialler.tick import tick
+from contacts.tallies import reconcile_every, reconcile_when_due
 from hooks.sending import send_due_deliveries, start_sender
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ class Command(BaseCommand):
                 logger.exception("dialler tick failed")
             else:
                 self.stdout.write(str(report))
+            try:
+                reconcile_when_due(timezone.now(), every=reconcile_every())
+            except Exception:
+                logger.exception("contact tallies reconcile failed")
             if once or stop.is_set():
                 return
             close_old_connections()
