@@ -445,7 +445,10 @@ def application(carrier: Carrier, *, keep_alive: bool = False) -> web.Applicatio
         # connection is dropped after 1 s, before the server's own keep-alive (gunicorn: 2 s)
         # closes it: reusing one the server is closing at that instant is a connection reset,
         # counted as a failed webhook (25 of them in a 50 calls/s run with aiohttp's 15 s).
-        connector = TCPConnector(limit=256, force_close=not keep_alive, keepalive_timeout=1.0)
+        if keep_alive:
+            connector = TCPConnector(limit=256, keepalive_timeout=1.0)
+        else:
+            connector = TCPConnector(limit=256, force_close=True)
         timeout = ClientTimeout(total=WEBHOOK_TIMEOUT)
         carrier.session = ClientSession(connector=connector, timeout=timeout)
         yield
