@@ -226,8 +226,9 @@ def descendants_of(pid: int) -> list[int]:
     return found
 
 
-# The web server as the Dockerfile runs it (`--server gunicorn`, the default) or as the
-# alternative measured against it (docs/benchmarks-load.md, "The HTTP server").
+# The web server as the Dockerfile runs it (`--server granian`, the default) or the documented
+# alternative (gunicorn gthread), with the same options as there (tests/test_web_server.py
+# holds the Dockerfile to its server's checks).
 SERVERS = {
     "gunicorn": lambda port, workers: [
         "gunicorn",
@@ -255,6 +256,7 @@ SERVERS = {
         "--blocking-threads",
         "4",
         "--no-ws",
+        "--respawn-failed-workers",
     ],
 }
 
@@ -803,7 +805,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chaos", action="store_true", help="faults while the load runs")
     parser.add_argument("--workers", type=int, default=3, help="server workers (Dockerfile: 3)")
     parser.add_argument(
-        "--server", choices=sorted(SERVERS), default="gunicorn", help="the WSGI server"
+        "--server", choices=sorted(SERVERS), default="granian", help="the WSGI server"
     )
     parser.add_argument("--server-args", help="more options for the server")
     parser.add_argument("--gunicorn-args", default="", help="the same, its old name")
