@@ -216,6 +216,20 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def booted(pids, quiet: float = 1.0, timeout: float = 60) -> None:
+    """Wait until the processes have stopped using CPU for `quiet` seconds: the workers have
+    booted (they start after the master listens), so their boot is not counted as the run's
+    CPU."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        used = sum(stat[1] for pid in pids() if (stat := read_stat(pid)))
+        if used == last:
+            return
+        last = used
+        time.sleep(quiet)
+
+
 def descendants_of(pid: int) -> list[int]:
     """Children, grandchildren…: granian's workers are spawned through a helper process."""
     found, todo = [], [pid]
@@ -401,7 +415,7 @@ def run_pace(pace: float, args) -> dict:
     try:
         wait_for_port(carrier_port, carrier, "carrier")
         wait_for_port(web_port, server, args.server)
-        time.sleep(1.0)  # the workers boot after the master listens
+        booted(lambda: roles()["server"])
         watcher.baseline()
         watcher.start()
         started = time.time()

@@ -6,6 +6,9 @@ shared machine; the load bench (bench_load.py) measures the latencies. Then one 
 under cProfile, on the CPU clock: the functions where each kind's CPU goes.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.request_cost
+
+BENCH_COST_CALLS (300) sets the number of calls; BENCH_COST_WHOLE_CHAIN=1 sends the webhooks
+through all the middleware, as before voicesurvey/webhook_middleware.py.
 """
 
 import cProfile
@@ -84,6 +87,9 @@ def run() -> None:
 
     from calls.webhooks.signatures import sign
 
+    if os.environ.get("BENCH_COST_WHOLE_CHAIN"):  # before/after the webhook shortcut
+        shortcut = "voicesurvey.webhook_middleware.WebhookShortcutMiddleware"
+        settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != shortcut]
     application = WSGIHandler()
     base = settings.PUBLIC_BASE_URL
     host = urlsplit(base).netloc

@@ -22,6 +22,7 @@ import time
 from bench.bench_load import (
     LOGS,
     ROOT,
+    booted,
     descendants_of,
     free_port,
     read_stat,
@@ -124,7 +125,7 @@ def one_round(server: str, args) -> dict:
         )
     try:
         wait_for_port(port, process, server)
-        time.sleep(1.0)  # the workers boot after the master listens
+        booted(lambda: [process.pid, *descendants_of(process.pid)])
         send(port, args.warmup, args.clients, keep_alive=True)  # every worker and thread up
         figures = {}
         for keep_alive in (True, False):
