@@ -184,7 +184,12 @@ class Processes:
     def start(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(LOGS / f"{self.prefix}{name}.log", "wb")  # noqa: SIM115 (closed with the process)
         process = subprocess.Popen(
-            args, cwd=ROOT, env=env or self.env, stdout=log, stderr=subprocess.STDOUT
+            args,
+            cwd=ROOT,
+            env=env or self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # killed as a group: granian's workers outlive their master
         )
         log.close()
         self.running[name] = process
@@ -198,7 +203,7 @@ class Processes:
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
     def stop_all(self) -> None:

@@ -12,6 +12,7 @@ a new connection each (Connection: close), and reads the CPU before and after ea
 
 import argparse
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -122,6 +123,7 @@ def one_round(server: str, args) -> dict:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         wait_for_port(port, process, server)
@@ -140,7 +142,11 @@ def one_round(server: str, args) -> dict:
         return figures
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the workers too
+            process.wait()
 
 
 def main(argv: list[str] | None = None) -> None:

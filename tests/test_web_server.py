@@ -1,10 +1,12 @@
 """The web server the Dockerfile runs (granian), as a real process: a signed webhook coming
-through a TLS-terminating proxy passes the signature check, and a stop (SIGTERM, what `docker
-stop` sends) answers the request in flight before the server exits.
+through a TLS-terminating proxy passes the signature check, a stop (SIGTERM, what `docker
+stop` sends) answers the request in flight before the server exits, and its access log, when
+an operator turns it on, shows no phone number.
 
 No database is touched: a NUL in a signed request's parameters is refused (400) after the
 signature check and before any statement, so a 400 is proof the signature passed."""
 
+import contextlib
 import json
 import os
 import signal
@@ -40,9 +42,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(tmp_path):
-    """The Dockerfile's command on a free loopback port, from this virtualenv; (process, port)."""
-    command = dockerfile_command()
+def server(request, tmp_path):
+    """The Dockerfile's command on a free loopback port, from this virtualenv, with the options
+    of an indirect parameter added; (process, port). Its output goes to tmp_path/server.log."""
+    command = dockerfile_command() + getattr(request, "param", [])
     assert command[0] == "granian"
     port = free_port()
     command[command.index("--host") + 1] = "127.0.0.1"
@@ -60,26 +63,29 @@ def server(tmp_path):
         "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
     }
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
             assert process.poll() is None, (tmp_path / "server.log").read_text()
             try:
-                if exchange(port, request(port, "/healthz", b"", method="GET")):
+                if exchange(port, http_request(port, "/healthz", b"", method="GET")):
                     break
             except OSError:
                 assert time.monotonic() < deadline, "the server did not answer"
                 time.sleep(0.2)
         yield process, port
     finally:
-        if process.poll() is None:
-            process.kill()
+        # The whole process group: granian's workers outlive a killed master.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         log.close()
 
 
-def request(
+def http_request(
     port: int, path: str, body: bytes, *, method: str = "POST", headers: dict | None = None
 ) -> bytes:
     lines = [
@@ -116,7 +122,7 @@ def signed_gather(port: int, *, signed_url: str, digits: str = "\x00") -> bytes:
     path = "/webhooks/gather/CA0000/2/?retry=1"
     params = {"CallSid": "CA0000", "CallStatus": "in-progress", "Digits": digits}
     signature = RequestValidator(TOKEN).compute_signature(signed_url, params)
-    return request(
+    return http_request(
         port, path, urlencode(params).encode(), headers={"X-Twilio-Signature": signature}
     )
 
@@ -150,3 +156,17 @@ def test_a_stop_answers_the_request_in_flight(server):
     status, body = exchange(port, head, cut, between=stop_meanwhile)
     assert (status, body["error"]["code"]) == (400, "invalid")
     assert process.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize("server", [["--access-log"]], indirect=True)
+def test_an_access_log_turned_on_shows_no_phone_number(server, tmp_path):
+    process, port = server
+    path = "/webhooks/status/+12125550100/"
+    assert (
+        exchange(port, http_request(port, path + "?To=%2B12125550100", b"", method="GET"))[0] == 405
+    )
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    log = (tmp_path / "server.log").read_text()
+    assert '"GET /webhooks/status/+121*****100/ HTTP/1.1" 405' in log  # the access line
+    assert "12125550100" not in log
