@@ -1,6 +1,6 @@
 """The whole loop under load, measured from outside (issue 15): the dialler dials through the real
 `twilio` client to a fake carrier speaking Twilio's API (bench/fake_carrier.py), which plays
-each call back over HTTP to the app under gunicorn, on PostgreSQL.
+each call back over HTTP to the app under its web server, on PostgreSQL.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres make bench BENCH=load
     .venv/bin/python -m bench.bench_load --pace 25,50,100 --seconds 60 [--chaos] [--workers 3]
@@ -8,19 +8,19 @@ each call back over HTTP to the app under gunicorn, on PostgreSQL.
 Per pace, in a scratch database (vs_bench_load on DATABASE_URL's server, dropped afterwards):
 migrate; 4 running campaigns with a 3-question survey (yes/no, a 1–5 scale, one digit) and
 pace × seconds × 1.2 contacts in a zone where it is early afternoon; then the processes as
-deployed: gunicorn as the Dockerfile runs it (sync workers, 3 by default), `run_scheduler` with
-DIALLER_CALLS_PER_SECOND = the pace and TELEPHONY_PROVIDER=twilio, TWILIO_API_BASE_URL at the
-fake carrier. The scheduler dials for --seconds, is stopped (SIGTERM), the calls in flight
-drain, and the database is audited.
+deployed: the web server with the Dockerfile's options (--server gunicorn or granian, 3
+workers by default), `run_scheduler` with DIALLER_CALLS_PER_SECOND = the pace and
+TELEPHONY_PROVIDER=twilio, TWILIO_API_BASE_URL at the fake carrier. The scheduler dials for
+--seconds, is stopped (SIGTERM), the calls in flight drain, and the database is audited.
 
 Reported per pace, beside the targets (100 calls/s at >= 95 % of the pace, webhook p99 < 100
 ms, tick lag < 1 s, 0 double dials, 0 lost answers):
 - the dial rate: calls the carrier accepted, from its first call to the scheduler's stop;
 - webhook latency p50/p95/p99/max per kind (status, voice, gather), measured by the carrier
-  (gunicorn's backlog included), non-2xx and timeouts;
+  (the server's backlog included), non-2xx and timeouts;
 - tick duration and lag (the heartbeat row, polled): lag = how late a tick started after the
   previous one's interval;
-- CPU seconds (utime+stime from /proc/<pid>/stat) of the carrier, gunicorn (master and
+- CPU seconds (utime+stime from /proc/<pid>/stat) of the carrier, the web server (master and
   workers), the scheduler(s) and the database's backends (pids from pg_stat_activity), over the
   run and its drain, and per call;
 - the audit: contacts in a state their attempts explain, no contact with two live attempts, no
@@ -184,7 +184,12 @@ class Processes:
     def start(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(LOGS / f"{self.prefix}{name}.log", "wb")  # noqa: SIM115 (closed with the process)
         process = subprocess.Popen(
-            args, cwd=ROOT, env=env or self.env, stdout=log, stderr=subprocess.STDOUT
+            args,
+            cwd=ROOT,
+            env=env or self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # killed as a group: granian's workers outlive their master
         )
         log.close()
         self.running[name] = process
@@ -198,7 +203,7 @@ class Processes:
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
     def stop_all(self) -> None:
@@ -214,6 +219,70 @@ def children_of(pid: int) -> list[int]:
             if stat and stat[0] == pid:
                 found.append(int(entry))
     return found
+
+
+def booted(pids, quiet: float = 1.0, timeout: float = 60) -> None:
+    """Wait until the processes have stopped using CPU for `quiet` seconds: the workers have
+    booted (they start after the master listens), so their boot is not counted as the run's
+    CPU."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        used = sum(stat[1] for pid in pids() if (stat := read_stat(pid)))
+        if used == last:
+            return
+        last = used
+        time.sleep(quiet)
+
+
+def descendants_of(pid: int) -> list[int]:
+    """Children, grandchildren…: granian's workers are spawned through a helper process."""
+    found, todo = [], [pid]
+    while todo:
+        children = children_of(todo.pop())
+        found += children
+        todo += children
+    return found
+
+
+# The web server as the Dockerfile runs it (`--server granian`, the default) or the documented
+# alternative (gunicorn gthread), with the same options as there (tests/test_web_server.py
+# holds the Dockerfile to its server's checks).
+SERVERS = {
+    "gunicorn": lambda port, workers: [
+        "gunicorn",
+        "voicesurvey.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "4",
+    ],
+    "granian": lambda port, workers: [
+        "granian",
+        "--interface",
+        "wsgi",
+        "voicesurvey.wsgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--blocking-threads",
+        "4",
+        "--no-ws",
+        "--respawn-failed-workers",
+    ],
+}
+
+
+def server_command(server: str, port: int, workers: int, extra: list[str]) -> list[str]:
+    program, *args = SERVERS[server](port, workers)
+    return [str(Path(sys.executable).parent / program), *args, *extra]
 
 
 def read_stat(pid: int) -> tuple[int, float] | None:
@@ -332,17 +401,9 @@ def run_pace(pace: float, args) -> dict:
     if args.keep_alive:
         carrier_args.append("--keep-alive")
     carrier = procs.start("carrier", carrier_args)
-    gunicorn = procs.start(
-        "gunicorn",
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "voicesurvey.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{web_port}",
-            "--workers",
-            str(args.workers),
-            *shlex.split(args.gunicorn_args),
-        ],
+    server_args = args.server_args if args.server_args is not None else args.gunicorn_args
+    server = procs.start(
+        "server", server_command(args.server, web_port, args.workers, shlex.split(server_args))
     )
     schedulers: list[subprocess.Popen] = []
     scheduler_cmd = [sys.executable, "manage.py", "run_scheduler"]
@@ -350,7 +411,7 @@ def run_pace(pace: float, args) -> dict:
     def roles():
         return {
             "carrier": [carrier.pid],
-            "gunicorn": [gunicorn.pid, *children_of(gunicorn.pid)],
+            "server": [server.pid, *descendants_of(server.pid)],
             "scheduler": [p.pid for p in schedulers],
         }
 
@@ -358,8 +419,8 @@ def run_pace(pace: float, args) -> dict:
     chaos_log: list[str] = []
     try:
         wait_for_port(carrier_port, carrier, "carrier")
-        wait_for_port(web_port, gunicorn, "gunicorn")
-        time.sleep(1.0)  # gunicorn's workers boot after the master listens
+        wait_for_port(web_port, server, args.server)
+        booted(lambda: roles()["server"])
         watcher.baseline()
         watcher.start()
         started = time.time()
@@ -429,10 +490,10 @@ def run_pace(pace: float, args) -> dict:
 
 
 def start_profilers(pace: float, roles: dict, *, seconds: float) -> list[subprocess.Popen]:
-    """py-spy on every gunicorn worker and the scheduler, for `seconds`, as collapsed stacks
+    """py-spy on every server worker and the scheduler, for `seconds`, as collapsed stacks
     (one file per process under var/bench-load/; `profile_summary` reads them)."""
     spy = Path(sys.executable).parent / "py-spy"
-    targets = [("gunicorn", pid) for pid in roles["gunicorn"][1:]]  # the workers
+    targets = [("server", pid) for pid in roles["server"][1:]]  # the workers
     targets += [("scheduler", pid) for pid in roles["scheduler"]]
     return [
         subprocess.Popen(
@@ -463,7 +524,7 @@ VIEWS = {"status_callback": "status", "voice": "voice", "gather": "gather"}
 
 
 def profile_summary(paths: list[Path], top: int = 12) -> None:
-    """Where a gunicorn worker's time goes, per webhook kind: the functions under which the
+    """Where a server worker's time goes, per webhook kind: the functions under which the
     samples fell (inclusive; the wrappers every sample passes through left out) and the
     functions running when sampled (self), as shares of that kind's samples."""
     inclusive: dict[str, Counter] = {}
@@ -754,7 +815,7 @@ def report(result: dict) -> None:
     print(flush=True)
 
 
-ROLES = ("carrier", "gunicorn", "scheduler", "postgres")
+ROLES = ("carrier", "server", "scheduler", "postgres")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -762,8 +823,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pace", default="25", help="calls/s, comma-separated (25,50,100)")
     parser.add_argument("--seconds", type=float, default=20, help="dialling time per pace")
     parser.add_argument("--chaos", action="store_true", help="faults while the load runs")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (Dockerfile: 3)")
-    parser.add_argument("--gunicorn-args", default="", help="more gunicorn options")
+    parser.add_argument("--workers", type=int, default=3, help="server workers (Dockerfile: 3)")
+    parser.add_argument(
+        "--server", choices=sorted(SERVERS), default="granian", help="the WSGI server"
+    )
+    parser.add_argument("--server-args", help="more options for the server")
+    parser.add_argument("--gunicorn-args", default="", help="the same, its old name")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument(
         "--keep-alive",
@@ -788,7 +853,7 @@ def main(argv: list[str] | None = None) -> None:
         for result in results:
             pace = result["pace"]
             print(f"--- profile at {pace:g} calls/s (py-spy, inclusive share of samples)")
-            profile_summary(sorted(LOGS.glob(f"profile-{pace:g}-gunicorn-*.txt")))
+            profile_summary(sorted(LOGS.glob(f"profile-{pace:g}-server-*.txt")))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(

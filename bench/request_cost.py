@@ -1,15 +1,19 @@
 """What one webhook request costs, by kind (status, voice, gather), in CPU: the app's (Django's
-whole stack, middleware included, in this process through the WSGI test client, without
-gunicorn's HTTP parsing) and the PostgreSQL backend's (/proc/<backend pid>/stat). CPU time,
-unlike latency, stays meaningful on a busy shared machine; the load bench (bench_load.py)
-measures the latencies. Then one more pass under cProfile: the functions where each kind's
-time goes.
+whole stack, middleware and request signals included, in this process through Django's WSGI
+handler as a server calls it, without the server's HTTP parsing) and the PostgreSQL
+backend's (/proc/<backend pid>/stat). CPU time, unlike latency, stays meaningful on a busy
+shared machine; the load bench (bench_load.py) measures the latencies. Then one more pass
+under cProfile, on the CPU clock: the functions where each kind's CPU goes.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.request_cost
+
+BENCH_COST_CALLS (300) sets the number of calls; BENCH_COST_WHOLE_CHAIN=1 sends the webhooks
+through all the middleware, as before voicesurvey/webhook_middleware.py.
 """
 
 import cProfile
 import datetime as dt
+import io
 import os
 import pstats
 import statistics
@@ -17,7 +21,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from bench import scratch
 from bench.bench_load import CLOCK_TICKS, prepare
@@ -78,25 +82,52 @@ def run() -> None:
 
     django.setup()
     from django.conf import settings
+    from django.core.handlers.wsgi import WSGIHandler
     from django.db import connection
-    from django.test import Client
 
     from calls.webhooks.signatures import sign
 
-    client = Client()
+    if os.environ.get("BENCH_COST_WHOLE_CHAIN"):  # before/after the webhook shortcut
+        shortcut = "voicesurvey.webhook_middleware.WebhookShortcutMiddleware"
+        settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != shortcut]
+    application = WSGIHandler()
     base = settings.PUBLIC_BASE_URL
+    host = urlsplit(base).netloc
     attempts = live_attempts(2 * CALLS)
     first, second = attempts[:CALLS], attempts[CALLS:]
 
-    def post(url, params):
-        path = url[len(base) :]
-        response = client.post(
-            path,
-            urlencode(params),  # as Twilio sends them
-            content_type="application/x-www-form-urlencoded",
-            headers={"X-Twilio-Signature": sign(url, params)},
-        )
-        assert response.status_code in (200, 204), (path, response.status_code)
+    def request(url, params) -> dict:
+        """The request as a WSGI server hands it over, signed (outside the measured part)."""
+        body = urlencode(params).encode()  # as Twilio sends them
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": url[len(base) :],
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": host,
+            "CONTENT_TYPE": "application/x-www-form-urlencoded",
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_X_TWILIO_SIGNATURE": sign(url, params),
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.version": (1, 0),
+        }
+        return environ
+
+    def post(environ):
+        """Django's handler, request signals and all (the test client would add its own
+        signal handlers and skip the health check)."""
+        statuses = []
+        response = application(environ, lambda status, headers: statuses.append(status))
+        b"".join(response)
+        response.close()
+        assert statuses[0][:3] in ("200", "204"), (environ["PATH_INFO"], statuses[0])
 
     connection.ensure_connection()
     pid = connection.connection.info.backend_pid
@@ -105,9 +136,10 @@ def run() -> None:
     wall: dict[str, list[float]] = defaultdict(list)
     for attempt in first:
         for kind, url, params in call_requests(attempt, base):
+            environ = request(url, params)
             db_before, cpu_before = backend_cpu(pid), time.process_time()
             started = time.perf_counter()
-            post(url, params)
+            post(environ)
             wall[kind].append(time.perf_counter() - started)
             app[kind].append(time.process_time() - cpu_before)
             database[kind].append(backend_cpu(pid) - db_before)
@@ -127,13 +159,14 @@ def run() -> None:
         f"PG {per_call_db * 1000:.1f} ms"
     )
 
-    # Where the time goes: the same requests for other calls, under the profiler, one
-    # profile per kind.
-    profiles = {kind: cProfile.Profile() for kind in ("status", "voice", "gather")}
+    # Where the CPU goes (the profiler's clock is this process's CPU time: waiting for
+    # PostgreSQL counts for nothing): the same requests for other calls, one profile per kind.
+    profiles = {kind: cProfile.Profile(time.process_time) for kind in ("status", "voice", "gather")}
     for attempt in second:
         for kind, url, params in call_requests(attempt, base):
+            environ = request(url, params)
             profiles[kind].enable()
-            post(url, params)
+            post(environ)
             profiles[kind].disable()
     for kind, profile in profiles.items():
         print(f"--- {kind}: top functions by own time (cProfile, {CALLS} calls' requests)")
@@ -151,6 +184,7 @@ def main() -> None:
     os.environ["DATABASE_URL"] = url
     os.environ["DJANGO_SETTINGS_MODULE"] = "voicesurvey.settings"
     os.environ["LOG_LEVEL"] = "WARNING"
+    os.environ.setdefault("TWILIO_AUTH_TOKEN", "request-cost-token")  # as with Twilio
     os.environ["DIALLER_BATCH_SIZE"] = str(2 * CALLS)
     os.environ["DIALLER_GLOBAL_MAX_CONCURRENT_CALLS"] = str(4 * CALLS)
     try:

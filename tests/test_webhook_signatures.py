@@ -1,3 +1,5 @@
+from urllib.parse import urlencode, urlsplit
+
 import pytest
 from django.test import override_settings
 from twilio.request_validator import RequestValidator
@@ -133,3 +135,50 @@ def test_every_webhook_is_logged_with_phone_numbers_masked(client, now):
     assert event.payload["From"] == "+150*****006"
     assert "2125550100" not in str(event.payload)
     assert CallAttempt.objects.get(pk=attempt.pk).status == "ringing"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("signed_over", "accepted"),
+    [
+        ("https://dialler.example.com", True),  # the URL Twilio requested
+        ("https://dialler.example.com:443", True),  # the same with its port: Twilio does both
+        ("https://dialler.example.com:8443", False),  # another port is another URL
+    ],
+)
+def test_a_signature_over_the_url_with_or_without_its_port_passes(
+    client, now, signed_over, accepted
+):
+    attempt = live_attempt(now=now)
+    path = f"/webhooks/status/{attempt.call_id}/"
+    with override_settings(PUBLIC_BASE_URL="https://dialler.example.com"):
+        response = signed_post(
+            client,
+            "https://dialler.example.com" + path,
+            ringing(attempt),
+            sign_url=signed_over + path,
+        )
+    assert response.status_code == (204 if accepted else 403)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("algorithm", "accepted"), [("HMAC_SHA256", True), ("HMAC_SHA1", True), ("HMAC_MD5", False)]
+)
+def test_the_algorithm_named_in_the_signature_settings_header_is_used(
+    client, now, algorithm, accepted
+):
+    attempt = live_attempt(now=now)
+    url, params = status_url(attempt), ringing(attempt)
+    signed_with = algorithm if accepted else "HMAC_SHA1"  # no MD5: a signature it cannot check
+    signature = RequestValidator(webhook_auth_token()).compute_signature(url, params, signed_with)
+    response = client.post(
+        urlsplit(url).path,
+        urlencode(params),
+        content_type="application/x-www-form-urlencoded",
+        headers={
+            "X-Twilio-Signature": signature,
+            "X-Twilio-Webhooks-Signature-Settings": f"key=sharedkey_1,algorithm={algorithm}",
+        },
+    )
+    assert response.status_code == (204 if accepted else 403)

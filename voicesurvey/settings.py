@@ -68,6 +68,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The provider's webhooks go straight to their view from here (what they need of the rest
+    # included): none of the back office's middleware below runs for them.
+    "voicesurvey.webhook_middleware.WebhookShortcutMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # admin static files without a proxy
     "voicesurvey.query_strings.RefuseNulInQueryMiddleware",  # 400 for a NUL in a page's query
     "voicesurvey.database_outage.DatabaseOutageMiddleware",  # 503, not 500, while the DB is down
