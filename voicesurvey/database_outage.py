@@ -23,7 +23,30 @@ ANSWERED_HERE = ("/api/", "/webhooks/")
 RETRY_AFTER_SECONDS = 5
 
 
+def outage_response(request, exception) -> JsonResponse | None:
+    """The 503 for a webhook or API request the database could not serve, else None."""
+    if not isinstance(exception, OperationalError | InterfaceError):
+        return None
+    if not request.path_info.startswith(ANSWERED_HERE):
+        return None
+    reason = str(exception).strip().splitlines()[0] if str(exception).strip() else ""
+    log.warning(
+        "database unavailable: %s %s answered 503 (%s: %s)",
+        request.method,
+        request.path_info,
+        type(exception).__name__,
+        reason,
+    )
+    body = error_body(
+        "database_unavailable", "The database cannot be reached just now; try again shortly."
+    )
+    return JsonResponse(body, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 class DatabaseOutageMiddleware:
+    """Webhooks skip this middleware (voicesurvey.webhook_middleware), which calls
+    outage_response itself."""
+
     def __init__(self, get_response):
         self.get_response = get_response
 
@@ -31,19 +54,4 @@ class DatabaseOutageMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, OperationalError | InterfaceError):
-            return None
-        if not request.path_info.startswith(ANSWERED_HERE):
-            return None
-        reason = str(exception).strip().splitlines()[0] if str(exception).strip() else ""
-        log.warning(
-            "database unavailable: %s %s answered 503 (%s: %s)",
-            request.method,
-            request.path_info,
-            type(exception).__name__,
-            reason,
-        )
-        body = error_body(
-            "database_unavailable", "The database cannot be reached just now; try again shortly."
-        )
-        return JsonResponse(body, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return outage_response(request, exception)

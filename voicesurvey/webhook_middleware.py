@@ -6,7 +6,8 @@ the view itself costs; docs/benchmarks-load.md). Placed right after SecurityMidd
 HTTPS redirect and the security headers stay as they are), this one sends a request whose URL
 resolves to a webhook view straight to the view, with what the skipped middleware did for it:
 the host check and Content-Length (CommonMiddleware), English (BackOfficeLocaleMiddleware),
-X-Frame-Options, and an exception turned into the same response Django's handler makes of it.
+X-Frame-Options, the database outage's 503 (voicesurvey.database_outage), and any other
+exception turned into the same response Django's handler makes of it.
 Every other request, and a webhook URL that does not resolve, takes the whole chain."""
 
 from django.conf import settings
@@ -15,6 +16,8 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.urls import Resolver404, get_resolver
 from django.utils import timezone, translation
+
+from voicesurvey.database_outage import outage_response
 
 PREFIX = "/webhooks/"
 
@@ -54,8 +57,8 @@ class WebhookShortcutMiddleware:
             return self.common.process_response(request, redirect)
         try:
             response = match.func(request, *match.args, **match.kwargs)
-        except Exception as exc:  # what convert_exception_to_response does for the view
-            response = response_for_exception(request, exc)
+        except Exception as exc:  # the outage's 503, else what Django's handler makes of it
+            response = outage_response(request, exc) or response_for_exception(request, exc)
         finally:
             timezone.deactivate()  # as OperatorTimeZoneMiddleware leaves every request
         response = self.frame_options.process_response(request, response)
