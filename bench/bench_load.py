@@ -676,8 +676,14 @@ def audit(url: str, calls: list[dict]) -> dict:
         1 for c in calls for position, _ in c["answers"] if (c["sid"], position) not in answers
     )
     finished = [c for c in calls if c["survey_done"]]
+    # Whole: marked finished, with an answer for each question the carrier answered (the app
+    # skips a question after its re-prompts are spent: 3 silences in a row, ~1 survey in 3,000).
     found["finished surveys not stored whole"] = sum(
-        1 for c in finished if c["sid"] not in attempts or attempts[c["sid"]][5] < QUESTIONS
+        1
+        for c in finished
+        if c["sid"] not in attempts
+        or not attempts[c["sid"]][3]
+        or attempts[c["sid"]][5] < len({position for position, _ in c["answers"]})
     )
     found["finished surveys whose contact was settled otherwise than completed"] = sum(
         1
@@ -841,7 +847,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     restart_postgres.add_argument(parser)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    args.cluster = restart_postgres.use_private_cluster() if args.restart_postgres else None
+    args.cluster = None
+    if args.restart_postgres or args.private_postgres:
+        tuned = restart_postgres.DURABLE_TUNED if args.private_postgres else None
+        cluster = restart_postgres.use_private_cluster(tuned)
+        args.cluster = cluster if args.restart_postgres else None
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
         print("bench_load: skipped, set DATABASE_URL to a PostgreSQL server")
         return

@@ -99,7 +99,9 @@ def free_port() -> int:
 
 
 class PrivatePostgres:
-    def __init__(self) -> None:
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
+        """`settings`: postgresql.conf lines over SETTINGS (the load bench's durable ones)."""
+        self.settings = {**SETTINGS, **(settings or {})}
         self.bindir = server_bindir()
         self.prefix, self.user = _run_as()
         self.root: Path | None = None
@@ -179,7 +181,11 @@ class PrivatePostgres:
             *("--encoding=UTF8", "--locale=C.UTF-8"),
         )
         self.port = free_port()
-        settings = {**SETTINGS, "port": str(self.port), "unix_socket_directories": f"'{self.root}'"}
+        settings = {
+            **self.settings,
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.root}'",
+        }
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
 
