@@ -65,6 +65,19 @@ CAMPAIGNS = 4
 QUESTIONS = 3
 INTERVAL = 5.0  # DIALLER_TICK_INTERVAL, the default
 DRAIN_SECONDS = 60  # at most, after the scheduler stops, for calls in flight to end
+# --chaos runs the campaigns to their end: retries at once, two attempts, and a call quiet for
+# 20 s (not 300) asked about at the carrier (time is compressed as the calls' are).
+QUICK_RETRIES = {
+    "max_attempts": 2,
+    "retry_busy_minutes": 0,
+    "retry_no_answer_minutes": 0,
+    "retry_failed_minutes": 0,
+    "retry_machine_minutes": 0,
+    "completion_max_attempts": 2,
+    "completion_retry_minutes": 0,
+}
+CHAOS_QUIET_SECONDS = 20
+COMPLETE_SECONDS = 300  # at most, after the dialling time, for the campaigns to complete
 TARGET_PACE, TARGET_DIAL_SHARE, TARGET_P99, TARGET_LAG = 100, 0.95, 0.100, 1.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -99,8 +112,10 @@ def afternoon_zone(now: dt.datetime) -> str:
 # --- the data (run in a child process with Django set up) ----------------------------------
 
 
-def prepare(contacts: int) -> None:
-    """Migrate; CAMPAIGNS running campaigns with the survey; `contacts` contacts among them."""
+def prepare(contacts: int, quick_retries: bool = False) -> None:
+    """Migrate; CAMPAIGNS running campaigns with the survey; `contacts` contacts among them.
+    `quick_retries` (--chaos): two attempts at most, retried at once, so a campaign can run to
+    its end within the bench."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "voicesurvey.settings")
     import django
 
@@ -129,6 +144,7 @@ def prepare(contacts: int) -> None:
             caller_id=FROM_NUMBER,
             machine_detection=True,
             intro_message="Hello {name|there}, this is a short survey about your delivery.",
+            **(QUICK_RETRIES if quick_retries else {}),
         )
         Question.objects.bulk_create(
             [
@@ -384,9 +400,15 @@ def run_pace(pace: float, args) -> dict:
         "DIALLER_BATCH_SIZE": str(max(50, int(pace * INTERVAL))),
         "DIALLER_GLOBAL_MAX_CONCURRENT_CALLS": "100000",
     }
+    if args.chaos:
+        env["DIALLER_QUIET_CALL_SECONDS"] = str(CHAOS_QUIET_SECONDS)
     print(f"--- pace {pace:g} calls/s for {args.seconds} s: {contacts} contacts", flush=True)
     subprocess.run(
-        [sys.executable, "-c", f"import bench.bench_load as b; b.prepare({contacts})"],
+        [
+            sys.executable,
+            "-c",
+            f"import bench.bench_load as b; b.prepare({contacts}, quick_retries={args.chaos})",
+        ],
         cwd=ROOT,
         env=env,
         check=True,
@@ -450,6 +472,9 @@ def run_pace(pace: float, args) -> dict:
             time.sleep(0.2)
         stopped = time.time()
         load_during = os.getloadavg()[0]
+        if args.chaos:  # the retries dialled after the dialling time do not count in its rate
+            chaos_log.append(wait_for_campaigns_to_complete(url, stopped))
+            print("    chaos:", chaos_log[-1], flush=True)
         for profiler in profilers:
             profiler.wait()
         for name in [n for n in list(procs.running) if n.startswith("scheduler")]:
@@ -599,6 +624,24 @@ def terminate_backends(*, url, **_) -> str:
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchone()[0]
     return f"pg_terminate_backend on all {killed} backends of the app's database"
+
+
+def wait_for_campaigns_to_complete(url: str, since: float) -> str:
+    """--chaos: the scheduler goes on until every campaign has completed (each contact dialled
+    until it is done or out of attempts), at most COMPLETE_SECONDS after the dialling time."""
+    deadline = time.monotonic() + COMPLETE_SECONDS
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            statuses = dict(
+                conn.execute("SELECT status, count(*) FROM campaigns_campaign GROUP BY 1")
+            )
+            done = statuses.get("completed", 0)
+            if done == sum(statuses.values()) or time.monotonic() >= deadline:
+                break
+            time.sleep(1)
+    took = time.time() - since
+    total = sum(statuses.values())
+    return f"campaigns completed: {done} of {total}, {took:.0f} s after the dialling time"
 
 
 # --- the audit -------------------------------------------------------------------------------
