@@ -14,44 +14,20 @@ contact spread over the last 14 days (about 214,000 in the last 24 hours), a few
 
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from bench import scratch
 
 CONTACTS = int(os.environ.get("BENCH_CONTACTS", 1_000_000))
 ATTEMPTS_PER_CONTACT = 3
 CAMPAIGNS = 10
 RUNS = 7
 DB_NAME = os.environ.get("BENCH_DASHBOARD_DB", "vs_bench_dashboard")
-SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-
-
-def database_url(name: str) -> str:
-    parts = urlsplit(SERVER_URL)
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def main() -> None:
-    """Run the benchmark in a child process of its own: Django is set up once per process, on
-    the scratch database, whatever another benchmark of the same run set it up on."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(DB_NAME),
-        "DJANGO_SETTINGS_MODULE": "voicesurvey.settings",
-        "BENCH_DASHBOARD_CHILD": "1",
-    }
-    root = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, "-m", "bench.bench_dashboard"], env=env, cwd=root, check=True)
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    scratch.run_child("bench.bench_dashboard", DB_NAME, "BENCH_DASHBOARD_CHILD")
 
 
 LOAD_SQL = [
@@ -63,11 +39,12 @@ LOAD_SQL = [
         retry_machine_minutes, completion_max_attempts, completion_retry_minutes,
         max_concurrent_calls, caller_id, machine_detection, machine_policy, voicemail_message,
         intro_message, closing_message, voice, language, opt_out_key, callback_key,
-        callback_delay_minutes, opt_out_message, callback_message, created_at, updated_at)
+        callback_delay_minutes, opt_out_message, callback_message, ad_hoc_key, created_at,
+        updated_at)
     SELECT 'Bench campaign ' || i, '', CASE WHEN i > 8 THEN 'paused' ELSE 'running' END,
         'America/New_York', 'contact', '09:00', '20:00', '[0,1,2,3,4]', 5, 15, 60, 30, 120,
         2, 30, 50, '', true, 'hang_up', '', 'Hello {name|there}.', 'Goodbye.', 'alice',
-        'en-US', '9', '', 120, 'Goodbye.', 'We will call you back.', now(), now()
+        'en-US', '9', '', 120, 'Goodbye.', 'We will call you back.', '', now(), now()
     FROM generate_series(1, %(campaigns)s) AS i
     """,
     # Contacts: spread evenly over the campaigns, states in realistic shares.
@@ -199,7 +176,7 @@ def run() -> None:
 
     reuse = os.environ.get("BENCH_DASHBOARD_REUSE") == "1"  # keep the rows of the last run
     if not reuse:
-        recreate_database()
+        scratch.recreate_on_server(DB_NAME)
     django.setup()
     from django.core.management import call_command
 

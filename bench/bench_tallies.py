@@ -20,11 +20,10 @@ the tallies, then prints medians of RUNS:
 
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from bench import scratch
 
 CONTACTS = int(os.environ.get("BENCH_CONTACTS", 1_000_000))
 CAMPAIGNS = 20
@@ -32,32 +31,10 @@ RUNS = 15
 WRITE_RUNS = 41
 CLAIM_ROWS = 500
 DB_NAME = os.environ.get("BENCH_TALLIES_DB", "vs_bench_tallies")
-SERVER_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-
-
-def database_url(name: str) -> str:
-    parts = urlsplit(SERVER_URL)
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def main() -> None:
-    """Run in a child process of its own, with Django set up on the scratch database."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(DB_NAME),
-        "DJANGO_SETTINGS_MODULE": "voicesurvey.settings",
-        "BENCH_TALLIES_CHILD": "1",
-    }
-    root = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, "-m", "bench.bench_tallies"], env=env, cwd=root, check=True)
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    scratch.run_child("bench.bench_tallies", DB_NAME, "BENCH_TALLIES_CHILD")
 
 
 LOAD_SQL = [
@@ -244,7 +221,7 @@ def run() -> None:
 
     reuse = os.environ.get("BENCH_TALLIES_REUSE") == "1"
     if not reuse:
-        recreate_database()
+        scratch.recreate_on_server(DB_NAME)
     django.setup()
     from django.core.management import call_command
 
