@@ -9,6 +9,14 @@ from calls.dialler.pace import SharedPace, TokenBucket, default_pace
 from calls.models import DialPace
 from tests.test_webhook_concurrency import run_together
 
+# The database's clock, stopped: every slot is worked out from this instant, so the waits are
+# exact however slowly the test runs.
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def stopped_clock() -> dt.datetime:
+    return NOW
+
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
@@ -18,41 +26,39 @@ def test_two_schedulers_share_one_pace(needs_postgres):
     waits: list[float] = []
 
     def scheduler():
-        pace = SharedPace(5.0, key="shared-test", sleep=waits.append)
+        pace = SharedPace(5.0, key="shared-test", sleep=waits.append, now=stopped_clock)
         for _ in range(5):
             pace.acquire()
 
     assert run_together(2, scheduler) == [None, None]
     waits.sort()
     assert len(waits) == 9  # the first slot of all was free at once
-    assert waits[-1] == pytest.approx(1.8, abs=0.15)
-    gaps = [later - earlier for earlier, later in zip(waits, waits[1:], strict=False)]
-    assert all(gap == pytest.approx(0.2, abs=0.05) for gap in gaps)
+    assert waits == [pytest.approx(0.2 * n, abs=1e-5) for n in range(1, 10)]
 
 
 @pytest.mark.django_db
 def test_an_idle_pace_keeps_only_its_bank_of_slots(needs_postgres):
     waits: list[float] = []
-    pace = SharedPace(10.0, key="idle-test", bank=0.5, sleep=waits.append)
+    pace = SharedPace(10.0, key="idle-test", bank=0.5, sleep=waits.append, now=stopped_clock)
     assert pace.acquire() == 0.0
     long_ago = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     DialPace.objects.filter(key="idle-test").update(next_slot=long_ago)
     # A long pause is not owed: only the last half second's 5 slots and the one due now go at
     # once, then the pace holds again.
     assert [pace.acquire() for _ in range(6)] == [0.0] * 6
-    assert pace.acquire() == pytest.approx(0.1, abs=0.05)
+    assert pace.acquire() == pytest.approx(0.1, abs=1e-5)
     assert len(waits) == 1
 
 
 @pytest.mark.django_db
 def test_without_a_bank_an_idle_pace_starts_afresh_without_a_burst(needs_postgres):
     waits: list[float] = []
-    pace = SharedPace(10.0, key="no-bank-test", sleep=waits.append)
+    pace = SharedPace(10.0, key="no-bank-test", sleep=waits.append, now=stopped_clock)
     assert pace.acquire() == 0.0
     long_ago = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     DialPace.objects.filter(key="no-bank-test").update(next_slot=long_ago)
     assert pace.acquire() == 0.0
-    assert pace.acquire() == pytest.approx(0.1, abs=0.05)
+    assert pace.acquire() == pytest.approx(0.1, abs=1e-5)
     assert len(waits) == 1
 
 
@@ -61,17 +67,14 @@ def test_a_short_pause_between_ticks_is_made_up_by_the_shared_pace(needs_postgre
     # Dialling at 20 calls/s, then a pause of 0.3 s (a tick's claim): the six slots the pause
     # would have used go at once, and the pace then carries on where it was.
     waits: list[float] = []
-    pace = SharedPace(20.0, key="pause-test", bank=1.0, sleep=waits.append)
+    pace = SharedPace(20.0, key="pause-test", bank=1.0, sleep=waits.append, now=stopped_clock)
     pace.acquire()
-    with connection.cursor() as cursor:  # the schedule as if it had been dialling till now
-        cursor.execute(
-            f'UPDATE "{DialPace._meta.db_table}"'
-            " SET next_slot = clock_timestamp() - interval '0.3 second' WHERE key = 'pause-test'"
-        )
+    # The schedule as if it had been dialling till 0.3 s ago.
+    DialPace.objects.filter(key="pause-test").update(next_slot=NOW - dt.timedelta(seconds=0.3))
     immediate = [pace.acquire() for _ in range(6)]
     assert immediate == [0.0] * 6
-    assert pace.acquire() == pytest.approx(0.0, abs=0.06)  # the slot due about now
-    assert pace.acquire() == pytest.approx(0.05, abs=0.06)
+    assert pace.acquire() == 0.0  # the slot due now
+    assert pace.acquire() == pytest.approx(0.05, abs=1e-5)
 
 
 @pytest.mark.django_db

@@ -6,6 +6,7 @@ for good (at 50 calls/s a 0.6 s pause every 5 s tick left the rate at 89 % of th
 the next tick's first calls take the pause's slots at once, and the rate over a tick is the pace.
 In any W seconds at most pace × (W + bank) + 1 calls start."""
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable
@@ -60,9 +61,10 @@ class TokenBucket:
 # it one interval past the later of itself and `bank` seconds ago (a virtual-schedule rate
 # limiter, GCRA, whose tolerance is the bank: a slot left unused that recently is still
 # taken). Times are the database's, so schedulers on machines with skewed clocks still share
-# one pace. Returns the seconds to wait for the slot taken (negative: it is past, go now).
+# one pace (tests pass `now`). Returns the seconds to wait for the slot taken (negative: it is
+# past, go now).
 RESERVE_SLOT = f"""
-WITH clock AS (SELECT clock_timestamp() AS now)
+WITH clock AS (SELECT COALESCE(%(now)s::timestamptz, clock_timestamp()) AS now)
 INSERT INTO "{DialPace._meta.db_table}" AS pace (key, next_slot)
 SELECT %(key)s, now + %(interval)s * interval '1 second' FROM clock
 ON CONFLICT (key) DO UPDATE SET next_slot = GREATEST(
@@ -75,7 +77,8 @@ RETURNING EXTRACT(EPOCH FROM pace.next_slot - (SELECT now FROM clock)) - %(inter
 class SharedPace:
     """The pace of every scheduler process on this PostgreSQL database together: each call
     takes the next free slot from one row (one UPDATE, on an unlogged table) and sleeps until
-    it. Same interface as TokenBucket; the sleep is injectable for tests."""
+    it. Same interface as TokenBucket; the sleep and the clock (`now`, default the database's)
+    are injectable for tests."""
 
     def __init__(
         self,
@@ -84,6 +87,7 @@ class SharedPace:
         key: str = "default",
         bank: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], dt.datetime] | None = None,
     ):
         if rate <= 0:
             raise ValueError("The pace must be a positive number of calls per second.")
@@ -91,10 +95,16 @@ class SharedPace:
         self.key = key
         self.bank = max(bank, 0.0)
         self.sleep = sleep
+        self.now = now
 
     def acquire(self) -> float:
         """Take the next slot, sleeping until it comes; returns the seconds waited."""
-        params = {"key": self.key, "interval": self.interval, "bank": self.bank}
+        params = {
+            "key": self.key,
+            "interval": self.interval,
+            "bank": self.bank,
+            "now": self.now() if self.now else None,
+        }
         (wait,) = prepared.fetch_one(RESERVE_SLOT, params)
         wait = float(wait)
         if wait > 0:
