@@ -32,10 +32,16 @@ ACCOUNT = "AC" + "5" * 32
 PACE = 20  # calls per second, all processes together
 RUN_SECONDS = 10  # of dialling, from the first call the carrier takes
 WINDOW = 2.0  # seconds: the pace is checked over every window this long
+BANK = 0.5  # DIALLER_PACE_BANK_SECONDS: the pace's promise is pace x (W + bank) + 1 in any W s
 # What a shared 2-core machine adds: a call's request reaches the carrier a little after its
 # slot (thread and process scheduling, the first connections), so a window may hold some calls
-# of the one before. A second's worth; three processes each at the pace would be three times it.
-BURST = PACE
+# of the one before: up to a second's worth. Three processes each at the pace would dial three
+# times the pace, 120 calls in a window, against this bound of 71.
+JITTER = 1.0
+
+
+def most_calls_allowed(seconds: float) -> float:
+    return PACE * (seconds + BANK + JITTER) + 1
 
 
 def free_port() -> int:
@@ -101,6 +107,7 @@ def test_two_schedulers_and_a_cluster_dial_nobody_twice_and_keep_one_pace(tmp_pa
         "TWILIO_AUTH_TOKEN": "several-machines",
         "TWILIO_API_BASE_URL": f"http://127.0.0.1:{carrier_port}",
         "DIALLER_CALLS_PER_SECOND": str(PACE),
+        "DIALLER_PACE_BANK_SECONDS": str(BANK),
         "DIALLER_TICK_INTERVAL": "1",
         "DIALLER_BATCH_SIZE": str(PACE),
         "DIALLER_DIAL_THREADS": "4",
@@ -174,9 +181,9 @@ def test_two_schedulers_and_a_cluster_dial_nobody_twice_and_keep_one_pace(tmp_pa
     # One pace for all: no window of WINDOW seconds holds more than the pace allows.
     times = sorted(call["created"] for call in calls)
     busiest = max(sum(1 for t in times[i:] if t < first + WINDOW) for i, first in enumerate(times))
-    assert busiest <= PACE * WINDOW + BURST, f"{busiest} calls in {WINDOW} s"
+    assert busiest <= most_calls_allowed(WINDOW), f"{busiest} calls in {WINDOW} s"
     span = times[-1] - times[0]
-    assert len(times) <= PACE * span + BURST
+    assert len(times) <= most_calls_allowed(span)
 
 
 def test_docker_compose_scales_web_and_scheduler():
