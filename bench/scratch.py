@@ -1,4 +1,5 @@
-"""A scratch database for a benchmark, on the server DATABASE_URL points at."""
+"""A scratch database for a benchmark, on the server DATABASE_URL points at (the million-row
+benchmarks: BENCH_DATABASE_URL's)."""
 
 import os
 import subprocess
@@ -14,16 +15,19 @@ def create(name: str) -> str:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("this benchmark needs DATABASE_URL=postgres://… (a server to use)")
-    parts = urlsplit(url)
-    with psycopg.connect(_admin(url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(parts._replace(path=f"/{name}"))
+    _recreate(_admin(url), name)
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 def drop(url: str) -> None:
     with psycopg.connect(_admin(url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
+
+
+def _recreate(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _admin(url: str) -> str:
@@ -41,9 +45,7 @@ def on_server(name: str) -> str:
 
 
 def recreate_on_server(name: str) -> None:
-    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    _recreate(SERVER_URL, name)
 
 
 def run_child(module: str, database: str, flag: str) -> None:
