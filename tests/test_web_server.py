@@ -67,15 +67,16 @@ def server(request, tmp_path):
         command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                if exchange(port, http_request(port, "/healthz", b"", method="GET")):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the server did not answer"
-                time.sleep(0.2)
+        # Ready when every worker says so: granian stops only the workers already started, so a
+        # SIGTERM during start-up would leave the late ones running (and the test waiting).
+        workers = int(command[command.index("--workers") + 1])
+        wait_for(
+            lambda: all(
+                f"Started worker-{n}\n" in server_log(tmp_path) for n in range(1, workers + 1)
+            ),
+            process,
+            tmp_path,
+        )
         yield process, port
     finally:
         # The whole process group: granian's workers outlive a killed master.
@@ -83,6 +84,32 @@ def server(request, tmp_path):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         log.close()
+
+
+def server_log(tmp_path) -> str:
+    return (tmp_path / "server.log").read_text()
+
+
+def wait_for(condition, process, tmp_path, seconds: float = 60) -> None:
+    """Poll `condition` until it holds; fail with the server's log if the server dies or it
+    takes longer than `seconds` (a hang, not a slow machine)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process.poll() is None, server_log(tmp_path)
+        assert time.monotonic() < deadline, server_log(tmp_path)
+        time.sleep(0.05)
+
+
+def server_has_read(sock: socket.socket, port: int) -> bool:
+    """The server accepted this connection and read everything sent so far: its end of it, in
+    /proc/net/tcp, has a file (an inode: accepted) and nothing left in its receive queue."""
+    client_port = sock.getsockname()[1]
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, queues, inode = fields[1], fields[2], fields[4], fields[9]
+        if int(local.split(":")[1], 16) == port and int(remote.split(":")[1], 16) == client_port:
+            return inode != "0" and int(queues.split(":")[1], 16) == 0
+    return False
 
 
 def http_request(
@@ -102,12 +129,12 @@ def http_request(
 
 
 def exchange(port: int, *parts: bytes, between=None) -> tuple[int, dict]:
-    """Send the parts (calling `between` after the first), read the whole answer: (status,
-    JSON body or {})."""
+    """Send the parts (calling `between(sock)` after the first), read the whole answer:
+    (status, JSON body or {})."""
     with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
         for n, part in enumerate(parts):
             if n == 1 and between:
-                between()
+                between(sock)
             sock.sendall(part)
         data = b""
         while chunk := sock.recv(65536):
@@ -143,14 +170,17 @@ def test_a_signed_webhook_through_a_proxy_passes_the_signature_check(server):
     assert exchange(port, partial)[0] == 403
 
 
-def test_a_stop_answers_the_request_in_flight(server):
+def test_a_stop_answers_the_request_in_flight(server, tmp_path):
     process, port = server
     message = signed_gather(port, signed_url=f"{PUBLIC}/webhooks/gather/CA0000/2/?retry=1")
     head, cut = message[: len(message) - 8], message[len(message) - 8 :]
 
-    def stop_meanwhile():
+    def stop_meanwhile(sock):
+        # The request's head read by a worker (not waiting in the listen queue, which a stop
+        # closes), then the stop under way while the rest is still to come.
+        wait_for(lambda: server_has_read(sock, port), process, tmp_path)
         process.send_signal(signal.SIGTERM)
-        time.sleep(1.0)  # the stop under way while the request is still arriving
+        wait_for(lambda: "Stopping worker-" in server_log(tmp_path), process, tmp_path)
 
     # Half a request sent, SIGTERM, the rest: it is answered, then the server exits.
     status, body = exchange(port, head, cut, between=stop_meanwhile)
@@ -165,8 +195,10 @@ def test_an_access_log_turned_on_shows_no_phone_number(server, tmp_path):
     assert (
         exchange(port, http_request(port, path + "?To=%2B12125550100", b"", method="GET"))[0] == 405
     )
+    # granian writes the access line after the answer (a stop right away could lose it).
+    wait_for(lambda: 'HTTP/1.1" 405' in server_log(tmp_path), process, tmp_path)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
-    log = (tmp_path / "server.log").read_text()
+    log = server_log(tmp_path)
     assert '"GET /webhooks/status/+121*****100/ HTTP/1.1" 405' in log  # the access line
     assert "12125550100" not in log
