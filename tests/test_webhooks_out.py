@@ -370,10 +370,13 @@ def test_run_scheduler_once_sends_the_deliveries_due_after_its_tick(receiver):
 @pytest.mark.django_db(transaction=True)
 def test_run_scheduler_sender_thread_sends_what_is_committed_and_stops_when_told(receiver):
     subscribe(receiver.url)
+    # Committed (autocommit) before the thread starts: this thread then only waits, so the two
+    # never write at once (SQLite's shared-cache test database refuses that at once, "database
+    # table is locked", where a file database as `make run` has waits on its busy timeout).
+    emit("attempt.finished", DATA)
     stop = threading.Event()
     sender = start_sender(stop, interval=0.05)
     try:
-        emit("attempt.finished", DATA)  # autocommit: visible to the thread's connection
         assert receiver.arrived.wait(10)
     finally:
         stop.set()
