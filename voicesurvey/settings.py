@@ -317,6 +317,9 @@ WEBHOOK_SEND_THREADS = env.int("WEBHOOK_SEND_THREADS", default=8)
 WEBHOOK_SWEEP_INTERVAL = env.float("WEBHOOK_SWEEP_INTERVAL", default=2.0)  # run_scheduler's sender
 WEBHOOK_KEEP_DAYS = env.int("WEBHOOK_KEEP_DAYS", default=30)  # delivered/given-up rows kept
 
+# A POST with an Idempotency-Key header (booking doors) answers the same again for that long.
+IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
+
 # --- django-q2 ------------------------------------------------------------------------------
 # ORM broker by default (nothing else to run); Q_REDIS_URL switches the broker to Redis.
 Q_CLUSTER = {

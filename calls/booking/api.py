@@ -34,6 +34,8 @@ from calls.models import (
 from campaigns.api import QuestionSerializer
 from campaigns.models import Campaign
 from contacts.models import Contact
+from voicesurvey.accounts.idempotency import SCHEMA_PARAMETER as IDEMPOTENCY_KEY
+from voicesurvey.accounts.idempotency import idempotent
 from voicesurvey.api_errors import Conflict
 from voicesurvey.api_input import (
     DateTimeFilter,
@@ -280,6 +282,7 @@ def _conflicts():
 
 
 CONFLICT = error_response("The scheduled call's status does not allow this.")
+KEY_REUSED = error_response("The Idempotency-Key was sent before with a different request.")
 
 
 def _action_schema(summary: str, description: str, request=ScopeSerializer):
@@ -297,7 +300,8 @@ def _action_schema(summary: str, description: str, request=ScopeSerializer):
     create=extend_schema(
         summary="Book a scheduled call (once, or on an RFC 5545 rule)",
         request=ScheduledCallCreateSerializer,
-        responses={201: ScheduledCallDetailSerializer},
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: ScheduledCallDetailSerializer, 422: KEY_REUSED},
     ),
     partial_update=extend_schema(
         summary="Change a scheduled call's note, retries or timing",
@@ -352,6 +356,7 @@ class ScheduledCallViewSet(viewsets.ModelViewSet):
         fresh = self.get_queryset().get(pk=call.pk)
         return Response(self.get_serializer(fresh).data, status=code)
 
+    @idempotent
     def create(self, request, *args, **kwargs):
         body = ScheduledCallCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -390,12 +395,15 @@ class ScheduledCallViewSet(viewsets.ModelViewSet):
         "A number on the do-not-call list is refused (409, code do_not_call); a bad number, "
         "survey or time is a 400.",
         request=AdHocCallSerializer,
+        parameters=[IDEMPOTENCY_KEY],
         responses={
             201: ScheduledCallDetailSerializer,
             409: error_response("The number is on the do-not-call list."),
+            422: KEY_REUSED,
         },
     )
     @action(detail=False, methods=["post"], url_path="ad-hoc")
+    @idempotent
     def ad_hoc(self, request):
         body = AdHocCallSerializer(data=request.data)
         body.is_valid(raise_exception=True)

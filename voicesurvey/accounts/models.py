@@ -5,6 +5,7 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -65,3 +66,25 @@ class OperatorProfile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.time_zone or settings.TIME_ZONE}"
+
+
+class IdempotentRequest(models.Model):
+    """A POST sent with an `Idempotency-Key` header and the answer it got: the same key sent
+    again by the same user gets that answer back instead of doing the work twice
+    (voicesurvey.accounts.idempotency). Kept IDEMPOTENCY_KEY_HOURS, then the key is free."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text=_("SHA-256 of method, path and body."))
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField(encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user")
+        ]
+        indexes = [models.Index(fields=["user", "created_at"], name="idempotency_user_age_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.user})"
