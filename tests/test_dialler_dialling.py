@@ -160,3 +160,33 @@ def test_calls_not_dialled_because_the_campaign_stopped_are_counted_apart(open_n
     )
     by_outcome = campaign_stats(contact.campaign_id)["attempts"]["by_outcome"]
     assert (by_outcome["stopped"], by_outcome["failed"]) == (1, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_campaign_statuses_unreadable_mid_dial_the_claimed_calls_are_placed_all_the_same(
+    open_now, dialler_settings, provider, monkeypatch, caplog
+):
+    """The database restarts while the dial step reads its campaigns' statuses: it dials on the
+    statuses it read last (the claim's) instead of stopping, which would leave the claimed
+    contacts waiting out the dial lease; every call is placed and written back."""
+    from django.db import OperationalError
+
+    import calls.dialler.tick as tick_module
+    from calls.dialler.claim import claim_batch
+    from calls.dialler.tick import TickReport, dial_attempts
+
+    contacts = ContactFactory.create_batch(3, next_attempt_at=open_now)
+    claim = claim_batch(now=open_now, provider_name=provider.name, budget=10)
+
+    def unreadable(campaign_ids):
+        raise OperationalError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(tick_module, "stopped_campaigns", unreadable)
+    report = TickReport(at=open_now)
+    with caplog.at_level(logging.WARNING, logger="calls.dialler.tick"):
+        dial_attempts(claim.attempts, provider=provider, now=open_now, report=report)
+
+    assert {c["phone"] for c in provider.calls} == {c.phone for c in contacts}
+    assert report.dialled == 3
+    assert set(CallAttempt.objects.values_list("status", flat=True)) == {"initiated"}
+    assert "campaign statuses unreadable (OperationalError); dialling on" in caplog.text

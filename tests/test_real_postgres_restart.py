@@ -155,12 +155,15 @@ class Deployment:
             return status, {"body": body.decode(errors="replace")[:500]}
 
 
-def wait_until(condition, *, timeout: float, what: str) -> None:
-    """Poll `condition` (the processes are real: they take the time they take)."""
+def wait_until(condition, *, timeout: float, what: str, state=None) -> None:
+    """Poll `condition` (the processes are real: they take the time they take); on a timeout,
+    say what `state()` finds."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(
+                f"timed out waiting for {what}" + (f": {state()}" if state else "")
+            )
         time.sleep(0.1)
 
 
@@ -276,7 +279,20 @@ def test_the_app_and_the_scheduler_ride_through_real_postgresql_restarts(cluster
         )[0]
         return stats["calls"] >= CONTACTS and stats["active"] == 0 and live == 0
 
-    wait_until(finished, timeout=60, what="every contact dialled and settled")
+    def where_it_stands() -> str:
+        attempts = d.query(
+            "SELECT status, provider_call_sid IS NOT NULL, error_code, count(*)"
+            " FROM calls_callattempt GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        )
+        contacts = d.query("SELECT state, count(*) FROM contacts_contact GROUP BY 1 ORDER BY 1")
+        idle = "claimed=0 dialled=0 failed=0 released=0"
+        lines = [line for line in d.log("scheduler").splitlines() if idle not in line]
+        tail = "\n".join(lines[-60:])
+        return f"carrier {d.carrier('stats')}, attempts {attempts}, contacts {contacts}\n{tail}"
+
+    wait_until(
+        finished, timeout=90, what="every contact dialled and settled", state=where_it_stands
+    )
     scheduler.send_signal(signal.SIGTERM)
     assert scheduler.wait(timeout=30) == 0
     calls = d.carrier("calls")

@@ -259,7 +259,15 @@ def dial_attempts(
     def campaign_stopped(campaign_id: int) -> bool:
         nonlocal stopped, checked_at
         if checked_at is None or time.monotonic() - checked_at >= STATUS_RECHECK_SECONDS:
-            stopped, checked_at = stopped_campaigns(campaign_ids), time.monotonic()
+            try:
+                stopped = stopped_campaigns(campaign_ids)
+            except (OperationalError, InterfaceError) as exc:
+                # The database restarting under the dial step: dial on the statuses last
+                # read (the claim's, at first) rather than leave the claimed contacts to wait
+                # out the dial lease; the write-back waits for the database (across restarts).
+                logger.warning("campaign statuses unreadable (%s); dialling on", type(exc).__name__)
+                connection.close()
+            checked_at = time.monotonic()
         return campaign_id in stopped
 
     threads = max(1, min(settings.DIALLER_DIAL_THREADS, len(attempts)))
