@@ -1,6 +1,7 @@
 """Settings, read from the environment only (django-environ); see .env.example for every knob."""
 
 import datetime as dt
+import os
 import secrets
 from pathlib import Path
 
@@ -19,7 +20,10 @@ def _local_secret_key() -> str:
     path = VAR_DIR / "secret_key"
     if not path.exists():
         VAR_DIR.mkdir(exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
+        # Written whole, then renamed: processes starting side by side never read half a key.
+        draft = path.with_name(f"secret_key.{os.getpid()}")
+        draft.write_text(secrets.token_urlsafe(50))
+        os.replace(draft, path)
     return path.read_text().strip()
 
 
