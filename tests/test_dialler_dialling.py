@@ -163,30 +163,45 @@ def test_calls_not_dialled_because_the_campaign_stopped_are_counted_apart(open_n
 
 
 @pytest.mark.django_db(transaction=True)
-def test_campaign_statuses_unreadable_mid_dial_the_claimed_calls_are_placed_all_the_same(
-    open_now, dialler_settings, provider, monkeypatch, caplog
+def test_the_database_restarting_mid_dial_the_claimed_calls_are_placed_all_the_same(
+    open_now, dialler_settings, provider, fake_clock, monkeypatch, caplog
 ):
-    """The database restarts while the dial step reads its campaigns' statuses: it dials on the
-    statuses it read last (the claim's) instead of stopping, which would leave the claimed
-    contacts waiting out the dial lease; every call is placed and written back."""
+    """The database ends the dial step's connection while it reads its campaigns' statuses and
+    again while it takes a slot of the shared pace: each statement is tried again on a new
+    connection, and every claimed call is placed and written back, instead of the step giving
+    up and the claimed contacts waiting out the dial lease."""
     from django.db import OperationalError
 
     import calls.dialler.tick as tick_module
     from calls.dialler.claim import claim_batch
-    from calls.dialler.tick import TickReport, dial_attempts
+    from calls.dialler.pace import TokenBucket
+    from calls.dialler.tick import TickReport, dial_attempts, stopped_campaigns
 
     contacts = ContactFactory.create_batch(3, next_attempt_at=open_now)
     claim = claim_batch(now=open_now, provider_name=provider.name, budget=10)
+    ended = {"campaign status read": 1, "shared pace": 2}  # connections ended under each
 
-    def unreadable(campaign_ids):
-        raise OperationalError("terminating connection due to administrator command")
+    def restarting(what, call):
+        def once(*args, **kwargs):
+            if ended[what]:
+                ended[what] -= 1
+                raise OperationalError("terminating connection due to administrator command")
+            return call(*args, **kwargs)
 
-    monkeypatch.setattr(tick_module, "stopped_campaigns", unreadable)
+        return once
+
+    pace = TokenBucket(1000.0, clock=fake_clock, sleep=fake_clock.sleep)
+    pace.acquire = restarting("shared pace", pace.acquire)
+    monkeypatch.setattr(
+        tick_module, "stopped_campaigns", restarting("campaign status read", stopped_campaigns)
+    )
+    monkeypatch.setattr(tick_module, "DATABASE_RETRIES", (0.0, 0.0))  # back at once
     report = TickReport(at=open_now)
     with caplog.at_level(logging.WARNING, logger="calls.dialler.tick"):
-        dial_attempts(claim.attempts, provider=provider, now=open_now, report=report)
+        dial_attempts(claim.attempts, provider=provider, now=open_now, pace=pace, report=report)
 
     assert {c["phone"] for c in provider.calls} == {c.phone for c in contacts}
     assert report.dialled == 3
     assert set(CallAttempt.objects.values_list("status", flat=True)) == {"initiated"}
-    assert "campaign statuses unreadable (OperationalError); dialling on" in caplog.text
+    assert caplog.text.count("shared pace failed (OperationalError); again in 0.0 s") == 2
+    assert "campaign status read failed (OperationalError)" in caplog.text

@@ -111,7 +111,7 @@ class RestartsWhileDialling(FakeProvider):
 def test_a_dial_write_back_cut_by_a_restart_is_made_on_a_new_connection(
     needs_postgres, open_now, run_tick, monkeypatch
 ):
-    monkeypatch.setattr(tick_module, "WRITE_BACK_RETRIES", (0.0,))  # the server is back at once
+    monkeypatch.setattr(tick_module, "DATABASE_RETRIES", (0.0,))  # the server is back at once
     contact = ContactFactory(next_attempt_at=open_now)
     connection.ensure_connection()
     provider = RestartsWhileDialling(connection.connection.info.backend_pid)

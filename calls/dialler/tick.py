@@ -237,7 +237,7 @@ def dial_attempts(
             or len(dialled) >= FLUSH_SIZE
             or time.monotonic() - oldest_waiting >= FLUSH_SECONDS
         ):
-            report.dialled += record_dialled_across_restarts(dialled, now=now)
+            report.dialled += across_restarts("dial write-back", record_dialled, dialled, now=now)
             dialled.clear()
             oldest_waiting = None
 
@@ -259,14 +259,7 @@ def dial_attempts(
     def campaign_stopped(campaign_id: int) -> bool:
         nonlocal stopped, checked_at
         if checked_at is None or time.monotonic() - checked_at >= STATUS_RECHECK_SECONDS:
-            try:
-                stopped = stopped_campaigns(campaign_ids)
-            except (OperationalError, InterfaceError) as exc:
-                # The database restarting under the dial step: dial on the statuses last
-                # read (the claim's, at first) rather than leave the claimed contacts to wait
-                # out the dial lease; the write-back waits for the database (across restarts).
-                logger.warning("campaign statuses unreadable (%s); dialling on", type(exc).__name__)
-                connection.close()
+            stopped = across_restarts("campaign status read", stopped_campaigns, campaign_ids)
             checked_at = time.monotonic()
         return campaign_id in stopped
 
@@ -280,7 +273,7 @@ def dial_attempts(
             if attempt.campaign_id in backed_off:
                 collect(attempt, BACKED_OFF, None)
                 continue
-            pace.acquire()
+            across_restarts("shared pace", pace.acquire)
             if campaign_stopped(attempt.campaign_id):
                 collect(attempt, STOPPED, None)
                 continue
@@ -317,24 +310,23 @@ def interleave_campaigns(attempts: list[CallAttempt]) -> list[CallAttempt]:
     return [attempt for round_ in rounds for attempt in round_ if attempt is not None]
 
 
-# Pauses before each new try of a write-back whose connection the database ended: a
-# PostgreSQL restart takes a second or two, and the calls are placed, their SIDs at stake.
-WRITE_BACK_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)
+# Pauses before each new try of a dial step's statement whose connection the database ended: a
+# PostgreSQL restart takes a second or two, and the claimed calls (once placed, their SIDs) are
+# at stake. Without these, the calls claimed but not yet placed would wait out the dial lease.
+DATABASE_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 
-def record_dialled_across_restarts(
-    dialled: list[tuple[CallAttempt, str]], *, now: dt.datetime
-) -> int:
-    """record_dialled, tried again on a new connection while the database cannot be reached
-    (its update is the same whichever try lands)."""
-    for pause in WRITE_BACK_RETRIES:
+def across_restarts(what: str, call, *args, **kwargs):
+    """call(*args, **kwargs), tried again on a new connection while the database cannot be
+    reached (each of the dial step's statements lands the same whichever try it is)."""
+    for pause in DATABASE_RETRIES:
         try:
-            return record_dialled(dialled, now=now)
+            return call(*args, **kwargs)
         except (OperationalError, InterfaceError) as exc:
-            logger.warning("dial write-back failed (%s); again in %s s", type(exc).__name__, pause)
+            logger.warning("%s failed (%s); again in %s s", what, type(exc).__name__, pause)
             connection.close()
             time.sleep(pause)
-    return record_dialled(dialled, now=now)
+    return call(*args, **kwargs)
 
 
 def record_dialled(dialled: list[tuple[CallAttempt, str]], *, now: dt.datetime) -> int:
