@@ -166,10 +166,11 @@ def test_calls_not_dialled_because_the_campaign_stopped_are_counted_apart(open_n
 def test_the_database_restarting_mid_dial_the_claimed_calls_are_placed_all_the_same(
     open_now, dialler_settings, provider, fake_clock, monkeypatch, caplog
 ):
-    """The database ends the dial step's connection while it reads its campaigns' statuses and
-    again while it takes a slot of the shared pace: each statement is tried again on a new
-    connection, and every claimed call is placed and written back, instead of the step giving
-    up and the claimed contacts waiting out the dial lease."""
+    """The database ends the dial step's connection while it reads its campaigns' statuses,
+    twice while it takes a slot of the shared pace and while it closes a rejected number's
+    attempt: each statement is tried again on a new connection, and every claimed call is
+    placed or closed and written back, instead of the step giving up and the claimed contacts
+    waiting out the dial lease."""
     from django.db import OperationalError
 
     import calls.dialler.tick as tick_module
@@ -178,8 +179,10 @@ def test_the_database_restarting_mid_dial_the_claimed_calls_are_placed_all_the_s
     from calls.dialler.tick import TickReport, dial_attempts, stopped_campaigns
 
     contacts = ContactFactory.create_batch(3, next_attempt_at=open_now)
+    rejected = ContactFactory(next_attempt_at=open_now)
+    provider.rejected.add(rejected.phone)
     claim = claim_batch(now=open_now, provider_name=provider.name, budget=10)
-    ended = {"campaign status read": 1, "shared pace": 2}  # connections ended under each
+    ended = {"campaign status read": 1, "shared pace": 2, "not-dialled write": 1}
 
     def restarting(what, call):
         def once(*args, **kwargs):
@@ -195,13 +198,24 @@ def test_the_database_restarting_mid_dial_the_claimed_calls_are_placed_all_the_s
     monkeypatch.setattr(
         tick_module, "stopped_campaigns", restarting("campaign status read", stopped_campaigns)
     )
+    monkeypatch.setattr(
+        tick_module,
+        "record_not_dialled",
+        restarting("not-dialled write", tick_module.record_not_dialled),
+    )
     monkeypatch.setattr(tick_module, "DATABASE_RETRIES", (0.0, 0.0))  # back at once
     report = TickReport(at=open_now)
     with caplog.at_level(logging.WARNING, logger="calls.dialler.tick"):
         dial_attempts(claim.attempts, provider=provider, now=open_now, pace=pace, report=report)
 
-    assert {c["phone"] for c in provider.calls} == {c.phone for c in contacts}
-    assert report.dialled == 3
-    assert set(CallAttempt.objects.values_list("status", flat=True)) == {"initiated"}
+    assert {c["phone"] for c in provider.calls} == {c.phone for c in [*contacts, rejected]}
+    assert (report.dialled, report.failed) == (3, 1)
+    assert sorted(CallAttempt.objects.values_list("status", "error_code")) == [
+        ("failed", "number_rejected"),
+        *[("initiated", "")] * 3,
+    ]
+    rejected.refresh_from_db()
+    assert rejected.state == "invalid"
     assert caplog.text.count("shared pace failed (OperationalError); again in 0.0 s") == 2
     assert "campaign status read failed (OperationalError)" in caplog.text
+    assert "not-dialled write failed (OperationalError)" in caplog.text

@@ -228,7 +228,15 @@ def dial_attempts(
             dialled.append((attempt, detail))
             oldest_waiting = oldest_waiting or time.monotonic()
         else:
-            record_not_dialled(attempt, result=result, error=detail, now=now, report=report)
+            across_restarts(
+                "not-dialled write",
+                record_not_dialled,
+                attempt,
+                result=result,
+                error=detail,
+                now=now,
+                report=report,
+            )
 
     def flush(force: bool = False):
         nonlocal oldest_waiting
@@ -318,7 +326,7 @@ DATABASE_RETRIES = (0.2, 0.5, 1.0, 2.0, 4.0)
 
 def across_restarts(what: str, call, *args, **kwargs):
     """call(*args, **kwargs), tried again on a new connection while the database cannot be
-    reached (each of the dial step's statements lands the same whichever try it is)."""
+    reached (each of the dial step's writes is guarded: it lands once whichever try it is)."""
     for pause in DATABASE_RETRIES:
         try:
             return call(*args, **kwargs)
