@@ -23,7 +23,7 @@ GLOBAL_CAP = 100
 TICKERS = 4
 
 
-def load_contacts(campaign, now, offset):
+def load_contacts(campaign, now, offset, count=CONTACTS_PER_CAMPAIGN):
     Contact.objects.bulk_create(
         Contact(
             campaign=campaign,
@@ -32,7 +32,7 @@ def load_contacts(campaign, now, offset):
             timezone_key="America/New_York",
             next_attempt_at=now,
         )
-        for i in range(CONTACTS_PER_CAMPAIGN)
+        for i in range(count)
     )
 
 
@@ -117,3 +117,65 @@ def test_concurrent_ticks_never_dial_a_contact_twice_nor_exceed_the_caps(
     assert Contact.objects.filter(state="completed", attempts_count=1).count() == total
     assert provider.over_cap == []
     assert provider.claim_visible
+
+
+class NumberWatchingProvider(FakeProvider):
+    """Checks, from its own connection, that no other call to the number is live when it is
+    placed."""
+
+    def __init__(self):
+        super().__init__()
+        self.rung_twice: list[str] = []
+
+    def place_call(self, attempt, urls):
+        try:
+            if (
+                CallAttempt.objects.filter(
+                    status__in=CallAttempt.LIVE_STATUSES, contact__phone=attempt.contact.phone
+                )
+                .exclude(pk=attempt.pk)
+                .exists()
+            ):
+                self.rung_twice.append(attempt.contact.phone)
+        finally:
+            connections.close_all()
+        return super().place_call(attempt, urls)
+
+
+def test_concurrent_ticks_never_ring_one_number_twice_at_once(
+    open_now, dialler_settings, needs_postgres
+):
+    """The same 150 numbers in three campaigns, four ticks at once: each number is rung by one
+    campaign at a time, and by all three in the end."""
+    dialler_settings.DIALLER_GLOBAL_MAX_CONCURRENT_CALLS = GLOBAL_CAP
+    for _ in range(3):
+        load_contacts(RunningCampaignFactory(max_concurrent_calls=CAMPAIGN_CAP), open_now, 0, 150)
+    provider = NumberWatchingProvider()
+    errors = []
+    start = threading.Barrier(TICKERS)
+
+    def ticker():
+        clock = FakeClock()
+        pace = TokenBucket(1e6, clock=clock, sleep=clock.sleep)
+        try:
+            start.wait()
+            for _ in range(200):  # a bound, not a wait: done when every contact is
+                if not Contact.objects.exclude(state="completed").exists():
+                    break
+                tick(open_now, provider=provider, pace=pace)
+                hang_up_everything(open_now)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=ticker) for _ in range(TICKERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert provider.rung_twice == []
+    assert Counter(Counter(call["phone"] for call in provider.calls).values()) == {3: 150}
+    assert Contact.objects.filter(state="completed", attempts_count=1).count() == 450

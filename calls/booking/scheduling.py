@@ -599,6 +599,13 @@ def claim_due_scheduled_calls(
                 skip("no_capacity")
                 continue
             number = contact.last_attempt_number + 1
+            if (
+                Contact.objects.filter(phone=contact.phone, state=Contact.State.IN_PROGRESS)
+                .exclude(pk=contact.pk)
+                .exists()
+            ):
+                skip("contact_busy")  # the number is on a call of another campaign: wait
+                continue
             taken = (
                 Contact.objects.filter(pk=contact.pk)
                 .exclude(state=Contact.State.IN_PROGRESS)

@@ -99,6 +99,8 @@ def zone_keys_by_campaign(campaign_ids: list[int]) -> dict[int, list[str]]:
 
 # The contacts of one campaign and one zone key that may be dialled at `now`, oldest due
 # first: an ordered range of contact_claim_idx, so due contacts in closed zones are never read.
+# A number with a call live in any campaign (another contact row in progress, found on
+# contact_phone_idx) waits for it to end: one person, one call at a time.
 # The placeholders in braces are filled per database (see claim_contacts).
 ELIGIBLE_SQL = f"""
     SELECT {{columns}} FROM {{contacts}} c
@@ -112,6 +114,8 @@ ELIGIBLE_SQL = f"""
        AND NOT EXISTS (SELECT 1 FROM {{scheduled}} s
                         WHERE s.contact_id = c.id
                           AND s.status IN ({", ".join(f"'{s}'" for s in BOOKED)}))
+       AND NOT EXISTS (SELECT 1 FROM {{contacts}} o
+                        WHERE o.phone = c.phone AND o.state = 'in_progress')
        {{not_taken}}
      ORDER BY c.next_attempt_at
      LIMIT {{limit}} {{lock}}
@@ -193,12 +197,14 @@ def claim_contacts(
     return _claimed_attempts(rows, campaigns=campaigns, now=now, provider=provider)
 
 
-# PostgreSQL's claim in one statement: lock the rows (the {lock} SELECT), pair each with a
-# new attempt id and call id (made in Python, numbered), mark the contacts in progress and
-# insert their attempts. Every part reads the locked rows as they were before the update.
+# PostgreSQL's claim in one statement: lock the rows (the {lock} SELECT), keep one per number
+# (the same person in two campaigns is called by one of them), pair each with a new attempt id
+# and call id (made in Python, numbered), mark the contacts in progress and insert their
+# attempts. Every part reads the locked rows as they were before the update.
 CLAIM_SQL = """
     WITH picked AS (
-        SELECT p.*, row_number() OVER () AS n FROM ({lock}) p
+        SELECT p.*, row_number() OVER () AS n
+          FROM (SELECT DISTINCT ON (l.phone) l.* FROM ({lock}) l) p
     ), new(id, call_id, n) AS (
         SELECT * FROM unnest(%s::uuid[], %s::text[]) WITH ORDINALITY
     ), claimed AS (
@@ -272,11 +278,13 @@ def _pick(cursor, wanted, campaigns, keys, now, taken) -> list[tuple]:
         lock="",
         not_taken=f"AND c.id NOT IN ({', '.join(['%s'] * len(taken))})" if taken else "",
     )
-    rows = []
+    phone_at = _claimed_field_names().index("phone")
+    rows, phones = [], set()  # one contact per number, as PostgreSQL's DISTINCT ON
     for cid, need in wanted.items():
         for key in keys[cid]:
             cursor.execute(one, [cid, key, at, campaigns[cid].max_attempts, at, *taken, need])
-            found = cursor.fetchall()
+            found = [row for row in cursor.fetchall() if row[phone_at] not in phones]
+            phones.update(row[phone_at] for row in found)
             rows += found
             need -= len(found)
             if need <= 0:
