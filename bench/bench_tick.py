@@ -84,6 +84,8 @@ WITH picked AS (
                                 WHERE e.phone = c.phone
                                   AND (e.campaign_id IS NULL OR e.campaign_id = c.campaign_id)
                                   AND (e.expires_at IS NULL OR e.expires_at > %(now)s))
+               AND NOT EXISTS (SELECT 1 FROM contacts_contact o
+                                WHERE o.phone = c.phone AND o.state = 'in_progress')
              ORDER BY c.next_attempt_at LIMIT 50
              FOR UPDATE SKIP LOCKED) c
         LIMIT 50) c
