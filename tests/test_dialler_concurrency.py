@@ -75,15 +75,10 @@ def hang_up_everything(now):
             settle_contact(attempt, now=now)
 
 
-def test_concurrent_ticks_never_dial_a_contact_twice_nor_exceed_the_caps(
-    open_now, dialler_settings, needs_postgres
-):
-    dialler_settings.DIALLER_GLOBAL_MAX_CONCURRENT_CALLS = GLOBAL_CAP
-    dialler_settings.DIALLER_BATCH_SIZE = 50
-    campaigns = [RunningCampaignFactory(max_concurrent_calls=CAMPAIGN_CAP) for _ in range(2)]
-    for n, campaign in enumerate(campaigns):
-        load_contacts(campaign, open_now, n * CONTACTS_PER_CAMPAIGN)
-    provider = CapWatchingProvider()
+def run_tickers(now, provider) -> list[Exception]:
+    """TICKERS threads tick at once, each with a pace of its own, and answer and finish every
+    live call after each tick, until every contact is completed (at most 200 ticks each: a
+    bound, not a wait). Returns what went wrong in them."""
     errors = []
     start = threading.Barrier(TICKERS)
 
@@ -92,12 +87,12 @@ def test_concurrent_ticks_never_dial_a_contact_twice_nor_exceed_the_caps(
         pace = TokenBucket(1e6, clock=clock, sleep=clock.sleep)
         try:
             start.wait()
-            idle = 0
-            while idle < 3:
-                report = tick(open_now, provider=provider, pace=pace)
-                idle = idle + 1 if report.claimed == 0 else 0
-                hang_up_everything(open_now)
-        except Exception as exc:  # surfaced below
+            for _ in range(200):
+                if not Contact.objects.exclude(state="completed").exists():
+                    break
+                tick(now, provider=provider, pace=pace)
+                hang_up_everything(now)
+        except Exception as exc:  # surfaced by the caller
             errors.append(exc)
         finally:
             connections.close_all()
@@ -107,7 +102,19 @@ def test_concurrent_ticks_never_dial_a_contact_twice_nor_exceed_the_caps(
         thread.start()
     for thread in threads:
         thread.join()
+    return errors
 
+
+def test_concurrent_ticks_never_dial_a_contact_twice_nor_exceed_the_caps(
+    open_now, dialler_settings, needs_postgres
+):
+    dialler_settings.DIALLER_GLOBAL_MAX_CONCURRENT_CALLS = GLOBAL_CAP
+    dialler_settings.DIALLER_BATCH_SIZE = 50
+    campaigns = [RunningCampaignFactory(max_concurrent_calls=CAMPAIGN_CAP) for _ in range(2)]
+    for n, campaign in enumerate(campaigns):
+        load_contacts(campaign, open_now, n * CONTACTS_PER_CAMPAIGN)
+    provider = CapWatchingProvider()
+    errors = run_tickers(open_now, provider)
     assert errors == []
     total = 2 * CONTACTS_PER_CAMPAIGN
     dialled = Counter(call["contact"] for call in provider.calls)
@@ -151,30 +158,7 @@ def test_concurrent_ticks_never_ring_one_number_twice_at_once(
     for _ in range(3):
         load_contacts(RunningCampaignFactory(max_concurrent_calls=CAMPAIGN_CAP), open_now, 0, 150)
     provider = NumberWatchingProvider()
-    errors = []
-    start = threading.Barrier(TICKERS)
-
-    def ticker():
-        clock = FakeClock()
-        pace = TokenBucket(1e6, clock=clock, sleep=clock.sleep)
-        try:
-            start.wait()
-            for _ in range(200):  # a bound, not a wait: done when every contact is
-                if not Contact.objects.exclude(state="completed").exists():
-                    break
-                tick(open_now, provider=provider, pace=pace)
-                hang_up_everything(open_now)
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=ticker) for _ in range(TICKERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    errors = run_tickers(open_now, provider)
     assert errors == []
     assert provider.rung_twice == []
     assert Counter(Counter(call["phone"] for call in provider.calls).values()) == {3: 150}
