@@ -13,7 +13,7 @@ from dateutil.rrule import rrulestr
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils.translation import gettext
 
 from calls.hook_events import booking_completed, booking_missed
@@ -599,16 +599,14 @@ def claim_due_scheduled_calls(
                 skip("no_capacity")
                 continue
             number = contact.last_attempt_number + 1
-            if (
-                Contact.objects.filter(phone=contact.phone, state=Contact.State.IN_PROGRESS)
-                .exclude(pk=contact.pk)
-                .exists()
-            ):
-                skip("contact_busy")  # the number is on a call of another campaign: wait
-                continue
+            # Not while this person, or their number in another campaign, is on a call.
+            on_a_call = Contact.objects.filter(
+                phone=OuterRef("phone"), state=Contact.State.IN_PROGRESS
+            )
             taken = (
                 Contact.objects.filter(pk=contact.pk)
                 .exclude(state=Contact.State.IN_PROGRESS)
+                .exclude(Exists(on_a_call))
                 .update(
                     state=Contact.State.IN_PROGRESS,
                     last_attempt_number=number,
@@ -618,7 +616,7 @@ def claim_due_scheduled_calls(
                 )
             )
             if not taken:
-                skip("contact_busy")  # a campaign call to this person is live: wait for it
+                skip("contact_busy")  # a call to this person is live: wait for it
                 continue
             attempt = CallAttempt.objects.create(
                 contact=contact,
